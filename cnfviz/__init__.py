@@ -1,0 +1,73 @@
+"""cnfviz: watch continuous normalizing flows (FFJORD) learn.
+
+The public API, re-exported from one module per concept::
+
+    from cnfviz import TrainConfig, train, FFJORDDistribution
+    model, result = train(TrainConfig(target="moons", adam_iters=500))
+"""
+
+from ._validation import ConfigError
+from .checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
+from .config import DEVICES, ModelConfig, TrainConfig
+from .device import configure_threads, device_label, resolve_device
+from .distribution import FFJORDDistribution
+from .divergence import TRACE_ESTIMATORS
+from .dynamics import ACTIVATIONS, TIME_CONDITIONING, ODENet
+from .ffjord import FFJORD, standard_normal_logprob
+from .job import JobSlots, Snapshot, TrainingJob, Visuals, compute_visuals
+from .metrics import EVAL_SOLVER, Metrics, evaluate, grid_metrics, seed_tv, test_nll
+from .presets import PRESETS, SEED_CONFIG, Preset, default_config
+from .solver import FIXED_GRID_SOLVERS, SOLVERS, SolverConfig, SolverError
+from .targets import TARGETS, ImageTarget, SamplesTarget, Target, make_target, target_names
+from .training import IterationRecord, Trainer, TrainResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "DEVICES",
+    "EVAL_SOLVER",
+    "FFJORD",
+    "FIXED_GRID_SOLVERS",
+    "PRESETS",
+    "SEED_CONFIG",
+    "SOLVERS",
+    "TARGETS",
+    "TIME_CONDITIONING",
+    "TRACE_ESTIMATORS",
+    "ConfigError",
+    "FFJORDDistribution",
+    "ImageTarget",
+    "IterationRecord",
+    "JobSlots",
+    "Metrics",
+    "ModelConfig",
+    "ODENet",
+    "Preset",
+    "SamplesTarget",
+    "Snapshot",
+    "SolverConfig",
+    "SolverError",
+    "Target",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingJob",
+    "Visuals",
+    "checkpoint_bytes",
+    "compute_visuals",
+    "configure_threads",
+    "default_config",
+    "device_label",
+    "evaluate",
+    "grid_metrics",
+    "load_checkpoint",
+    "make_target",
+    "resolve_device",
+    "save_checkpoint",
+    "seed_tv",
+    "standard_normal_logprob",
+    "target_names",
+    "test_nll",
+    "train",
+]

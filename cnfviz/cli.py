@@ -1,0 +1,270 @@
+"""The ``cnfviz`` command line: ``cnfviz train`` and ``cnfviz sample``.
+
+Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validation import ConfigError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import DEVICES, TrainConfig
+from .device import configure_threads, resolve_device
+from .divergence import TRACE_ESTIMATORS
+from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .presets import PRESETS, default_config
+from .solver import SOLVERS
+from .targets import TARGETS, samples_from_csv
+from .training import IterationRecord, Trainer
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+
+def _param(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 64,64,64, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnfviz", description="Train and sample FFJORD continuous normalizing flows.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train a flow; prints metrics and optionally writes JSON and a checkpoint")
+    tr.add_argument(
+        "--preset", choices=sorted(PRESETS), help="start from a named preset (seed = the DiffEqFlux tutorial)"
+    )
+    tr.add_argument("--config", metavar="JSON", help="start from a config JSON file (as written by --json)")
+    tr.add_argument("--target", help=f"target name: {', '.join(TARGETS)}, or scipy:<name>")
+    tr.add_argument(
+        "--param", action="append", type=_param, default=[], metavar="KEY=VALUE", help="target parameter (repeatable)"
+    )
+    tr.add_argument("--data", metavar="CSV", help="train on samples from a CSV file with 1 or 2 numeric columns")
+    tr.add_argument("--hidden", type=_hidden, metavar="W[,W...]", help="hidden layer widths")
+    tr.add_argument("--activation", choices=list(ACTIVATIONS))
+    tr.add_argument("--time", choices=list(TIME_CONDITIONING))
+    tr.add_argument("--tspan", nargs=2, type=float, metavar=("T0", "T1"))
+    tr.add_argument("--solver", choices=list(SOLVERS))
+    tr.add_argument("--rtol", type=float)
+    tr.add_argument("--atol", type=float)
+    tr.add_argument("--step-size", type=float, help="step size of fixed-grid solvers")
+    tr.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None)
+    tr.add_argument("--trace", choices=list(TRACE_ESTIMATORS))
+    tr.add_argument("--adam-iters", type=int)
+    tr.add_argument("--lbfgs-iters", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--batch", type=int, help="minibatch size (0 = full batch)")
+    tr.add_argument("--n-train", type=int, help="fixed training set size (0 = fresh samples every iteration)")
+    tr.add_argument("--lambda-kinetic", type=float)
+    tr.add_argument("--lambda-jacobian", type=float)
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--device", choices=list(DEVICES))
+    tr.add_argument("--max-seconds", type=float, help="wall-clock training budget")
+    tr.add_argument("--eval-every", type=int, help="test NLL every k iterations (0 = off)")
+    tr.add_argument("--n-test", type=int, help="fresh samples for the final test NLL")
+    tr.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    tr.add_argument("--save", metavar="PATH", help="write a checkpoint")
+    tr.add_argument("--json", metavar="PATH", help="write metrics and config as JSON ('-' for stdout)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sa = sub.add_parser("sample", help="draw samples from a trained checkpoint")
+    sa.add_argument("--checkpoint", required=True, metavar="PATH")
+    sa.add_argument("-n", type=int, default=1000)
+    sa.add_argument("--out", metavar="CSV", help="write samples as CSV (default: stdout)")
+    sa.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Fold the flags over the preset, config file or per-target defaults into one TrainConfig."""
+    params = dict(args.param)
+    if args.config:
+        try:
+            with open(args.config) as fh:
+                cfg = TrainConfig.from_json(fh.read())
+        except OSError as err:
+            raise ConfigError(f"cannot read config {args.config}: {err.strerror}") from None
+    elif args.preset:
+        cfg = PRESETS[args.preset].config
+    elif args.data:
+        cfg = default_config("normal" if _data_dim(args) == 1 else "8gaussians").replace(target="samples", n_train=None)
+    else:
+        cfg = default_config(args.target or "normal", params)
+    changes: dict[str, Any] = {}
+    if args.target and args.target != cfg.target:
+        changes["target"] = args.target
+        changes["target_params"] = params
+    elif params:
+        changes["target_params"] = {**cfg.target_params, **params}
+    if args.data:
+        changes["target"] = "samples"
+    model = {
+        k: v
+        for k, v in {
+            "hidden": args.hidden,
+            "activation": args.activation,
+            "time": args.time,
+            "trace": args.trace,
+        }.items()
+        if v is not None
+    }
+    if args.tspan:
+        model["tspan"] = tuple(args.tspan)
+    solver = {
+        k: v
+        for k, v in {
+            "method": args.solver,
+            "rtol": args.rtol,
+            "atol": args.atol,
+            "step_size": args.step_size,
+            "adjoint": args.adjoint,
+        }.items()
+        if v is not None
+    }
+    if model:
+        changes["model"] = model
+    if solver:
+        changes["solver"] = solver
+    simple = {
+        "adam_iters": args.adam_iters,
+        "lbfgs_iters": args.lbfgs_iters,
+        "lr": args.lr,
+        "lambda_kinetic": args.lambda_kinetic,
+        "lambda_jacobian": args.lambda_jacobian,
+        "seed": args.seed,
+        "device": args.device,
+        "max_seconds": args.max_seconds,
+        "eval_every": args.eval_every,
+        "n_test": args.n_test,
+    }
+    changes.update({k: v for k, v in simple.items() if v is not None})
+    if args.batch is not None:
+        changes["batch_size"] = args.batch or None
+    if args.n_train is not None:
+        changes["n_train"] = args.n_train or None
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _data_dim(args: argparse.Namespace) -> int:
+    return samples_from_csv(args.data).shape[1]
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, total: int, budget: float | None, enabled: bool) -> None:
+        self.total, self.budget, self.enabled = total, budget, enabled
+        self._last = 0.0
+
+    def __call__(self, rec: IterationRecord) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self._last < 0.1:
+            return
+        self._last = now
+        frac = rec.iteration / self.total if self.total else 0.0
+        if self.budget:
+            frac = max(frac, rec.elapsed / self.budget)
+        frac = min(frac, 1.0)
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(
+            f"\r[{bar:<30}] {rec.iteration:>6} it  {rec.stage:<5}  loss {rec.loss:8.4f}  "
+            f"nfe {rec.nfe_forward:>7}  {rec.elapsed:6.1f}s"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    target = None
+    if cfg.target == "samples":
+        if not args.data:
+            raise ConfigError('target "samples" needs --data CSV')
+        from .targets import SamplesTarget
+
+        target = SamplesTarget(samples_from_csv(args.data))
+    if args.threads:
+        torch.set_num_threads(max(1, args.threads))
+    else:
+        configure_threads(1)
+    progress = _Progress(
+        cfg.adam_iters + cfg.lbfgs_iters, cfg.max_seconds, enabled=not args.quiet and sys.stderr.isatty()
+    )
+    trainer = Trainer(cfg, target=target, callback=progress)
+    result = trainer.run()
+    progress.close()
+    out = {
+        **result.summary(),
+        "device": str(trainer.device),
+        "config": cfg.to_dict(),
+        "parameters": trainer.model.num_parameters,
+        "notes": trainer.notes,
+    }
+    if args.save:
+        data = trainer.target.sample(min(len(trainer.test_data), 10_000), seed=0) if cfg.target == "samples" else None
+        save_checkpoint(args.save, trainer.model, cfg, extra=result.summary(), target_data=data)
+    if args.json:
+        text = json.dumps(out, indent=2, default=float)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as fh:
+                fh.write(text + "\n")
+    m = result.metrics
+    line = f"{result.status}: {result.reason}; {result.iterations} iterations in {result.train_seconds:.2f}s"
+    if m is not None:
+        line += f"; seed_tv {m.seed_tv:.4f}, tv {m.tv:.4f}, test_nll {m.test_nll:.4f}, ∫p {m.integral:.4f}"
+    print(line, file=sys.stderr if args.json == "-" else sys.stdout)
+    return 0 if result.status != "failed" else 1
+
+
+def _sample(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise ConfigError(f"-n must be at least 1 (got {args.n})")
+    model, _, _ = load_checkpoint(args.checkpoint, device=resolve_device("auto"))
+    x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).cpu().numpy()
+    header = ",".join(f"x{i + 1}" for i in range(x.shape[1]))
+    if args.out:
+        np.savetxt(args.out, x, delimiter=",", header=header, comments="")
+        print(f"wrote {args.n} samples to {args.out}")
+    else:
+        np.savetxt(sys.stdout, x, delimiter=",", header=header, comments="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _train(args) if args.command == "train" else _sample(args)
+    except ConfigError as err:
+        parser.exit(2, f"cnfviz: error: {err}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "cnfviz: interrupted\n")
+    except OSError as err:
+        parser.exit(2, f"cnfviz: error: {err}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

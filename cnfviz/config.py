@@ -1,0 +1,219 @@
+"""Typed, validated, frozen configuration: the model, and a whole training run.
+
+The CLI, the app's sidebar and the tests all build these same objects. Every field is checked
+when the object is built, and a bad value raises :class:`~cnfviz.ConfigError` naming the field and
+the allowed values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ._validation import ConfigError, check_choice, check_int_range, check_range, lookup
+from .divergence import TRACE_ESTIMATORS
+from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .solver import SolverConfig
+
+__all__ = ["DEVICES", "ModelConfig", "TrainConfig"]
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The FFJORD model: dynamics network, time span and divergence estimator.
+
+    Arguments:
+        hidden: hidden layer widths of the dynamics MLP, e.g. ``(64, 64, 64)``.
+        activation: one of ``tanh``, ``softplus``, ``elu``, ``silu``.
+        time: time conditioning, one of ``none``, ``concat``, ``concatsquash``.
+        final_activation: apply the activation to the output layer too (the seed tutorial does).
+        tspan: ``(t0, t1)``; base samples live at t0 and data at t1. ``t0 != t1``.
+        trace: divergence estimator, one of :data:`~cnfviz.divergence.TRACE_ESTIMATORS`.
+
+    Example:
+        >>> ModelConfig(hidden=(3,), time="none", final_activation=True, tspan=(0.0, 10.0)).tspan
+        (0.0, 10.0)
+    """
+
+    hidden: tuple[int, ...] = (64, 64, 64)
+    activation: str = "tanh"
+    time: str = "concatsquash"
+    final_activation: bool = False
+    tspan: tuple[float, float] = (0.0, 1.0)
+    trace: str = "exact"
+
+    def __post_init__(self) -> None:
+        hidden = self.hidden
+        if isinstance(hidden, int) or not isinstance(hidden, (tuple, list)):
+            raise ConfigError(f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})")
+        if not 1 <= len(hidden) <= 8:
+            raise ConfigError(f"model.hidden must have between 1 and 8 layers (got {len(hidden)})")
+        object.__setattr__(
+            self, "hidden", tuple(check_int_range(w, f"model.hidden[{i}]", lo=1, hi=1024) for i, w in enumerate(hidden))
+        )
+        lookup(ACTIVATIONS, self.activation, "activation")
+        check_choice(self.time, TIME_CONDITIONING, "model.time")
+        if not isinstance(self.final_activation, bool):
+            raise ConfigError(f"model.final_activation must be true or false (got {self.final_activation!r})")
+        if not isinstance(self.tspan, (tuple, list)) or len(self.tspan) != 2:
+            raise ConfigError(f"model.tspan must be a pair (t0, t1) (got {self.tspan!r})")
+        t0 = check_range(self.tspan[0], "model.tspan[0]", lo=-1000, hi=1000)
+        t1 = check_range(self.tspan[1], "model.tspan[1]", lo=-1000, hi=1000)
+        if t0 == t1:
+            raise ConfigError(f"model.tspan must have t0 != t1 (got ({t0}, {t1}))")
+        object.__setattr__(self, "tspan", (t0, t1))
+        lookup(TRACE_ESTIMATORS, self.trace, "trace estimator")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        _check_keys(d, cls, "model")
+        d = dict(d)
+        if "hidden" in d and isinstance(d["hidden"], list):
+            d["hidden"] = tuple(d["hidden"])
+        if "tspan" in d and isinstance(d["tspan"], list):
+            d["tspan"] = tuple(d["tspan"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A complete, reproducible training run.
+
+    Arguments:
+        target: target name from :data:`~cnfviz.targets.TARGETS`, ``scipy:<name>``, or ``samples`` /
+            ``image`` for custom data passed to the trainer.
+        target_params: the target's parameters, e.g. ``{"loc": 6.0, "scale": 0.7}``.
+        model: the :class:`ModelConfig`.
+        solver: the training :class:`~cnfviz.solver.SolverConfig`.
+        adam_iters: iterations of the Adam stage (≥ 0).
+        lr: Adam learning rate.
+        lr_decay: cosine-decay the Adam learning rate to ``lr_min_factor * lr`` over the run.
+        lbfgs_iters: iterations of the LBFGS stage that follows Adam (0 to skip).
+        batch_size: minibatch size; ``None`` trains full-batch on the ``n_train`` points.
+        n_train: size of a fixed training set; ``None`` draws fresh samples every iteration
+            (only for targets that can sample).
+        n_test: fresh samples for the test NLL.
+        lambda_kinetic: weight of λ₁ = ∫‖f‖² dt in the loss.
+        lambda_jacobian: weight of λ₂ = ∫‖∂f/∂z‖²_F dt in the loss.
+        seed: seeds the data, the weights and the noise.
+        device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
+        max_seconds: wall-clock budget for training; ``None`` for none.
+        eval_every: compute the test NLL (with an accurate adaptive solver) every k Adam iterations;
+            0 disables it.
+        grad_clip: clip the gradient norm to this value (``None`` to disable).
+
+    Example:
+        >>> cfg = TrainConfig(target="normal", adam_iters=50)
+        >>> cfg.replace(lr=0.01).lr
+        0.01
+    """
+
+    target: str = "normal"
+    target_params: dict[str, Any] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    adam_iters: int = 500
+    lr: float = 1e-3
+    lr_decay: bool = False
+    lr_min_factor: float = 0.05
+    lbfgs_iters: int = 0
+    batch_size: int | None = 256
+    n_train: int | None = None
+    n_test: int = 2000
+    lambda_kinetic: float = 0.0
+    lambda_jacobian: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    max_seconds: float | None = None
+    eval_every: int = 50
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, str) or not self.target:
+            raise ConfigError(f"target must be a target name (got {self.target!r})")
+        if not isinstance(self.target_params, dict):
+            raise ConfigError(
+                f"target_params must be a mapping of parameter names to values (got {self.target_params!r})"
+            )
+        object.__setattr__(self, "target_params", dict(self.target_params))
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if isinstance(self.solver, dict):
+            _check_keys(self.solver, SolverConfig, "solver")
+            object.__setattr__(self, "solver", SolverConfig(**self.solver))
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError(f"model must be a ModelConfig (got {type(self.model).__name__})")
+        if not isinstance(self.solver, SolverConfig):
+            raise ConfigError(f"solver must be a SolverConfig (got {type(self.solver).__name__})")
+        ints = {
+            "adam_iters": (0, 1_000_000),
+            "lbfgs_iters": (0, 100_000),
+            "n_test": (10, 1_000_000),
+            "seed": (0, 2**31 - 1),
+            "eval_every": (0, 1_000_000),
+        }
+        for name, (lo, hi) in ints.items():
+            object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
+        for name, (lo, hi) in {"batch_size": (1, 1_000_000), "n_train": (2, 10_000_000)}.items():
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
+        if self.adam_iters + self.lbfgs_iters == 0:
+            raise ConfigError("adam_iters + lbfgs_iters must be at least 1 (got 0 for both)")
+        object.__setattr__(self, "lr", check_range(self.lr, "lr", lo=0, hi=10, lo_open=True))
+        object.__setattr__(self, "lr_min_factor", check_range(self.lr_min_factor, "lr_min_factor", lo=0, hi=1))
+        for name in ("lambda_kinetic", "lambda_jacobian"):
+            object.__setattr__(self, name, check_range(getattr(self, name), name, lo=0, hi=1e4))
+        if self.max_seconds is not None:
+            object.__setattr__(self, "max_seconds", check_range(self.max_seconds, "max_seconds", lo=0, lo_open=True))
+        if self.grad_clip is not None:
+            object.__setattr__(self, "grad_clip", check_range(self.grad_clip, "grad_clip", lo=0, lo_open=True))
+        check_choice(self.device, DEVICES, "device")
+        for name in ("lr_decay",):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")
+
+    @property
+    def regularized(self) -> bool:
+        return self.lambda_kinetic > 0 or self.lambda_jacobian > 0
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again). ``model`` and ``solver`` accept dicts of changes."""
+        for key in ("model", "solver"):
+            if isinstance(changes.get(key), dict):
+                changes[key] = replace(getattr(self, key), **changes[key])
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict; :meth:`from_dict` inverts it exactly."""
+        d = asdict(self)
+        d["model"]["hidden"] = list(self.model.hidden)
+        d["model"]["tspan"] = list(self.model.tspan)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a TrainConfig must be built from a mapping (got {type(d).__name__})")
+        _check_keys(d, cls, "config")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config JSON is not valid JSON: {err}") from None
+        return cls.from_dict(d)
+
+
+def _check_keys(d: dict[str, Any], cls: type, what: str) -> None:
+    valid = [f.name for f in fields(cls)]
+    unknown = [k for k in d if k not in valid]
+    if unknown:
+        raise ConfigError(f"{what}: unknown field(s) {unknown}. Valid fields: {valid}")

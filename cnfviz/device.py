@@ -1,0 +1,52 @@
+"""Device selection and CPU thread settings, decided at run time (never at import)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ._validation import check_choice
+
+__all__ = ["configure_threads", "device_label", "resolve_device"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is absent falls back to CPU.
+
+    Example:
+        >>> resolve_device("cpu").type
+        'cpu'
+    """
+    check_choice(name, ("auto", "cpu", "cuda", "mps"), "device")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name in ("auto", "cuda") and cuda:
+        return torch.device("cuda")
+    if name in ("auto", "mps") and mps:
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_label(device: torch.device | None = None) -> str:
+    """A short badge text, e.g. ``GPU · NVIDIA H200`` or ``CPU · 2 threads``."""
+    device = device or resolve_device("auto")
+    if device.type == "cuda":
+        return f"GPU · {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "GPU · Apple MPS"
+    return f"CPU · {torch.get_num_threads()} threads"
+
+
+def configure_threads(concurrent_jobs: int = 1) -> int:
+    """Share the CPU cores between ``concurrent_jobs`` training threads; returns threads per job.
+
+    Small flows gain little from intra-op parallelism, and oversubscribed cores thrash, so each
+    job gets ``cores // jobs`` threads (at least one). ``torch.set_num_threads`` is process-wide;
+    call this when a run starts, not at import.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // max(1, concurrent_jobs))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,282 @@
+"""The FFJORD continuous normalizing flow.
+
+Convention: base samples ``z ~ N(0, I)`` sit at ``t0`` and data ``x`` at ``t1``; the flow carries
+z to x along ``dz/dt = f(t, z)``. The log-density follows the instantaneous change of variables
+``d log p(z(t))/dt = -tr(∂f/∂z)``, so
+
+    log p(x) = log N(z(t0); 0, I) - ∫_{t0}^{t1} tr(∂f/∂z(t)) dt,
+
+computed by integrating the augmented state ``[z, ℓ, (λ₁), (λ₂)]`` backwards from t1 to t0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._validation import ConfigError, check_int_range, lookup
+from .config import ModelConfig
+from .divergence import TRACE_ESTIMATORS, draw_noise
+from .dynamics import ODENet
+from .solver import SolverConfig, odesolve
+
+__all__ = ["FFJORD", "standard_normal_logprob"]
+
+
+def standard_normal_logprob(z: Tensor) -> Tensor:
+    """log N(z; 0, I) for ``z`` of shape (N, d); returns (N,)."""
+    return -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * math.log(2 * math.pi))
+
+
+class _Augmented(nn.Module):
+    """Augmented dynamics on the packed state (N, d + 1 + r): z, ℓ with dℓ/dt = tr(∂f/∂z), r regularizers."""
+
+    def __init__(self, flow: FFJORD) -> None:
+        super().__init__()
+        self.net = flow.net
+        self._flow = [flow]  # a list, so the flow is not registered as a submodule twice
+        self.estimator = TRACE_ESTIMATORS["exact"].fn
+        self.eps: Tensor | None = None
+        self.n_reg = 0
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        self._flow[0]._count()
+        d = self.net.dim
+        f, div, frob = self.estimator(self.net, t, y[:, :d], self.eps, self.n_reg > 0)
+        if self.n_reg:
+            assert frob is not None
+            return torch.cat([f, div[:, None], f.pow(2).sum(-1, keepdim=True), frob[:, None]], 1)
+        return torch.cat([f, div[:, None]], 1)
+
+
+class _Plain(nn.Module):
+    """The bare dynamics f(t, z), for sampling and trajectories (no divergence needed)."""
+
+    def __init__(self, flow: FFJORD) -> None:
+        super().__init__()
+        self.net = flow.net
+        self._flow = [flow]
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        self._flow[0]._count()
+        return self.net(t, z)
+
+
+class FFJORD(nn.Module):
+    """A free-form continuous normalizing flow with a standard normal base.
+
+    Arguments:
+        dim: data dimension d.
+        config: the :class:`~cnfviz.config.ModelConfig` (network, time span, trace estimator).
+        solver: default :class:`~cnfviz.solver.SolverConfig`; every method also takes ``solver=``.
+        generator: RNG for the initial weights (reproducible, independent of the global RNG).
+
+    Calling the model mirrors the seed tutorial's ``model(x, θ)``: it returns ``(logpx, λ₁, λ₂)``.
+
+    Example:
+        >>> flow = FFJORD(1, ModelConfig(hidden=(3,), time="none", final_activation=True, tspan=(0.0, 10.0)))
+        >>> logpx, kinetic, jac = flow(torch.randn(8, 1), regularize=True)
+        >>> logpx.shape, kinetic.shape
+        (torch.Size([8]), torch.Size([8]))
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        config: ModelConfig | None = None,
+        solver: SolverConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.dim = check_int_range(dim, "dim", lo=1, hi=64)
+        self.config = config or ModelConfig()
+        self.solver = solver or SolverConfig()
+        c = self.config
+        self.net = ODENet(dim, c.hidden, c.activation, c.time, c.final_activation, generator=generator)
+        self._augmented = [_Augmented(self)]
+        self._plain = [_Plain(self)]
+        self.nfe_forward = 0
+        self.nfe_backward = 0
+        self._in_backward = False
+
+    # ------------------------------------------------------------------ counters
+    def _count(self) -> None:
+        if self._in_backward:
+            self.nfe_backward += 1
+        else:
+            self.nfe_forward += 1
+
+    def _mark_backward(self, out: Tensor) -> None:
+        # A gradient reaching the solver's output means the backward solve (adjoint) or the
+        # traversal of the forward graph starts now; evaluations from here on are backward NFE.
+        if out.requires_grad:
+            out.register_hook(self._on_backward)
+
+    def _on_backward(self, grad: Tensor) -> None:
+        self._in_backward = True
+
+    def reset_nfe(self) -> None:
+        self.nfe_forward = 0
+        self.nfe_backward = 0
+
+    @property
+    def tspan(self) -> tuple[float, float]:
+        return self.config.tspan
+
+    def _times(self, start: float, end: float, like: Tensor) -> Tensor:
+        return torch.tensor([start, end], dtype=like.dtype, device=like.device)
+
+    def _solve(self, func: nn.Module, y0: Tensor, times: Tensor, solver: SolverConfig | None) -> Tensor:
+        self._in_backward = False
+        return odesolve(func, y0, times, solver or self.solver, tuple(self.net.parameters()))
+
+    # ------------------------------------------------------------------ density
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        regularize: bool = False,
+        solver: SolverConfig | None = None,
+        trace: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Log-density of data and, if asked, the two regularizers.
+
+        Arguments:
+            x: data, shape (N, d).
+            regularize: also integrate λ₁ = ∫‖f‖² dt and λ₂ = ∫‖∂f/∂z‖²_F dt (two extra ODE states).
+                λ₂ is exact with the exact trace and the unbiased ‖Jε‖² with Hutchinson.
+            solver: overrides the model's default solver for this call.
+            trace: overrides the model's trace estimator for this call (e.g. ``"exact"`` to evaluate
+                a model trained with Hutchinson).
+            generator: RNG for the Hutchinson probe, drawn once for this solve.
+
+        Returns:
+            ``(logpx, λ₁, λ₂)``: each of shape (N,); λ₁ and λ₂ are ``None`` unless ``regularize``.
+        """
+        self._check_input(x)
+        aug = self._augmented[0]
+        aug.n_reg = 2 if regularize else 0
+        est = lookup(TRACE_ESTIMATORS, trace or self.config.trace, "trace estimator")
+        aug.estimator = est.fn
+        aug.eps = draw_noise(est.noise, x, generator) if est.noise else None
+        t0, t1 = self.tspan
+        y0 = torch.cat([x, x.new_zeros(x.shape[0], 1 + aug.n_reg)], 1)
+        yt = self._solve(aug, y0, self._times(t1, t0, x), solver)[-1]
+        self._mark_backward(yt)
+        # Integrated from t1 down to t0, ℓ(t0) = -∫_{t0}^{t1} tr dt.
+        logpx = standard_normal_logprob(yt[:, : self.dim]) + yt[:, self.dim]
+        if not regularize:
+            return logpx, None, None
+        # The integrands are non-negative; integrating t1 -> t0 only flips the sign when t1 > t0.
+        return logpx, yt[:, self.dim + 1].abs(), yt[:, self.dim + 2].abs()
+
+    def log_prob(
+        self, x: Tensor, *, solver: SolverConfig | None = None, trace: str | None = None, batch_size: int = 50_000
+    ) -> Tensor:
+        """log p(x) for ``x`` of shape (N, d); returns (N,). Evaluated in chunks, without gradients."""
+        self._check_input(x)
+        with torch.no_grad():
+            return torch.cat([self(chunk, solver=solver, trace=trace)[0] for chunk in x.split(batch_size)])
+
+    # ------------------------------------------------------------------ transport
+    def transform(self, z: Tensor, *, solver: SolverConfig | None = None) -> Tensor:
+        """Map base samples z (N, d) at t0 to data space at t1; returns (N, d)."""
+        self._check_input(z)
+        t0, t1 = self.tspan
+        return self._solve(self._plain[0], z, self._times(t0, t1, z), solver)[-1]
+
+    def inverse(self, x: Tensor, *, solver: SolverConfig | None = None) -> Tensor:
+        """Map data x (N, d) at t1 back to the base space at t0; returns (N, d)."""
+        self._check_input(x)
+        t0, t1 = self.tspan
+        return self._solve(self._plain[0], x, self._times(t1, t0, x), solver)[-1]
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, solver: SolverConfig | None = None) -> Tensor:
+        """Draw ``n`` samples (n, d): z ~ N(0, I) pushed from t0 to t1, without gradients."""
+        n = check_int_range(n, "n", lo=1, hi=10_000_000)
+        p = next(self.parameters())
+        z = torch.randn((n, self.dim), generator=generator, dtype=p.dtype, device="cpu").to(p.device)
+        with torch.no_grad():
+            return self.transform(z, solver=solver)
+
+    def trajectories(
+        self,
+        z: Tensor | int,
+        times: Tensor | Sequence[float] | int = 21,
+        *,
+        generator: torch.Generator | None = None,
+        solver: SolverConfig | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The paths that carry base samples to data.
+
+        Arguments:
+            z: base points (n, d), or a number n of points to draw from N(0, I).
+            times: output times (T,) inside the time span, or a count T of evenly spaced times
+                from t0 to t1.
+
+        Returns:
+            ``(times, paths)`` with times (T,) and paths (T, n, d); ``paths[0]`` is z and
+            ``paths[-1]`` the corresponding data points when the times run t0 → t1.
+        """
+        p = next(self.parameters())
+        if isinstance(z, int):
+            z = torch.randn((check_int_range(z, "n", lo=1), self.dim), generator=generator, dtype=p.dtype)
+        z = z.to(device=p.device, dtype=p.dtype)
+        self._check_input(z)
+        t0, t1 = self.tspan
+        if isinstance(times, int):
+            times = torch.linspace(t0, t1, check_int_range(times, "times", lo=2, hi=10_000))
+        times = torch.as_tensor(times, dtype=p.dtype).to(p.device)
+        if times.ndim != 1 or len(times) < 2 or times[0] != t0:
+            raise ConfigError(f"times must be a 1-D sequence of at least 2 times starting at t0 = {t0}")
+        with torch.no_grad():
+            return times, self._solve(self._plain[0], z, times, solver)
+
+    def vector_field(self, points: Tensor, t: float) -> Tensor:
+        """The dynamics f(t, z) at ``points`` (M, d); returns (M, d)."""
+        self._check_input(points)
+        with torch.no_grad():
+            return self.net(torch.tensor(t, dtype=points.dtype, device=points.device), points)
+
+    def density_path(self, z: Tensor, times: Tensor, *, solver: SolverConfig | None = None) -> tuple[Tensor, Tensor]:
+        """Push base points with their log-density forward: ``log p_t(z(t))`` along each path.
+
+        Arguments:
+            z: base points (n, d) at t0.
+            times: output times (T,), starting at t0.
+
+        Returns:
+            ``(paths, logp)`` of shapes (T, n, d) and (T, n).
+        """
+        self._check_input(z)
+        aug = self._augmented[0]
+        aug.n_reg = 0
+        aug.estimator = TRACE_ESTIMATORS["exact"].fn  # a density path needs the true divergence
+        aug.eps = None
+        y0 = torch.cat([z, z.new_zeros(z.shape[0], 1)], 1)
+        with torch.no_grad():
+            yt = self._solve(aug, y0, times.to(z), solver)
+        # Integrated up from t0, ℓ(t) = ∫_{t0}^{t} tr dt, so log p_t(z(t)) = log N(z0) - ℓ(t).
+        return yt[..., : self.dim], standard_normal_logprob(z)[None] - yt[..., self.dim]
+
+    # ------------------------------------------------------------------ misc
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != self.dim:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ConfigError(f"expected a tensor of shape (N, {self.dim}), got {shape}")
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"dim={self.dim}, tspan={c.tspan}, trace={c.trace}, solver={self.solver.method}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"dim": self.dim, "parameters": self.num_parameters, "model": self.config, "solver": self.solver}

@@ -1,0 +1,436 @@
+"""Training in a background thread, observed through lock-guarded snapshots; a cap on concurrent jobs.
+
+This is the engine room of the app, and has no UI code: the worker thread never touches the UI.
+It appends to a history and refreshes plot data under a lock, and any thread may ask for a
+:class:`Snapshot`, an immutable copy, at any time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+from .device import configure_threads
+from .ffjord import FFJORD
+from .metrics import Metrics
+from .solver import SolverError
+from .targets import Target
+from .training import IterationRecord, Trainer, TrainResult
+from .visuals import (
+    DensityPathView,
+    DensityView,
+    FieldView,
+    TrajectoryView,
+    density_path_view,
+    density_view,
+    field_view,
+    trajectory_view,
+)
+
+__all__ = ["JobSlots", "Snapshot", "TrainingJob", "Visuals", "compute_visuals"]
+
+_ids = itertools.count(1)
+
+
+class JobSlots:
+    """A first-come, first-served cap on concurrent training jobs, with queue positions.
+
+    Arguments:
+        capacity: how many jobs may train at once.
+
+    Example:
+        >>> slots = JobSlots(1)
+        >>> slots.acquire("a", threading.Event())
+        True
+        >>> slots.position("a")
+        0
+        >>> slots.release("a")
+    """
+
+    def __init__(self, capacity: int = 2) -> None:
+        self._cond = threading.Condition()
+        self._capacity = max(1, int(capacity))
+        self._running: set[str] = set()
+        self._queue: deque[str] = deque()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, value: int) -> None:
+        with self._cond:
+            self._capacity = max(1, int(value))
+            self._cond.notify_all()
+
+    def acquire(self, job_id: str, cancel: threading.Event, timeout: float | None = None) -> bool:
+        """Wait for a slot, in arrival order; False if ``cancel`` is set (or ``timeout`` passes) first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._queue.append(job_id)
+            try:
+                while True:
+                    if self._queue[0] == job_id and len(self._running) < self._capacity:
+                        self._queue.popleft()
+                        self._running.add(job_id)
+                        self._cond.notify_all()
+                        return True
+                    if cancel.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                        return False
+                    self._cond.wait(0.1)
+            finally:
+                if job_id in self._queue:
+                    self._queue.remove(job_id)
+                    self._cond.notify_all()
+
+    def release(self, job_id: str) -> None:
+        with self._cond:
+            self._running.discard(job_id)
+            self._cond.notify_all()
+
+    def position(self, job_id: str) -> int | None:
+        """0 while running, k ≥ 1 for the k-th place in the queue, None otherwise."""
+        with self._cond:
+            if job_id in self._running:
+                return 0
+            try:
+                return self._queue.index(job_id) + 1
+            except ValueError:
+                return None
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+@dataclass(frozen=True)
+class Visuals:
+    """Everything the heavy plots need, computed at one iteration of one model."""
+
+    iteration: int
+    density: DensityView
+    trajectories: TrajectoryView
+    field: FieldView
+    density_path: DensityPathView | None
+    seconds: float
+
+
+def compute_visuals(model: FFJORD, target: Target, data: np.ndarray, iteration: int, *, seed: int = 0) -> Visuals:
+    """Evaluate the model for all plots. Trajectories and samples use fixed base points (``seed``)."""
+    start = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    try:
+        density = density_view(model, target, data[:2000], seed=seed)
+        traj = trajectory_view(model, n=300 if target.dim == 1 else 400, seed=seed + 1)
+        lo = np.minimum(target.bounds[:, 0], traj.paths[-1].min(0))
+        hi = np.maximum(target.bounds[:, 1], traj.paths[-1].max(0))
+        if target.dim == 1:  # the field plot spans the base N(0, 1) and the data
+            lo, hi = np.minimum(lo, -3.0), np.maximum(hi, 3.0)
+        field = field_view(model, np.stack([lo, hi], 1))
+        path = density_path_view(model, target.bounds) if target.dim == 1 else None
+    finally:
+        model.train(was_training)
+    return Visuals(iteration, density, traj, field, path, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent, immutable view of a job at one moment.
+
+    ``state`` is one of ``queued``, ``running``, ``paused``, ``done``, ``stopped``, ``failed``.
+    ``history`` maps ``iteration``, ``loss``, ``nll``, ``nfe`` (each (n,)) and ``test_iteration``,
+    ``test_nll`` (each (k,)) to arrays. ``visuals_version`` changes only when ``visuals`` does, so a
+    UI can redraw heavy figures only then.
+    """
+
+    job_id: str
+    state: str
+    reason: str
+    queue_position: int | None
+    iteration: int
+    total: int
+    stage: str
+    elapsed: float
+    its_per_sec: float
+    eta_seconds: float | None
+    loss: float | None
+    nfe_forward: int
+    nfe_backward: int
+    history: dict[str, np.ndarray]
+    visuals: Visuals | None
+    visuals_version: int
+    metrics: Metrics | None
+    notes: tuple[str, ...]
+    config: TrainConfig
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running", "paused")
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.iteration / self.total) if self.total else 0.0
+
+
+@dataclass
+class _Log:
+    iteration: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    nll: list[float] = field(default_factory=list)
+    nfe: list[int] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
+    test_iteration: list[int] = field(default_factory=list)
+    test_nll: list[float] = field(default_factory=list)
+
+
+class TrainingJob:
+    """One training run in a daemon thread.
+
+    Arguments:
+        config: the run.
+        target: custom target data (samples, image); named targets are built from the config.
+        slots: the shared concurrency cap; the job queues until a slot is free.
+        visual_every: refresh plot data at most every this many iterations...
+        visual_min_seconds: ...and at most this often; the refresh also backs off so that it takes
+            no more than ``visual_budget`` of the training time.
+        on_finish: called from the worker thread with the :class:`TrainResult` at the end.
+
+    The plot data is also refreshed when the run pauses, after a single step, and at the end.
+
+    Example:
+        >>> job = TrainingJob(TrainConfig(target="normal", adam_iters=5, eval_every=0))
+        >>> job.start().join(60).snapshot().state
+        'done'
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        target: Target | None = None,
+        slots: JobSlots | None = None,
+        visual_every: int = 50,
+        visual_min_seconds: float = 1.5,
+        visual_budget: float = 0.05,
+        compute_final_metrics: bool = True,
+        on_finish: Callable[[TrainResult], None] | None = None,
+    ) -> None:
+        self.job_id = f"job-{next(_ids)}"
+        self.config = config
+        self.slots = slots
+        self.trainer = Trainer(config, target=target, callback=self._on_iteration, on_pause=self._on_pause)
+        self.target = self.trainer.target
+        self.visual_every = visual_every
+        self.visual_min_seconds = visual_min_seconds
+        self.visual_budget = visual_budget
+        self.compute_final_metrics = compute_final_metrics
+        self.on_finish = on_finish
+        self._lock = threading.Lock()
+        self._log = _Log()
+        self._state = "queued" if slots is not None else "running"
+        self._reason = ""
+        self._visuals: Visuals | None = None
+        self._visuals_version = 0
+        self._next_visual_time = 0.0
+        self._last_visual_iter = -(10**9)
+        self._metrics: Metrics | None = None
+        self._result: TrainResult | None = None
+        self._last: IterationRecord | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
+        self._started = False
+
+    # ------------------------------------------------------------------ controls
+    def start(self) -> TrainingJob:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._cancel.set()
+        self.trainer.stop()
+
+    def pause(self) -> None:
+        self.trainer.pause()
+        with self._lock:
+            if self._state == "running":
+                self._state = "paused"
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == "paused":
+                self._state = "running"
+        self.trainer.resume()
+
+    def step(self) -> None:
+        """One iteration while paused (pauses first if running)."""
+        if not self.trainer.paused:
+            self.pause()
+        self.trainer.step()
+
+    def join(self, timeout: float | None = None) -> TrainingJob:
+        if self._started:
+            self._thread.join(timeout)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def model(self) -> FFJORD:
+        """The model; after a failure it holds the last good parameters."""
+        return self.trainer.model
+
+    @property
+    def result(self) -> TrainResult | None:
+        return self._result
+
+    # ------------------------------------------------------------------ worker side
+    def _visual_data(self) -> np.ndarray:
+        tr = self.trainer
+        return tr.train_data if tr.train_data is not None else tr.test_data
+
+    def _refresh_visuals(self, iteration: int) -> None:
+        try:
+            vis = compute_visuals(
+                self.trainer.model, self.target, self._visual_data(), iteration, seed=self.config.seed
+            )
+        except (SolverError, FloatingPointError, ValueError):
+            return  # keep the last good pictures; the training loop reports real failures
+        with self._lock:
+            self._visuals = vis
+            self._visuals_version += 1
+        self._last_visual_iter = iteration
+        # Back off so plotting costs at most `visual_budget` of the time.
+        self._next_visual_time = time.perf_counter() + max(self.visual_min_seconds, vis.seconds / self.visual_budget)
+
+    def _on_iteration(self, rec: IterationRecord) -> None:
+        with self._lock:
+            log = self._log
+            log.iteration.append(rec.iteration)
+            log.loss.append(rec.loss)
+            log.nll.append(rec.nll)
+            log.nfe.append(rec.nfe_forward)
+            log.elapsed.append(rec.elapsed)
+            if rec.test_nll is not None:
+                log.test_iteration.append(rec.iteration)
+                log.test_nll.append(rec.test_nll)
+            self._last = rec
+        due = rec.iteration - self._last_visual_iter >= self.visual_every
+        if (due or self._visuals is None) and time.perf_counter() >= self._next_visual_time:
+            self._refresh_visuals(rec.iteration)
+
+    def _on_pause(self) -> None:
+        it = self._last.iteration if self._last else 0
+        if it != self._last_visual_iter:
+            self._refresh_visuals(it)
+
+    def _run(self) -> None:
+        acquired = False
+        try:
+            if self.slots is not None:
+                acquired = self.slots.acquire(self.job_id, self._cancel)
+                if not acquired:
+                    with self._lock:
+                        self._state, self._reason = "stopped", "cancelled while waiting for a free slot"
+                    return
+                configure_threads(self.slots.capacity)
+            with self._lock:
+                self._state = "paused" if self.trainer.paused else "running"
+            result = self.trainer.run(final_metrics=False)
+            it = result.iterations
+            if it != self._last_visual_iter:
+                self._refresh_visuals(it)
+            metrics = self.trainer.evaluate() if self.compute_final_metrics else None
+            result.metrics = metrics
+            with self._lock:
+                self._result = result
+                self._metrics = metrics
+                self._state, self._reason = result.status, result.reason
+            if self.on_finish is not None:
+                self.on_finish(result)
+        except Exception as err:
+            with self._lock:
+                self._state, self._reason = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            if acquired and self.slots is not None:
+                self.slots.release(self.job_id)
+
+    # ------------------------------------------------------------------ observer side
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            log = self._log
+            history = {
+                "iteration": np.asarray(log.iteration, dtype=np.int64),
+                "loss": np.asarray(log.loss, dtype=np.float64),
+                "nll": np.asarray(log.nll, dtype=np.float64),
+                "nfe": np.asarray(log.nfe, dtype=np.int64),
+                "elapsed": np.asarray(log.elapsed, dtype=np.float64),
+                "test_iteration": np.asarray(log.test_iteration, dtype=np.int64),
+                "test_nll": np.asarray(log.test_nll, dtype=np.float64),
+            }
+            last = self._last
+            state, reason = self._state, self._reason
+            visuals, version, metrics = self._visuals, self._visuals_version, self._metrics
+        if state == "running" and self.trainer.paused:
+            state = "paused"
+        total = self.config.adam_iters + self.config.lbfgs_iters
+        iteration = last.iteration if last else 0
+        elapsed = last.elapsed if last else 0.0
+        rate = _recent_rate(history["iteration"], history["elapsed"])
+        eta = None
+        if rate > 0 and state in ("running", "paused"):
+            eta = max(0.0, (total - iteration) / rate)
+            if self.config.max_seconds is not None:
+                eta = min(eta, max(0.0, self.config.max_seconds - elapsed))
+        return Snapshot(
+            job_id=self.job_id,
+            state=state,
+            reason=reason,
+            queue_position=self.slots.position(self.job_id) if self.slots is not None else None,
+            iteration=iteration,
+            total=total,
+            stage=last.stage if last else "adam",
+            elapsed=elapsed,
+            its_per_sec=rate,
+            eta_seconds=eta,
+            loss=last.loss if last else None,
+            nfe_forward=last.nfe_forward if last else 0,
+            nfe_backward=last.nfe_backward if last else 0,
+            history=history,
+            visuals=visuals,
+            visuals_version=version,
+            metrics=metrics,
+            notes=tuple(self.trainer.notes),
+            config=self.config,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        s = self.snapshot()
+        return {"job": s.job_id, "state": s.state, "iteration": s.iteration, "reason": s.reason}
+
+
+def _recent_rate(iterations: np.ndarray, elapsed: np.ndarray, window: int = 50) -> float:
+    """Iterations per second over the last ``window`` iterations (training time, pauses excluded)."""
+    if len(iterations) < 2:
+        return 0.0
+    k = min(window, len(iterations) - 1)
+    dt = elapsed[-1] - elapsed[-1 - k]
+    return float((iterations[-1] - iterations[-1 - k]) / dt) if dt > 0 else 0.0

@@ -1,0 +1,103 @@
+"""Named configurations: the seed tutorial, the fast defaults per target, and teaching presets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._validation import lookup
+from .config import ModelConfig, TrainConfig
+from .solver import SolverConfig
+from .targets import SCIPY_PREFIX, TARGETS
+
+__all__ = ["PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
+
+# The DiffEqFlux tutorial, step for step: Chain(Dense(1, 3, tanh), Dense(3, 1, tanh)) without a time
+# input, tspan (0, 10), 100 samples of Normal(6, 0.7), Adam(0.01) for 20 iterations, then LBFGS.
+# Tsit5 becomes dopri5 (same order, torchdiffeq has no Tsit5).
+SEED_CONFIG = TrainConfig(
+    target="normal",
+    target_params={"loc": 6.0, "scale": 0.7},
+    model=ModelConfig(hidden=(3,), activation="tanh", time="none", final_activation=True, tspan=(0.0, 10.0)),
+    solver=SolverConfig("dopri5", rtol=1e-4, atol=1e-4),
+    adam_iters=20,
+    lr=0.01,
+    lbfgs_iters=30,
+    batch_size=None,
+    n_train=100,
+    eval_every=0,
+    seed=0,
+)
+
+# Chosen by measurement (benchmarks/README.md): a small concatsquash net, fixed-step RK4 guarded
+# by periodic adaptive checks, fresh samples every iteration, and a cosine-decayed learning rate.
+_DEFAULT_1D = TrainConfig(
+    target="normal",
+    model=ModelConfig(hidden=(32, 32), activation="tanh", time="concatsquash", tspan=(0.0, 1.0)),
+    solver=SolverConfig("rk4", step_size=0.125),
+    adam_iters=600,
+    lr=5e-3,
+    lr_decay=True,
+    batch_size=512,
+    n_train=None,
+    eval_every=100,
+)
+_DEFAULT_2D = TrainConfig(
+    target="8gaussians",
+    model=ModelConfig(hidden=(64, 64, 64), activation="tanh", time="concatsquash", tspan=(0.0, 0.5)),
+    solver=SolverConfig("rk4", step_size=0.125),
+    adam_iters=2000,
+    lr=5e-3,
+    lr_decay=True,
+    batch_size=512,
+    n_train=None,
+    eval_every=100,
+)
+
+
+def target_dim(target: str) -> int:
+    """The dimension of a named target without building it (scipy targets are 1D)."""
+    if target.startswith(SCIPY_PREFIX):
+        return 1
+    return lookup(TARGETS, target, "target").dim
+
+
+def default_config(target: str = "normal", params: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """A good, fast configuration for ``target``; ``overrides`` replace any field.
+
+    Example:
+        >>> default_config("moons").model.hidden
+        (64, 64, 64)
+    """
+    base = _DEFAULT_1D if target_dim(target) == 1 else _DEFAULT_2D
+    return base.replace(target=target, target_params=dict(params or {}), **overrides)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration with a one-line description. ``compare`` lists configs to run side by side."""
+
+    name: str
+    description: str
+    config: TrainConfig
+    compare: tuple[tuple[str, TrainConfig], ...] = field(default_factory=tuple)
+
+
+def _presets() -> dict[str, Preset]:
+    moons = default_config("moons")
+    return {
+        "seed": Preset(
+            "Seed tutorial",
+            "The DiffEqFlux tutorial exactly: Normal(6, 0.7), a 10-parameter net, tspan (0, 10).",
+            SEED_CONFIG,
+        ),
+        "moons": Preset(
+            "Two moons in 10 seconds",
+            "The default fast setup learns two moons in about ten seconds.",
+            moons.replace(max_seconds=10.0),
+        ),
+    }
+
+
+PRESETS: dict[str, Preset] = _presets()

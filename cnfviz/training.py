@@ -1,0 +1,450 @@
+"""The trainer: an Adam stage, then an optional LBFGS stage, with live metrics and clean failure.
+
+The trainer is built to run in a background thread. It reports every iteration to a callback,
+obeys ``stop``/``pause``/``step`` requests between iterations (and between LBFGS function
+evaluations), and on any failure (a NaN, a solver that gives up) it restores the last parameters
+that gave a finite loss and ends with a reason instead of an exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validation import ConfigError
+from .config import TrainConfig
+from .device import resolve_device
+from .ffjord import FFJORD
+from .metrics import EVAL_SOLVER, Metrics, evaluate
+from .solver import SolverConfig, SolverError
+from .targets import Target, make_target
+
+__all__ = ["IterationRecord", "TrainResult", "Trainer", "build_target", "train"]
+
+# A fixed-step solver is refined when its NLL and an adaptive solve's NLL differ by more than
+# this many nats: the flow has started to exploit the discretisation error.
+SOLVER_GAP_TOLERANCE = 0.05
+_EVAL_POINTS = 1000
+
+
+class _Stop(Exception):
+    """Raised inside the LBFGS closure to leave ``optimizer.step`` early."""
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """What one training iteration reports.
+
+    ``iteration`` counts from 1 across both stages. In the LBFGS stage each record is one
+    function evaluation of the closure (line searches included). ``test_nll`` is set only on
+    evaluation iterations, and is computed with an accurate adaptive solver.
+    """
+
+    iteration: int
+    stage: str
+    loss: float
+    nll: float
+    kinetic: float | None
+    jacobian: float | None
+    nfe_forward: int
+    nfe_backward: int
+    elapsed: float
+    lr: float
+    grad_norm: float
+    test_nll: float | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """How a run ended. ``status`` is ``done``, ``stopped`` or ``failed``; ``reason`` says why."""
+
+    status: str
+    reason: str
+    iterations: int
+    train_seconds: float
+    eval_seconds: float
+    history: list[IterationRecord] = field(default_factory=list)
+    metrics: Metrics | None = None
+
+    def summary(self) -> dict[str, Any]:
+        last = self.history[-1] if self.history else None
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "iterations": self.iterations,
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "final_loss": last.loss if last else None,
+            "nfe_forward": last.nfe_forward if last else 0,
+            "nfe_backward": last.nfe_backward if last else 0,
+            **(self.metrics.to_dict() if self.metrics else {}),
+        }
+
+
+def build_target(config: TrainConfig) -> Target:
+    """The config's named target; custom ``samples``/``image`` targets must be passed in instead."""
+    if config.target in ("samples", "image"):
+        raise ConfigError(f'target "{config.target}" needs its data: pass target=... to the Trainer')
+    return make_target(config.target, config.target_params)
+
+
+class Trainer:
+    """Trains one FFJORD model on one target according to a :class:`~cnfviz.config.TrainConfig`.
+
+    Arguments:
+        config: the run.
+        target: the distribution; defaults to ``make_target(config.target, config.target_params)``.
+            Custom samples or images are passed here.
+        callback: called with each :class:`IterationRecord`, from the training thread.
+        on_pause: called from the training thread each time it starts waiting while paused (after
+            a single step too), e.g. to refresh plots of the paused model.
+
+    The controls (:meth:`stop`, :meth:`pause`, :meth:`resume`, :meth:`step`) are thread-safe.
+
+    Example:
+        >>> cfg = TrainConfig(target="normal", adam_iters=3, batch_size=64, eval_every=0)
+        >>> result = Trainer(cfg).run()
+        >>> result.status, result.iterations
+        ('done', 3)
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        target: Target | None = None,
+        callback: Callable[[IterationRecord], None] | None = None,
+        on_pause: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.on_pause = on_pause
+        self.target = target if target is not None else build_target(config)
+        if self.target.dim != 1 and self.target.dim != 2:
+            raise ConfigError(f"target dimension must be 1 or 2 (got {self.target.dim})")
+        self.callback = callback
+        self.device = resolve_device(config.device)
+        self.model = FFJORD(
+            self.target.dim, config.model, config.solver, generator=torch.Generator().manual_seed(config.seed)
+        ).to(self.device)
+        self.train_solver: SolverConfig = config.solver
+        self._data_rng = np.random.default_rng(config.seed)
+        self._noise = torch.Generator().manual_seed(config.seed + 1)
+        self.train_data = self.target.sample(config.n_train, seed=config.seed) if config.n_train is not None else None
+        # Held-out data and the seed-TV points come from their own streams so they never overlap
+        # the training samples.
+        self.test_data = self.target.sample(config.n_test, seed=config.seed + 1_000_003)
+        self.tv_points = (
+            self.train_data if self.train_data is not None else self.target.sample(100, seed=config.seed + 2_000_003)
+        )
+        self.history: list[IterationRecord] = []
+        self.notes: list[str] = []
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._steps = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._good_state: dict[str, torch.Tensor] | None = None
+        self._iteration = 0
+        self._train_seconds = 0.0
+        self._eval_seconds = 0.0
+        self._clock_start = 0.0
+        self._stage = "adam"
+        self._perm: np.ndarray | None = None
+        self._perm_pos = 0
+
+    # ------------------------------------------------------------------ controls
+    def stop(self) -> None:
+        """Ask the run to end after the current iteration."""
+        self._stop.set()
+        self._resume.set()
+
+    def pause(self) -> None:
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def step(self) -> None:
+        """While paused, allow exactly one more iteration."""
+        self._steps.release()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _gate(self) -> None:
+        """Block while paused (unless a single step was granted); raise _Stop when asked to stop."""
+        if self._stop.is_set():
+            raise _Stop
+        if self._resume.is_set():
+            return
+        self._pause_clock()
+        if self.on_pause is not None:
+            self.on_pause()
+        while not self._resume.is_set() and not self._stop.is_set():
+            if self._steps.acquire(timeout=0.05):
+                break
+        self._start_clock()
+        if self._stop.is_set():
+            raise _Stop
+
+    # ------------------------------------------------------------------ clock
+    def _start_clock(self) -> None:
+        self._clock_start = time.perf_counter()
+
+    def _pause_clock(self) -> None:
+        self._train_seconds += time.perf_counter() - self._clock_start
+        self._clock_start = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return self._train_seconds + (time.perf_counter() - self._clock_start)
+
+    def _out_of_time(self) -> bool:
+        return self.config.max_seconds is not None and self._elapsed() >= self.config.max_seconds
+
+    # ------------------------------------------------------------------ data
+    def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+
+    def _batch(self) -> torch.Tensor:
+        cfg = self.config
+        if self.train_data is None:
+            n = cfg.batch_size or 256
+            return self._to_tensor(self.target.sample(n, seed=int(self._data_rng.integers(2**31))))
+        n_train = len(self.train_data)
+        if cfg.batch_size is None or cfg.batch_size >= n_train:
+            return self._full_train
+        if self._perm is None or self._perm_pos + cfg.batch_size > n_train:
+            self._perm = self._data_rng.permutation(n_train)
+            self._perm_pos = 0
+        idx = self._perm[self._perm_pos : self._perm_pos + cfg.batch_size]
+        self._perm_pos += cfg.batch_size
+        return self._full_train[torch.as_tensor(idx, device=self.device)]
+
+    # ------------------------------------------------------------------ loss
+    def _loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        cfg = self.config
+        logpx, kinetic, jac = self.model(x, regularize=cfg.regularized, solver=self.train_solver, generator=generator)
+        nll = -logpx.mean()
+        loss = nll
+        parts: dict[str, Any] = {"nll": float(nll.detach()), "kinetic": None, "jacobian": None}
+        if kinetic is not None and jac is not None:
+            loss = loss + cfg.lambda_kinetic * kinetic.mean() + cfg.lambda_jacobian * jac.mean()
+            parts["kinetic"] = float(kinetic.detach().mean())
+            parts["jacobian"] = float(jac.detach().mean())
+        return loss, parts
+
+    def _remember_good(self) -> None:
+        self._good_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _restore_good(self) -> None:
+        if self._good_state is not None:
+            self.model.load_state_dict(self._good_state)
+
+    def _record(self, loss: float, parts: dict[str, Any], lr: float, grad_norm: float, **extra: Any) -> IterationRecord:
+        self._iteration += 1
+        rec = IterationRecord(
+            iteration=self._iteration,
+            stage=self._stage,
+            loss=loss,
+            nll=parts["nll"],
+            kinetic=parts["kinetic"],
+            jacobian=parts["jacobian"],
+            nfe_forward=self.model.nfe_forward,
+            nfe_backward=self.model.nfe_backward,
+            elapsed=self._elapsed(),
+            lr=lr,
+            grad_norm=grad_norm,
+            **extra,
+        )
+        with self._lock:
+            self.history.append(rec)
+        if self.callback is not None:
+            self.callback(rec)
+        return rec
+
+    # ------------------------------------------------------------------ evaluation during training
+    def _periodic_eval(self) -> tuple[float | None, str | None]:
+        """Test NLL with an accurate solver; for fixed-grid training, also guard the discretisation."""
+        self._pause_clock()
+        t = time.perf_counter()
+        note = None
+        try:
+            x = self._to_tensor(self.test_data[:_EVAL_POINTS])
+            with torch.no_grad():
+                nll = float(-self.model.log_prob(x, solver=EVAL_SOLVER, trace="exact").mean())
+                if self.train_solver.is_fixed_grid:
+                    nll_fixed = float(-self.model.log_prob(x, solver=self.train_solver, trace="exact").mean())
+                    gap = abs(nll_fixed - nll)
+                    if gap > SOLVER_GAP_TOLERANCE:
+                        step = self.train_solver.step_size or abs(self.model.tspan[1] - self.model.tspan[0])
+                        self.train_solver = replace(self.train_solver, step_size=step / 2)
+                        note = (
+                            f"{self.train_solver.method} disagreed with dopri5 by {gap:.3f} nats; "
+                            f"step size halved to {step / 2:g}"
+                        )
+                        self.notes.append(note)
+        except SolverError:
+            nll = None
+        finally:
+            self._eval_seconds += time.perf_counter() - t
+            self._start_clock()
+        return (nll if nll is not None and math.isfinite(nll) else None), note
+
+    # ------------------------------------------------------------------ stages
+    def _adam(self) -> None:
+        cfg = self.config
+        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self._stage = "adam"
+        for it in range(cfg.adam_iters):
+            self._gate()
+            if self._out_of_time():
+                raise _Stop("time budget reached")
+            lr = cfg.lr
+            if cfg.lr_decay and cfg.adam_iters > 1:
+                frac = it / (cfg.adam_iters - 1)
+                lr = cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * frac)))
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            x = self._batch()
+            opt.zero_grad(set_to_none=True)
+            loss, parts = self._loss(x, self._noise)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {float(loss)} at iteration {self._iteration + 1}")
+            self._remember_good()
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
+            if not math.isfinite(grad_norm):
+                raise FloatingPointError(f"the gradient became {grad_norm} at iteration {self._iteration + 1}")
+            opt.step()
+            test, note = (None, None)
+            if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.adam_iters):
+                test, note = self._periodic_eval()
+            self._record(float(loss), parts, lr, grad_norm, test_nll=test, note=note)
+
+    def _lbfgs(self) -> None:
+        cfg = self.config
+        self._stage = "lbfgs"
+        if self.train_data is not None:
+            x = self._full_train
+        else:
+            x = self._to_tensor(self.target.sample(max(cfg.batch_size or 0, 1000), seed=cfg.seed + 3_000_017))
+        # The closure must be deterministic for the line search: the same probe noise every call.
+        noise_seed = cfg.seed + 4_000_037
+        opt = torch.optim.LBFGS(
+            self.model.parameters(),
+            lr=1.0,
+            max_iter=cfg.lbfgs_iters,
+            max_eval=cfg.lbfgs_iters * 5 // 4 + 1,
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+        )
+        best = {"loss": math.inf, "state": None}
+
+        def closure() -> torch.Tensor:
+            self._gate()
+            if self._out_of_time():
+                raise _Stop("time budget reached")
+            opt.zero_grad(set_to_none=True)
+            loss, parts = self._loss(x, torch.Generator().manual_seed(noise_seed))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {float(loss)} during LBFGS")
+            if float(loss) < best["loss"]:
+                best["loss"] = float(loss)
+                best["state"] = copy.deepcopy(self.model.state_dict())
+                self._remember_good()
+            loss.backward()
+            grad_norm = math.sqrt(
+                sum(float(p.grad.pow(2).sum()) for p in self.model.parameters() if p.grad is not None)
+            )
+            self._record(float(loss), parts, 1.0, grad_norm)
+            return loss
+
+        try:
+            opt.step(closure)
+        finally:
+            # Like Optim.jl's allow_f_increases=false: keep the best point the line searches visited.
+            if best["state"] is not None:
+                self.model.load_state_dict(best["state"])
+
+    # ------------------------------------------------------------------ run
+    def run(self, *, final_metrics: bool = True) -> TrainResult:
+        """Train to the end (or until stopped, out of time, or failed) and return the result.
+
+        Never raises for training failures: a NaN or a solver failure ends the run with
+        ``status="failed"`` and the last good parameters restored.
+        """
+        cfg = self.config
+        self.model.train()
+        self.model.reset_nfe()
+        self._full_train = self._to_tensor(self.train_data) if self.train_data is not None else None
+        status, reason = "done", "finished all iterations"
+        self._start_clock()
+        try:
+            if cfg.adam_iters:
+                self._adam()
+            if cfg.lbfgs_iters and not self._out_of_time():
+                self._lbfgs()
+            elif cfg.lbfgs_iters:
+                reason = "time budget reached"
+        except _Stop as stop:
+            if stop.args:
+                reason = str(stop.args[0])
+            else:
+                status, reason = "stopped", "stopped by the user"
+        except (FloatingPointError, SolverError) as err:
+            status, reason = "failed", str(err) + " - kept the last good model"
+            self._restore_good()
+        except Exception as err:
+            status, reason = "failed", f"{type(err).__name__}: {err} - kept the last good model"
+            self._restore_good()
+        self._pause_clock()
+        self.model.eval()
+        result = TrainResult(
+            status=status,
+            reason=reason,
+            iterations=self._iteration,
+            train_seconds=self._train_seconds,
+            eval_seconds=self._eval_seconds,
+            history=list(self.history),
+        )
+        if final_metrics:
+            result.metrics = self.evaluate()
+        return result
+
+    def evaluate(self, resolution: int | None = None) -> Metrics | None:
+        """Final metrics of the current model, or None when the model cannot be evaluated."""
+        try:
+            return evaluate(self.model, self.target, self.tv_points, self.test_data, resolution=resolution)
+        except SolverError:
+            return None
+
+
+def train(config: TrainConfig, *, target: Target | None = None, **kwargs: Any) -> tuple[FFJORD, TrainResult]:
+    """Build a :class:`Trainer`, run it, and return ``(model, result)``.
+
+    Example:
+        >>> model, result = train(TrainConfig(target="normal", adam_iters=2, eval_every=0))
+        >>> result.status
+        'done'
+    """
+    trainer = Trainer(config, target=target, **kwargs)
+    return trainer.model, trainer.run()
