@@ -1,0 +1,5 @@
+"""compare page (under construction)."""
+
+import streamlit as st
+
+st.title("Compare")

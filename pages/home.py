@@ -1,0 +1,5 @@
+"""home page (under construction)."""
+
+import streamlit as st
+
+st.title("Home")

@@ -1,0 +1,5 @@
+"""learn page (under construction)."""
+
+import streamlit as st
+
+st.title("Learn")

@@ -1,0 +1,5 @@
+"""train page (under construction)."""
+
+import streamlit as st
+
+st.title("Train")
