@@ -9,7 +9,7 @@ The public API, re-exported from one module per concept::
 from ._validation import ConfigError
 from .checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
 from .config import DEVICES, ModelConfig, TrainConfig
-from .device import configure_threads, device_label, resolve_device
+from .device import configure_threads, device_label, resolve_device, warm_up
 from .distribution import FFJORDDistribution
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING, ODENet
@@ -70,4 +70,5 @@ __all__ = [
     "target_names",
     "test_nll",
     "train",
+    "warm_up",
 ]

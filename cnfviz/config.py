@@ -26,7 +26,8 @@ class ModelConfig:
     """The FFJORD model: dynamics network, time span and divergence estimator.
 
     Arguments:
-        hidden: hidden layer widths of the dynamics MLP, e.g. ``(64, 64, 64)``.
+        hidden: hidden layer widths of the dynamics MLP, e.g. ``(64, 64, 64)``; ``()`` makes the
+            field affine, f(t, z) = W z + b (linear flows have an analytic log-determinant).
         activation: one of ``tanh``, ``softplus``, ``elu``, ``silu``.
         time: time conditioning, one of ``none``, ``concat``, ``concatsquash``.
         final_activation: apply the activation to the output layer too (the seed tutorial does).
@@ -49,8 +50,8 @@ class ModelConfig:
         hidden = self.hidden
         if isinstance(hidden, int) or not isinstance(hidden, (tuple, list)):
             raise ConfigError(f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})")
-        if not 1 <= len(hidden) <= 8:
-            raise ConfigError(f"model.hidden must have between 1 and 8 layers (got {len(hidden)})")
+        if len(hidden) > 8:
+            raise ConfigError(f"model.hidden must have at most 8 layers (got {len(hidden)})")
         object.__setattr__(
             self, "hidden", tuple(check_int_range(w, f"model.hidden[{i}]", lo=1, hi=1024) for i, w in enumerate(hidden))
         )

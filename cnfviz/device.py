@@ -50,3 +50,16 @@ def configure_threads(concurrent_jobs: int = 1) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+def warm_up() -> None:
+    """Pay torch's one-time costs now: the first optimizer imports ``torch._dynamo`` (about 1-2 s).
+
+    The app calls this in the background at start-up, so the first Train click starts at once.
+    """
+    import torch._dynamo
+
+    w = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.1)
+    (w * 2).sum().backward()
+    opt.step()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 import torchdiffeq
 from torch import Tensor, nn
 from torchdiffeq._impl.odeint import SOLVERS as _TORCHDIFFEQ_SOLVERS
+from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from ._validation import ConfigError, check_range
 
@@ -17,8 +20,10 @@ __all__ = ["FIXED_GRID_SOLVERS", "SOLVERS", "SolverConfig", "SolverError", "odes
 # scipy_solver round-trips through numpy and cannot backpropagate; every other torchdiffeq
 # method is offered.
 SOLVERS: tuple[str, ...] = tuple(name for name in _TORCHDIFFEQ_SOLVERS if name != "scipy_solver")
-FIXED_GRID_SOLVERS: tuple[str, ...] = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
-FIXED_GRID_SOLVERS = tuple(s for s in FIXED_GRID_SOLVERS if s in SOLVERS)
+# Fixed-grid methods take a step size; the adaptive ones take rtol/atol and a step limit.
+FIXED_GRID_SOLVERS: tuple[str, ...] = tuple(
+    name for name in SOLVERS if issubclass(_TORCHDIFFEQ_SOLVERS[name], FixedGridODESolver)
+)
 
 
 class SolverError(RuntimeError):
@@ -72,6 +77,20 @@ class SolverConfig:
         return asdict(self)
 
 
+def _uniform_grid(step_size: float, span: float) -> Callable[[Any, Tensor, Tensor], Tensor]:
+    """A grid of equal steps no longer than ``step_size`` that ends exactly on the last time.
+
+    torchdiffeq's own grid can end with a sliver of a step when the span is not a float multiple
+    of the step, which wrecks the Adams methods; equal steps avoid that.
+    """
+    n = max(1, math.ceil(span / step_size - 1e-9))
+
+    def grid(func: Any, y0: Tensor, t: Tensor) -> Tensor:
+        return torch.linspace(float(t[0]), float(t[-1]), n + 1, dtype=t.dtype, device=t.device)
+
+    return grid
+
+
 def odesolve(
     func: nn.Module | Callable[[Tensor, Tensor], Tensor],
     y0: Tensor,
@@ -95,14 +114,12 @@ def odesolve(
         SolverError: when torchdiffeq gives up (step size underflow, too many steps).
     """
     options: dict[str, Any] = {}
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol}  # the implicit Adams use them too
     if solver.is_fixed_grid:
         if solver.step_size is not None:
-            options["step_size"] = solver.step_size
+            options["grid_constructor"] = _uniform_grid(solver.step_size, float(abs(t[-1] - t[0])))
     else:
-        kwargs = {"rtol": solver.rtol, "atol": solver.atol}
-        if solver.method not in ("explicit_adams", "implicit_adams", "fixed_adams"):
-            options["max_num_steps"] = solver.max_steps
+        options["max_num_steps"] = solver.max_steps
     try:
         if solver.adjoint:
             if not isinstance(func, nn.Module):

@@ -336,7 +336,7 @@ class Trainer:
             test, note = (None, None)
             if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.adam_iters):
                 test, note = self._periodic_eval()
-            self._record(float(loss), parts, lr, grad_norm, test_nll=test, note=note)
+            self._record(float(loss.detach()), parts, lr, grad_norm, test_nll=test, note=note)
 
     def _lbfgs(self) -> None:
         cfg = self.config
@@ -367,15 +367,15 @@ class Trainer:
             loss, parts = self._loss(x, torch.Generator().manual_seed(noise_seed))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {float(loss)} during LBFGS")
-            if float(loss) < best["loss"]:
-                best["loss"] = float(loss)
+            if float(loss.detach()) < best["loss"]:
+                best["loss"] = float(loss.detach())
                 best["state"] = copy.deepcopy(self.model.state_dict())
                 self._remember_good()
             loss.backward()
             grad_norm = math.sqrt(
                 sum(float(p.grad.pow(2).sum()) for p in self.model.parameters() if p.grad is not None)
             )
-            self._record(float(loss), parts, 1.0, grad_norm)
+            self._record(float(loss.detach()), parts, 1.0, grad_norm)
             return loss
 
         try:
