@@ -36,7 +36,7 @@ def test_save_and_load_round_trip_exactly(trained, tmp_path):
 
 def test_bytes_round_trip_and_custom_target_data(trained):
     data = np.random.default_rng(0).normal(size=(30, 2))
-    model, config, info = load_checkpoint(checkpoint_bytes(trained.model, trained.config, target_data=data))
+    _, _, info = load_checkpoint(checkpoint_bytes(trained.model, trained.config, target_data=data))
     np.testing.assert_array_equal(info["target_data"], data)
 
 

@@ -32,7 +32,7 @@ TINY = TrainConfig(
 
 
 def test_seed_preset_reaches_the_tutorials_total_variation():
-    model, result = train(SEED_CONFIG)
+    _, result = train(SEED_CONFIG)
     assert result.status == "done"
     assert [r.stage for r in result.history][:20] == ["adam"] * 20
     assert any(r.stage == "lbfgs" for r in result.history)
