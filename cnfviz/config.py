@@ -91,7 +91,8 @@ class TrainConfig:
         solver: the training :class:`~cnfviz.solver.SolverConfig`.
         adam_iters: iterations of the Adam stage (≥ 0).
         lr: Adam learning rate.
-        lr_decay: cosine-decay the Adam learning rate to ``lr_min_factor * lr`` over the run.
+        lr_decay: cosine-decay the Adam learning rate to ``lr_min_factor * lr`` over the Adam stage,
+            measured in iterations or, when ``max_seconds`` ends the run sooner, in time.
         lbfgs_iters: iterations of the LBFGS stage that follows Adam (0 to skip).
         batch_size: minibatch size; ``None`` trains full-batch on the ``n_train`` points.
         n_train: size of a fixed training set; ``None`` draws fresh samples every iteration

@@ -93,6 +93,11 @@ class TrainResult:
         }
 
 
+def _cosine(progress: float, floor: float) -> float:
+    """Cosine decay from 1 to ``floor`` as ``progress`` goes from 0 to 1."""
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def build_target(config: TrainConfig) -> Target:
     """The config's named target; custom ``samples``/``image`` targets must be passed in instead."""
     if config.target in ("samples", "image"):
@@ -307,6 +312,14 @@ class Trainer:
             self._start_clock()
         return (nll if nll is not None and math.isfinite(nll) else None), note
 
+    def _progress(self, it: int) -> float:
+        """How far the Adam stage is, in [0, 1]: by iterations, or by the time budget if that ends it sooner."""
+        cfg = self.config
+        frac = it / (cfg.adam_iters - 1) if cfg.adam_iters > 1 else 1.0
+        if cfg.max_seconds is not None:
+            frac = max(frac, self._elapsed() / cfg.max_seconds)
+        return min(frac, 1.0)
+
     # ------------------------------------------------------------------ stages
     def _adam(self) -> None:
         cfg = self.config
@@ -317,16 +330,15 @@ class Trainer:
             if self._out_of_time():
                 raise _Stop("time budget reached")
             lr = cfg.lr
-            if cfg.lr_decay and cfg.adam_iters > 1:
-                frac = it / (cfg.adam_iters - 1)
-                lr = cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * frac)))
+            if cfg.lr_decay:
+                lr = cfg.lr * _cosine(self._progress(it), cfg.lr_min_factor)
                 for group in opt.param_groups:
                     group["lr"] = lr
             x = self._batch()
             opt.zero_grad(set_to_none=True)
             loss, parts = self._loss(x, self._noise)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {float(loss)} at iteration {self._iteration + 1}")
+                raise FloatingPointError(f"the loss became {float(loss.detach())} at iteration {self._iteration + 1}")
             self._remember_good()
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
@@ -366,7 +378,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss, parts = self._loss(x, torch.Generator().manual_seed(noise_seed))
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {float(loss)} during LBFGS")
+                raise FloatingPointError(f"the loss became {float(loss.detach())} during LBFGS")
             if float(loss.detach()) < best["loss"]:
                 best["loss"] = float(loss.detach())
                 best["state"] = copy.deepcopy(self.model.state_dict())
