@@ -76,9 +76,13 @@ def default_config(target: str = "normal", params: Mapping[str, Any] | None = No
 
 @dataclass(frozen=True)
 class Preset:
-    """A named configuration with a one-line description. ``compare`` lists configs to run side by side."""
+    """A named configuration with a one-line description.
 
-    name: str
+    ``compare`` lists labelled configs to run side by side (the Compare page); ``config`` is the
+    one the Train page loads.
+    """
+
+    title: str
     description: str
     config: TrainConfig
     compare: tuple[tuple[str, TrainConfig], ...] = field(default_factory=tuple)
@@ -86,16 +90,54 @@ class Preset:
 
 def _presets() -> dict[str, Preset]:
     moons = default_config("moons")
+    checker = default_config("checkerboard").replace(adam_iters=4000, max_seconds=90.0)
+    stiff = default_config("checkerboard").replace(
+        model={"tspan": (0.0, 10.0)},
+        solver={"method": "dopri5", "rtol": 1e-5, "atol": 1e-5, "max_steps": 400},
+        lr=0.05,
+        lr_decay=False,
+        adam_iters=300,
+        eval_every=0,
+    )
+    hutch = moons.replace(adam_iters=600, max_seconds=20.0)
+    reg = moons.replace(adam_iters=600, max_seconds=20.0)
     return {
         "seed": Preset(
             "Seed tutorial",
-            "The DiffEqFlux tutorial exactly: Normal(6, 0.7), a 10-parameter net, tspan (0, 10).",
+            "The DiffEqFlux tutorial exactly: Normal(6, 0.7), a 10-parameter net, tspan (0, 10), Adam then LBFGS.",
             SEED_CONFIG,
         ),
         "moons": Preset(
             "Two moons in 10 seconds",
-            "The default fast setup learns two moons in about ten seconds.",
+            "The default fast set-up learns two moons in about ten seconds.",
             moons.replace(max_seconds=10.0),
+        ),
+        "checkerboard": Preset(
+            "Checkerboard (hard)",
+            "Sharp edges and empty squares: a continuous flow needs many iterations to carve them out.",
+            checker,
+        ),
+        "short_tspan": Preset(
+            "Too-short time span",
+            "The seed tutorial with tspan (0, 1): a tanh-bounded field cannot carry N(0, 1) all the way to 6.",
+            SEED_CONFIG.replace(model={"tspan": (0.0, 1.0)}),
+        ),
+        "stiff": Preset(
+            "Stiff dynamics",
+            "A long time span and a high learning rate: watch NFE per iteration climb until the solver gives up.",
+            stiff,
+        ),
+        "hutchinson": Preset(
+            "Hutchinson vs exact",
+            "The same flow with the exact trace and a one-probe Hutchinson estimate: noisier loss, similar result.",
+            hutch,
+            compare=(("exact trace", hutch), ("Hutchinson", hutch.replace(model={"trace": "hutchinson-rademacher"}))),
+        ),
+        "regularized": Preset(
+            "Regularized vs not",
+            "Kinetic and Jacobian penalties (λ₁ = λ₂ = 0.1) make straighter, simpler paths.",
+            reg.replace(lambda_kinetic=0.1, lambda_jacobian=0.1),
+            compare=(("no regularizer", reg), ("λ₁ = λ₂ = 0.1", reg.replace(lambda_kinetic=0.1, lambda_jacobian=0.1))),
         ),
     }
 
