@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._fused import tangent_mlp
 from ._validation import ConfigError, check_int_range, lookup
 
 __all__ = ["ACTIVATIONS", "TIME_CONDITIONING", "Activation", "ODENet"]
@@ -33,9 +32,6 @@ class Activation:
     # Derivative as a function of (pre-activation, activation); passing the activation lets tanh
     # and elu reuse it instead of recomputing transcendental functions.
     grad: Callable[[Tensor, Tensor], Tensor]
-    # Second derivative as a function of (pre-activation, activation, first derivative), for the
-    # hand-written backward pass of the tangents (cnfviz/_fused.py).
-    grad2: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 def _silu_grad(x: Tensor, y: Tensor) -> Tensor:
@@ -43,28 +39,11 @@ def _silu_grad(x: Tensor, y: Tensor) -> Tensor:
     return s * (1 + x * (1 - s))
 
 
-def _silu_grad2(x: Tensor, y: Tensor, d1: Tensor) -> Tensor:
-    s = torch.sigmoid(x)
-    return s * (1 - s) * (2 + x * (1 - 2 * s))
-
-
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation(
-        torch.tanh,
-        lambda x, y: torch.addcmul(torch.ones_like(y), y, y, value=-1),
-        lambda x, y, d1: -2 * y * d1,
-    ),
-    "softplus": Activation(
-        nn.functional.softplus,
-        lambda x, y: torch.sigmoid(x),
-        lambda x, y, d1: d1 * (1 - d1),
-    ),
-    "elu": Activation(
-        nn.functional.elu,
-        lambda x, y: torch.where(x > 0, torch.ones_like(y), y + 1),
-        lambda x, y, d1: torch.where(x > 0, torch.zeros_like(y), y + 1),
-    ),
-    "silu": Activation(nn.functional.silu, _silu_grad, _silu_grad2),
+    "tanh": Activation(torch.tanh, lambda x, y: torch.addcmul(torch.ones_like(y), y, y, value=-1)),
+    "softplus": Activation(nn.functional.softplus, lambda x, y: torch.sigmoid(x)),
+    "elu": Activation(nn.functional.elu, lambda x, y: torch.where(x > 0, torch.ones_like(y), y + 1)),
+    "silu": Activation(nn.functional.silu, _silu_grad),
 }
 
 # none: f(z) (the seed tutorial's network has no time input); concat: t is an extra input of
@@ -90,14 +69,6 @@ class _Layer(nn.Module):
             self.gate_bias = nn.Parameter(_uniform((n_out,), 1.0, generator))
             self.hyper_bias = nn.Parameter(torch.zeros(n_out))
 
-    def param_list(self) -> list[Tensor]:
-        """The parameters in the order the fused backward (cnfviz/_fused.py) expects."""
-        if self.time == "none":
-            return [self.weight, self.bias]
-        if self.time == "concat":
-            return [self.weight, self.bias, self.time_weight]
-        return [self.weight, self.bias, self.gate_weight, self.gate_bias, self.hyper_bias]
-
     def forward(self, t: Tensor, h: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Map primal ``h`` (N, in) and ``tangents`` (k, N, in) to (N, out) and (k, N, out)."""
         if self.time == "none":
@@ -105,7 +76,7 @@ class _Layer(nn.Module):
         elif self.time == "concat":
             w, shift = self.weight, torch.addcmul(self.bias, t, self.time_weight)
         else:
-            # (W h + b) * g(t) + c t: folding the per-unit gate into W and b scales a (out, in)
+            # (W h + b) * g(t) + c t: folding the per-unit gate into W and b scales an (out, in)
             # matrix instead of every (N, out) activation and tangent.
             gate = torch.sigmoid(torch.addcmul(self.gate_bias, t, self.gate_weight))
             w = self.weight * gate[:, None]
@@ -157,7 +128,6 @@ class ODENet(nn.Module):
         self.dim = dim
         self.act = lookup(ACTIVATIONS, activation, "activation")
         self.final_activation = final_activation
-        self.fused = True
         widths = [dim, *hidden, dim]
         self.layers = nn.ModuleList(_Layer(a, b, time, generator) for a, b in itertools.pairwise(widths))
 
@@ -192,21 +162,12 @@ class ODENet(nn.Module):
         """
         n, d = z.shape
         eye = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
-        return self.tangents(t, z, eye)
-
-    def tangents(self, t: Tensor, z: Tensor, seeds: Tensor) -> tuple[Tensor, Tensor]:
-        """``f`` (N, d) and the Jacobian-vector products ``J seeds[k]`` (k, N, d) for seeds (k, N, d).
-
-        Uses the fused forward/backward of :mod:`cnfviz._fused` when ``self.fused`` is set (the
-        default), or plain autograd through :meth:`_run` otherwise; both give the same numbers.
-        """
-        if self.fused:
-            return tangent_mlp(self, t, z, seeds)
-        f, tan = self._run(t, z, seeds)
-        assert tan is not None
-        return f, tan
+        f, cols = self._run(t, z, eye)
+        assert cols is not None
+        return f, cols
 
     def jvp(self, t: Tensor, z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``f`` (N, d) and the Jacobian-vector product ``J v`` (N, d) for ``v`` of shape (N, d)."""
-        f, jv = self.tangents(t, z, v[None])
+        f, jv = self._run(t, z, v[None])
+        assert jv is not None
         return f, jv[0]

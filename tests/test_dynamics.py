@@ -78,23 +78,3 @@ def test_bad_configs_list_the_valid_choices():
         ODENet(2, (8,), time="sometimes")
     with pytest.raises(ConfigError, match=r"hidden\[1\]"):
         ODENet(2, (8, 0))
-
-
-@pytest.mark.parametrize("activation", list(ACTIVATIONS))
-@pytest.mark.parametrize("time", TIME_CONDITIONING)
-@pytest.mark.parametrize("final_activation", [False, True])
-def test_fused_backward_passes_gradcheck_and_matches_autograd(activation, time, final_activation):
-    from cnfviz._fused import tangent_mlp
-
-    net = ODENet(2, (5, 4), activation, time, final_activation, generator=torch.Generator().manual_seed(0)).double()
-    params = [p for layer in net.layers for p in layer.param_list()]
-    assert len(params) == len(list(net.parameters()))
-    z = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
-    seeds = torch.randn(2, 3, 2, dtype=torch.float64)
-    t = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t, z, *ps: tangent_mlp(net, t, z, seeds), (t, z, *params))
-    f_fused, tan_fused = net.tangents(t, z, seeds)
-    net.fused = False
-    f_plain, tan_plain = net.tangents(t, z, seeds)
-    torch.testing.assert_close(f_fused, f_plain)
-    torch.testing.assert_close(tan_fused, tan_plain)
