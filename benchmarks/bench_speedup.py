@@ -16,11 +16,8 @@ from common import ORIGINAL, default_for, print_table, setup
 from cnfviz import Trainer
 
 
-def measure(config, seconds: float, fused: bool = True) -> dict[str, float]:
+def measure(config, seconds: float) -> dict[str, float]:
     trainer = Trainer(config.replace(max_seconds=seconds, adam_iters=1_000_000))
-    # Ablation only: switch the fused backward off to show what it buys. Real code never
-    # reaches into a built model like this.
-    trainer.model.net.fused = fused
     result = trainer.run(final_metrics=False)
     hist = result.history[3:]  # skip the first iterations (allocator warm-up)
     its = len(hist)

@@ -18,7 +18,7 @@ import torch
 from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, default_config, warm_up
 from cnfviz.metrics import model_log_prob
 
-__all__ = ["BudgetRun", "ORIGINAL", "budget_run", "heldout_nll", "print_table", "median", "setup"]
+__all__ = ["ORIGINAL", "BudgetRun", "budget_run", "heldout_nll", "median", "print_table", "setup"]
 
 # rtqichen/ffjord train_toy.py defaults: concatsquash 64-64-64 tanh, exact trace, dopri5 at
 # atol = rtol = 1e-5 with the adjoint, batch 100, Adam lr 1e-3, T = 0.5. Reproduced with our
