@@ -213,7 +213,8 @@ class TrainingJob:
     The plot data is also refreshed when the run pauses, after a single step, and at the end.
 
     Example:
-        >>> job = TrainingJob(TrainConfig(target="normal", adam_iters=5, eval_every=0))
+        >>> from cnfviz import default_config
+        >>> job = TrainingJob(default_config("normal", adam_iters=5, eval_every=0, n_test=100))
         >>> job.start().join(60).snapshot().state
         'done'
     """
