@@ -212,16 +212,15 @@ class FFJORD(nn.Module):
         generator: torch.Generator | None = None,
         solver: SolverConfig | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The paths that carry base samples to data.
+        """The paths that carry base samples to data (or, run backwards, data to base samples).
 
         Arguments:
-            z: base points (n, d), or a number n of points to draw from N(0, I).
-            times: output times (T,) inside the time span, or a count T of evenly spaced times
-                from t0 to t1.
+            z: starting points (n, d) at ``times[0]``, or a number n of base points to draw from N(0, I).
+            times: output times (T,), monotone and starting at t0 (forward, z → x) or at t1
+                (backward, x → z); or a count T of evenly spaced times from t0 to t1.
 
         Returns:
-            ``(times, paths)`` with times (T,) and paths (T, n, d); ``paths[0]`` is z and
-            ``paths[-1]`` the corresponding data points when the times run t0 → t1.
+            ``(times, paths)`` with times (T,) and paths (T, n, d); ``paths[0]`` is the start.
         """
         p = next(self.parameters())
         if isinstance(z, int):
@@ -232,8 +231,8 @@ class FFJORD(nn.Module):
         if isinstance(times, int):
             times = torch.linspace(t0, t1, check_int_range(times, "times", lo=2, hi=10_000))
         times = torch.as_tensor(times, dtype=p.dtype).to(p.device)
-        if times.ndim != 1 or len(times) < 2 or times[0] != t0:
-            raise ConfigError(f"times must be a 1-D sequence of at least 2 times starting at t0 = {t0}")
+        if times.ndim != 1 or len(times) < 2 or float(times[0]) not in (t0, t1):
+            raise ConfigError(f"times must be a 1-D sequence of at least 2 times starting at t0 = {t0} or t1 = {t1}")
         with torch.no_grad():
             return times, self._solve(self._plain[0], z, times, solver)
 

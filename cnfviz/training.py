@@ -450,8 +450,13 @@ class Trainer:
             return None
 
 
-def train(config: TrainConfig, *, target: Target | None = None, **kwargs: Any) -> tuple[FFJORD, TrainResult]:
+def train(
+    config: TrainConfig, *, target: Target | None = None, final_metrics: bool = True, **kwargs: Any
+) -> tuple[FFJORD, TrainResult]:
     """Build a :class:`Trainer`, run it, and return ``(model, result)``.
+
+    ``final_metrics=False`` skips the end-of-run evaluation (a fine grid at a tight tolerance),
+    which can cost as much as a short training run.
 
     Example:
         >>> model, result = train(TrainConfig(target="normal", adam_iters=2, eval_every=0))
@@ -459,4 +464,4 @@ def train(config: TrainConfig, *, target: Target | None = None, **kwargs: Any) -
         'done'
     """
     trainer = Trainer(config, target=target, **kwargs)
-    return trainer.model, trainer.run()
+    return trainer.model, trainer.run(final_metrics=final_metrics)

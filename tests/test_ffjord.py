@@ -184,3 +184,17 @@ def test_time_span_sets_the_integration_interval():
     # x = 2 z, so log p(x) = log N(x / 2) - log 2.
     x = torch.tensor([[1.0]], dtype=torch.float64)
     torch.testing.assert_close(flow.log_prob(x), standard_normal_logprob(x / 2) - math.log(2.0))
+
+
+def test_trajectories_run_backwards_from_data_to_base():
+    flow = FFJORD(
+        2,
+        ModelConfig(hidden=(8,), tspan=(0.0, 1.0)),
+        SolverConfig("dopri5", rtol=1e-7, atol=1e-7),
+        generator=torch.Generator().manual_seed(3),
+    )
+    x = torch.randn(6, 2)
+    _, paths = flow.trajectories(x, [1.0, 0.5, 0.0])
+    torch.testing.assert_close(paths[-1], flow.inverse(x).detach(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"starting at t0 = 0\.0 or t1 = 1\.0"):
+        flow.trajectories(x, [0.5, 1.0])
