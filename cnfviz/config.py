@@ -31,6 +31,8 @@ class ModelConfig:
         activation: one of ``tanh``, ``softplus``, ``elu``, ``silu``.
         time: time conditioning, one of ``none``, ``concat``, ``concatsquash``.
         final_activation: apply the activation to the output layer too (the seed tutorial does).
+        linear: add a learnable linear term a + B z to the field, fitted to the data's mean and
+            covariance before training, so the MLP only learns the shape beyond a Gaussian.
         tspan: ``(t0, t1)``; base samples live at t0 and data at t1. ``t0 != t1``.
         trace: divergence estimator, one of :data:`~cnfviz.divergence.TRACE_ESTIMATORS`.
 
@@ -43,6 +45,7 @@ class ModelConfig:
     activation: str = "tanh"
     time: str = "concatsquash"
     final_activation: bool = False
+    linear: bool = False
     tspan: tuple[float, float] = (0.0, 1.0)
     trace: str = "exact"
 
@@ -57,8 +60,9 @@ class ModelConfig:
         )
         lookup(ACTIVATIONS, self.activation, "activation")
         check_choice(self.time, TIME_CONDITIONING, "model.time")
-        if not isinstance(self.final_activation, bool):
-            raise ConfigError(f"model.final_activation must be true or false (got {self.final_activation!r})")
+        for name in ("final_activation", "linear"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"model.{name} must be true or false (got {getattr(self, name)!r})")
         if not isinstance(self.tspan, (tuple, list)) or len(self.tspan) != 2:
             raise ConfigError(f"model.tspan must be a pair (t0, t1) (got {self.tspan!r})")
         t0 = check_range(self.tspan[0], "model.tspan[0]", lo=-1000, hi=1000)

@@ -100,6 +100,9 @@ class ODENet(nn.Module):
         final_activation: apply the activation to the output too. The seed tutorial's network,
             ``Chain(Dense(1, 3, tanh), Dense(3, 1, tanh))``, is ``ODENet(1, (3,), "tanh", "none",
             final_activation=True)``.
+        linear: add a learnable linear term, f(t, z) = MLP(t, z) + a + B z. The MLP's output layer
+            then starts at zero, so the initial field is exactly the linear part, which
+            :meth:`init_linear` can fit to the data's mean and covariance.
         generator: RNG for the initial weights.
 
     Example:
@@ -117,6 +120,7 @@ class ODENet(nn.Module):
         activation: str = "tanh",
         time: str = "concatsquash",
         final_activation: bool = False,
+        linear: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -130,6 +134,38 @@ class ODENet(nn.Module):
         self.final_activation = final_activation
         widths = [dim, *hidden, dim]
         self.layers = nn.ModuleList(_Layer(a, b, time, generator) for a, b in itertools.pairwise(widths))
+        self.linear = linear
+        if linear:
+            self.lin_bias = nn.Parameter(torch.zeros(dim))
+            self.lin_weight = nn.Parameter(torch.zeros(dim, dim))
+            with torch.no_grad():  # the MLP starts as a zero residual on top of the linear field
+                self.layers[-1].weight.zero_()
+                self.layers[-1].bias.zero_()
+
+    @torch.no_grad()
+    def init_linear(self, mean: Tensor, cov: Tensor, duration: float) -> None:
+        """Set a and B so that the linear field alone carries N(0, I) to N(mean, cov) in ``duration``.
+
+        With B symmetric, dz/dt = a + B z gives z(T) = e^{BT} z₀ + M a, where M = ∫₀ᵀ e^{Bs} ds.
+        Choosing e^{BT} = cov^{1/2} and a = M⁻¹ mean matches both moments.
+
+        Arguments:
+            mean: data mean, shape (d,).
+            cov: data covariance, shape (d, d), symmetric positive definite.
+            duration: t1 - t0 (may be negative).
+        """
+        if not self.linear:
+            raise ConfigError("init_linear needs a network built with linear=True")
+        evals, evecs = torch.linalg.eigh(cov.double())
+        log_sd = 0.5 * evals.clamp_min(1e-12).log()  # eigenvalues of log(cov^{1/2})
+        lam = log_sd / duration  # eigenvalues of B
+        x = lam * duration
+        # (e^x - 1)/x, continuous at 0
+        phi = torch.where(x.abs() < 1e-8, 1 + x / 2, torch.expm1(x) / torch.where(x == 0, torch.ones_like(x), x))
+        b = evecs @ torch.diag(lam) @ evecs.T
+        m_inv = evecs @ torch.diag(1 / (phi * duration)) @ evecs.T
+        self.lin_weight.copy_(b.to(self.lin_weight))
+        self.lin_bias.copy_((m_inv @ mean.double()).to(self.lin_bias))
 
     def _run(self, t: Tensor, h: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Push the primal (N, d) and tangents (k, N, d) through the network."""
@@ -143,9 +179,19 @@ class ODENet(nn.Module):
                     tangents = tangents * self.act.grad(pre, h)
         return h, tangents
 
+    def _field(self, t: Tensor, z: Tensor, seeds: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """f(t, z) (N, d) and the tangents J·seeds (k, N, d), linear term included."""
+        f, tangents = self._run(t, z, seeds)
+        if self.linear:
+            wt = self.lin_weight.T
+            f = torch.addmm(f + self.lin_bias, z, wt)
+            if tangents is not None and seeds is not None:
+                tangents = tangents + seeds @ wt
+        return f, tangents
+
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         """Evaluate f(t, z). ``t``: scalar tensor; ``z``: (N, d). Returns (N, d)."""
-        return self._run(t, z, None)[0]
+        return self._field(t, z, None)[0]
 
     def jacobian(self, t: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``f`` (N, d) and the full Jacobian ``J`` (N, d, d) with ``J[n, i, j] = ∂f_i/∂z_j``.
@@ -162,12 +208,12 @@ class ODENet(nn.Module):
         """
         n, d = z.shape
         eye = torch.eye(d, dtype=z.dtype, device=z.device)[:, None, :].expand(d, n, d)
-        f, cols = self._run(t, z, eye)
+        f, cols = self._field(t, z, eye)
         assert cols is not None
         return f, cols
 
     def jvp(self, t: Tensor, z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``f`` (N, d) and the Jacobian-vector product ``J v`` (N, d) for ``v`` of shape (N, d)."""
-        f, jv = self._run(t, z, v[None])
+        f, jv = self._field(t, z, v[None])
         assert jv is not None
         return f, jv[0]

@@ -96,7 +96,7 @@ class FFJORD(nn.Module):
         self.config = config or ModelConfig()
         self.solver = solver or SolverConfig()
         c = self.config
-        self.net = ODENet(dim, c.hidden, c.activation, c.time, c.final_activation, generator=generator)
+        self.net = ODENet(dim, c.hidden, c.activation, c.time, c.final_activation, c.linear, generator=generator)
         self._augmented = [_Augmented(self)]
         self._plain = [_Plain(self)]
         self.nfe_forward = 0
@@ -118,6 +118,13 @@ class FFJORD(nn.Module):
 
     def _on_backward(self, grad: Tensor) -> None:
         self._in_backward = True
+
+    def init_from_data(self, x: Tensor) -> None:
+        """Fit the field's linear term (``linear=True`` models) so the initial flow maps N(0, I) to
+        a Gaussian with the mean and covariance of ``x`` (N, d)."""
+        x = x.detach().double()
+        cov = torch.atleast_2d(torch.cov(x.T)) + 1e-6 * torch.eye(self.dim, dtype=x.dtype, device=x.device)
+        self.net.init_linear(x.mean(0), cov, self.tspan[1] - self.tspan[0])
 
     def reset_nfe(self) -> None:
         self.nfe_forward = 0

@@ -150,6 +150,13 @@ class Trainer:
         # Held-out data and the seed-TV points come from their own streams so they never overlap
         # the training samples.
         self.test_data = self.target.sample(config.n_test, seed=config.seed + 1_000_003)
+        if config.model.linear:
+            fit = (
+                self.train_data
+                if self.train_data is not None
+                else self.target.sample(10_000, seed=config.seed + 5_000_011)
+            )
+            self.model.init_from_data(self._to_tensor(fit))
         self.tv_points = (
             self.train_data if self.train_data is not None else self.target.sample(100, seed=config.seed + 2_000_003)
         )

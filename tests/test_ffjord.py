@@ -198,3 +198,29 @@ def test_trajectories_run_backwards_from_data_to_base():
     torch.testing.assert_close(paths[-1], flow.inverse(x).detach(), rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match=r"starting at t0 = 0\.0 or t1 = 1\.0"):
         flow.trajectories(x, [0.5, 1.0])
+
+
+@pytest.mark.parametrize("tspan", [(0.0, 1.0), (0.0, 0.3), (2.0, -1.0)])
+def test_linear_init_maps_the_base_exactly_onto_the_data_gaussian(tspan):
+    from scipy.stats import multivariate_normal
+
+    flow = FFJORD(2, ModelConfig(hidden=(8,), linear=True, tspan=tspan), TIGHT).double()
+    mean, cov = np.array([1.5, -2.0]), np.array([[2.0, 0.7], [0.7, 0.5]])
+    data = torch.as_tensor(np.random.default_rng(0).multivariate_normal(mean, cov, size=200_000))
+    flow.init_from_data(data)
+    x = torch.as_tensor(np.random.default_rng(1).normal(size=(10, 2)) * 2 + mean)
+    # The MLP starts at zero, so the model is exactly the fitted Gaussian N(mean(data), cov(data)).
+    fitted = multivariate_normal(data.mean(0).numpy(), np.cov(data.numpy().T) + 1e-6 * np.eye(2))  # + the jitter
+    np.testing.assert_allclose(flow.log_prob(x).numpy(), fitted.logpdf(x.numpy()), rtol=1e-6, atol=1e-6)
+
+
+def test_linear_term_is_part_of_the_jacobian():
+    flow = FFJORD(2, ModelConfig(hidden=(8,), linear=True), generator=torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        flow.net.lin_weight.copy_(torch.tensor([[0.3, -0.2], [0.1, 0.4]]))
+        for p in flow.net.layers[-1].parameters():
+            p.normal_()
+    z, t = torch.randn(4, 2, dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64)
+    _, jac = flow.net.jacobian(t, z)
+    auto = torch.stack([torch.autograd.functional.jacobian(lambda v: flow.net(t, v[None])[0], zi) for zi in z])
+    torch.testing.assert_close(jac, auto)
