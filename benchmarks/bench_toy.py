@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[12, 30, 60])
     parser.add_argument("--targets", nargs="+", default=["8gaussians", "pinwheel"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as the CLI)")
     parser.add_argument("--skip-original", action="store_true", help="only run the cnfviz default")
     args = parser.parse_args()
     threads = setup(args.threads)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, default_config, warm_up
+from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, configure_threads, default_config, warm_up
 from cnfviz.metrics import model_log_prob
 
 __all__ = ["ORIGINAL", "BudgetRun", "budget_run", "heldout_nll", "median", "print_table", "setup"]
@@ -37,9 +37,11 @@ ORIGINAL = TrainConfig(
 
 
 def setup(threads: int | None = None) -> int:
-    """Pin the thread count and pay torch's one-time start-up costs before any timing."""
+    """Pin the thread count (default: what the CLI uses) and pay torch's one-time start-up costs."""
     if threads:
         torch.set_num_threads(threads)
+    else:
+        configure_threads(1)
     warm_up()
     return torch.get_num_threads()
 

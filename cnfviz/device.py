@@ -8,7 +8,7 @@ import torch
 
 from ._validation import check_choice
 
-__all__ = ["configure_threads", "device_label", "resolve_device"]
+__all__ = ["configure_threads", "device_label", "resolve_device", "warm_up"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -38,15 +38,17 @@ def device_label(device: torch.device | None = None) -> str:
     return f"CPU · {torch.get_num_threads()} threads"
 
 
-def configure_threads(concurrent_jobs: int = 1) -> int:
+def configure_threads(concurrent_jobs: int = 1, reserve: int = 1) -> int:
     """Share the CPU cores between ``concurrent_jobs`` training threads; returns threads per job.
 
-    Small flows gain little from intra-op parallelism, and oversubscribed cores thrash, so each
-    job gets ``cores // jobs`` threads (at least one). ``torch.set_num_threads`` is process-wide;
-    call this when a run starts, not at import.
+    Each job gets ``(cores - reserve) // jobs`` threads, at least one; ``reserve`` cores stay free
+    for the web server and the plots. Oversubscribing is far worse than leaving a core idle: on a
+    2-core machine, 2 intra-op threads were 15% faster at batch 512 when the other core was idle,
+    but up to 6x slower when another process wanted it (benchmarks/README.md).
+    ``torch.set_num_threads`` is process-wide; call this when a run starts, not at import.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(1, concurrent_jobs))
+    threads = max(1, (cores - max(0, reserve)) // max(1, concurrent_jobs))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
