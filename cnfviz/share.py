@@ -1,0 +1,260 @@
+"""Shareable links: a TrainConfig as readable URL query parameters, and back.
+
+A teacher can write a link by hand, e.g. ``?target=moons&hidden=16,16&hide=solver,trace&autostart=1``:
+every key is optional and falls back to the defaults for the target (or the named ``preset``).
+Parsing never raises. A bad value is dropped, the default is kept, and a notice says what was
+wrong, so garbage in a link shows a message instead of crashing the page.
+
+Keys (all optional):
+
+=========  ==========================================  ===========================
+key        meaning                                      example
+=========  ==========================================  ===========================
+preset     start from a preset instead of the defaults  ``seed``
+target     target name                                  ``moons``, ``scipy:gamma``
+p.<name>   a target parameter                           ``p.a=2``, ``p.means=-2,2``
+hidden     hidden widths                                ``64,64``
+act        activation                                   ``silu``
+time       time conditioning                            ``concat``
+linear     linear term fitted to the data (0/1)         ``1``
+final      activation on the output layer (0/1)         ``0``
+tspan      t0,t1                                        ``0,10``
+trace      divergence estimator                         ``hutchinson-rademacher``
+solver     ODE method                                   ``dopri5``
+rtol/atol  tolerances                                   ``1e-5``
+step       fixed-grid step size                         ``0.25``
+adjoint    adjoint backprop (0/1)                       ``1``
+adam       Adam iterations                              ``500``
+lr         learning rate                                ``0.01``
+decay      cosine learning-rate decay (0/1)             ``1``
+lbfgs      LBFGS iterations                             ``20``
+batch      batch size (``full`` for full batch)         ``256``
+ntrain     fixed training-set size (``fresh`` for none) ``100``
+lk/lj      regularizer weights λ₁ / λ₂                  ``0.1``
+seed       random seed                                  ``3``
+budget     training time budget in seconds              ``30``
+maxsteps   adaptive solver step limit                   ``2000``
+lrmin      final learning rate as a fraction of lr      ``0.05``
+eval       test NLL every k iterations (0 = off)        ``100``
+ntest      held-out samples for the test NLL            ``2000``
+clip       gradient-norm clip (``none`` for off)        ``10``
+device     ``auto``, ``cpu``, ``cuda`` or ``mps``       ``cpu``
+hide       controls to hide                             ``solver,trace``
+autostart  start training on open (0/1)                 ``1``
+=========  ==========================================  ===========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._validation import ConfigError
+from .config import TrainConfig
+from .presets import PRESETS, default_config
+from .targets import make_target
+
+__all__ = ["CONTROLS", "LinkState", "config_to_query", "parse_query"]
+
+# The sidebar's control names, which ``hide=`` may list.
+CONTROLS: tuple[str, ...] = (
+    "target",
+    "width",
+    "depth",
+    "activation",
+    "time",
+    "tspan",
+    "solver",
+    "tolerances",
+    "trace",
+    "adjoint",
+    "adam_iters",
+    "lr",
+    "lbfgs_iters",
+    "batch",
+    "lambdas",
+    "seed",
+)
+
+
+def _num(v: Any) -> str:
+    """Shortest text that parses back to exactly the same number."""
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 0 or 1, got {text!r}")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def _optional_int(none_word: str) -> Callable[[str], int | None]:
+    def parse(text: str) -> int | None:
+        return None if text == none_word else int(text)
+
+    return parse
+
+
+def _optional_float(none_word: str) -> Callable[[str], float | None]:
+    def parse(text: str) -> float | None:
+        return None if text == none_word else float(text)
+
+    return parse
+
+
+# key -> (path into TrainConfig.replace kwargs, parser, formatter)
+_FIELDS: dict[str, tuple[tuple[str, ...], Callable[[str], Any], Callable[[Any], str]]] = {
+    "hidden": (("model", "hidden"), _int_list, lambda v: ",".join(map(str, v))),
+    "act": (("model", "activation"), str, str),
+    "time": (("model", "time"), str, str),
+    "linear": (("model", "linear"), _bool, lambda v: str(int(v))),
+    "final": (("model", "final_activation"), _bool, lambda v: str(int(v))),
+    "tspan": (("model", "tspan"), _floats, lambda v: f"{_num(v[0])},{_num(v[1])}"),
+    "trace": (("model", "trace"), str, str),
+    "solver": (("solver", "method"), str, str),
+    "rtol": (("solver", "rtol"), float, _num),
+    "atol": (("solver", "atol"), float, _num),
+    "step": (("solver", "step_size"), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
+    "adjoint": (("solver", "adjoint"), _bool, lambda v: str(int(v))),
+    "adam": (("adam_iters",), int, str),
+    "lr": (("lr",), float, _num),
+    "decay": (("lr_decay",), _bool, lambda v: str(int(v))),
+    "lbfgs": (("lbfgs_iters",), int, str),
+    "batch": (("batch_size",), _optional_int("full"), lambda v: "full" if v is None else str(v)),
+    "ntrain": (("n_train",), _optional_int("fresh"), lambda v: "fresh" if v is None else str(v)),
+    "lk": (("lambda_kinetic",), float, _num),
+    "lj": (("lambda_jacobian",), float, _num),
+    "seed": (("seed",), int, str),
+    "budget": (("max_seconds",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
+    "maxsteps": (("solver", "max_steps"), int, str),
+    "lrmin": (("lr_min_factor",), float, _num),
+    "eval": (("eval_every",), int, str),
+    "ntest": (("n_test",), int, str),
+    "clip": (("grad_clip",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
+    "device": (("device",), str, str),
+}
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What a link asks for: the config, controls to hide, whether to start at once, and notices."""
+
+    config: TrainConfig
+    hidden: frozenset[str] = frozenset()
+    autostart: bool = False
+    notices: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _get(config: TrainConfig, path: tuple[str, ...]) -> Any:
+    obj: Any = config
+    for part in path:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _change(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    return {path[0]: {path[1]: value}} if len(path) == 2 else {path[0]: value}
+
+
+def config_to_query(
+    config: TrainConfig, *, hidden: frozenset[str] | set[str] = frozenset(), autostart: bool = False
+) -> dict[str, str]:
+    """The query parameters that rebuild ``config`` exactly: the target, then every field that
+    differs from that target's defaults.
+
+    Example:
+        >>> config_to_query(default_config("moons", lr=0.02))
+        {'target': 'moons', 'lr': '0.02'}
+    """
+    base = default_config(config.target)
+    query: dict[str, str] = {"target": config.target}
+    for name, value in config.target_params.items():
+        if isinstance(value, (list, tuple)):
+            query[f"p.{name}"] = ",".join(_num(v) if isinstance(v, (int, float)) else str(v) for v in value)
+        else:
+            query[f"p.{name}"] = _num(value) if isinstance(value, (int, float)) else str(value)
+    for key, (path, _, fmt) in _FIELDS.items():
+        value = _get(config, path)
+        if value != _get(base, path):
+            query[key] = fmt(value)
+    if hidden:
+        query["hide"] = ",".join(sorted(hidden))
+    if autostart:
+        query["autostart"] = "1"
+    return query
+
+
+def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
+    """Rebuild the state a link describes; never raises.
+
+    Unknown keys and bad values are reported in ``notices`` and ignored; a config that fails
+    validation as a whole falls back to the target's (or the preset's) defaults.
+    """
+    q = {k: (v[-1] if isinstance(v, list) else v) for k, v in query.items()}
+    notices: list[str] = []
+
+    base = default_config("normal")
+    preset = q.get("preset")
+    if preset is not None:
+        if preset in PRESETS:
+            base = PRESETS[preset].config
+        else:
+            notices.append(f'Unknown preset "{preset}" in the link; valid presets: {sorted(PRESETS)}.')
+    target = q.get("target")
+    if target is not None and target != base.target:
+        try:
+            base = default_config(target)
+        except ConfigError as err:
+            notices.append(f"Ignored target in the link: {err}.")
+    given = {k[2:]: v for k, v in q.items() if k.startswith("p.")}
+    if given:
+        try:
+            built = make_target(base.target, {**base.target_params, **given})
+            # Keep only what the link gave, as validated, typed values, so the link round-trips.
+            typed = {k: built.params[k] for k in given if k in built.params}
+            base = base.replace(target_params={**base.target_params, **typed})
+        except ConfigError as err:
+            notices.append(f"Ignored target parameters in the link: {err}.")
+
+    config = base
+    for key, raw in q.items():
+        if key in ("preset", "target", "hide", "autostart") or key.startswith("p."):
+            continue
+        if key not in _FIELDS:
+            notices.append(f'Unknown setting "{key}" in the link was ignored.')
+            continue
+        path, parse, _ = _FIELDS[key]
+        try:
+            config = config.replace(**_change(path, parse(raw)))
+        except (ValueError, ConfigError) as err:
+            notices.append(f'Ignored "{key}={raw}" in the link: {err}.')
+
+    hidden: set[str] = set()
+    for name in filter(None, (q.get("hide") or "").split(",")):
+        if name in CONTROLS:
+            hidden.add(name)
+        else:
+            notices.append(f'Cannot hide unknown control "{name}"; controls: {list(CONTROLS)}.')
+    autostart = False
+    if "autostart" in q:
+        try:
+            autostart = _bool(q["autostart"])
+        except ValueError as err:
+            notices.append(f"Ignored autostart in the link: {err}.")
+    return LinkState(config, frozenset(hidden), autostart, tuple(notices))
