@@ -29,13 +29,18 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def device_label(device: torch.device | None = None) -> str:
-    """A short badge text, e.g. ``GPU · NVIDIA H200`` or ``CPU · 2 threads``."""
+    """A short badge text, e.g. ``GPU · NVIDIA H200`` or ``CPU · 2 cores``."""
     device = device or resolve_device("auto")
     if device.type == "cuda":
         return f"GPU · {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "GPU · Apple MPS"
-    return f"CPU · {torch.get_num_threads()} threads"
+    cores = _cores()
+    return f"CPU · {cores} core{'s' if cores != 1 else ''}"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def configure_threads(concurrent_jobs: int = 1, reserve: int = 1) -> int:
@@ -47,7 +52,7 @@ def configure_threads(concurrent_jobs: int = 1, reserve: int = 1) -> int:
     but up to 6x slower when another process wanted it (benchmarks/README.md).
     ``torch.set_num_threads`` is process-wide; call this when a run starts, not at import.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = _cores()
     threads = max(1, (cores - max(0, reserve)) // max(1, concurrent_jobs))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)

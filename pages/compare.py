@@ -2,4 +2,8 @@
 
 import streamlit as st
 
+from cnfviz.ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
+
 st.title("Compare")

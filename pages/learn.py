@@ -6,6 +6,9 @@ import streamlit as st
 
 from cnfviz import explain
 from cnfviz import explain_plots as plots
+from cnfviz.ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)

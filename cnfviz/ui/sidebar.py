@@ -1,0 +1,648 @@
+"""The training controls: one function draws them all and returns one validated :class:`~cnfviz.TrainConfig`.
+
+:func:`config_controls` reads every control into a single config (plus the built Target and any
+validation messages), and :func:`apply_config_to_state` does the reverse, writing a config into the
+widgets' session state, for presets, shareable URLs and "keep running". Call it from a callback, or
+before the controls are drawn in a run: Streamlit refuses writes to a widget that already exists.
+
+Widget keys, for a page prefix ``p`` (the Train page uses ``train``), by control name (the names
+:func:`config_controls` accepts in ``hidden``):
+
+============== ===================================================================================
+control        widget keys
+============== ===================================================================================
+presets        ``p_preset_seed`` (button "Seed tutorial"), ``p_preset_default`` (button "Fast defaults")
+target         ``p_target`` (selectbox: ``normal``, ``moons``, ``scipy:gamma`` ...) and one text input
+               per parameter, ``p_param_<target>_<name>`` with the target's non-alphanumerics as ``_``
+               (``train_param_normal_loc``, ``train_param_scipy_gamma_a``)
+width, depth   ``p_width``, ``p_depth`` (sliders: every hidden layer has the same width)
+activation     ``p_activation`` (selectbox), ``p_final_activation`` (checkbox)
+time           ``p_time`` (selectbox: none, concat, concatsquash)
+linear         ``p_linear`` (checkbox: a learnable linear term a + B z in the field)
+tspan          ``p_t0``, ``p_t1``
+solver         ``p_solver`` (selectbox), ``p_step_size`` (fixed-grid solvers only)
+tolerances     ``p_rtol``, ``p_atol`` (adaptive solvers only)
+trace          ``p_trace``
+adjoint        ``p_adjoint``
+adam_iters     ``p_adam_iters``
+lr             ``p_lr``
+lbfgs_iters    ``p_lbfgs_iters``
+batch          ``p_batch``, ``p_full_batch``
+lambdas        ``p_lambda_kinetic`` (λ₁), ``p_lambda_jacobian`` (λ₂)
+seed           ``p_seed``
+device         the GPU/CPU badge (no widget)
+============== ===================================================================================
+
+The config last read is also kept in ``st.session_state["p__config"]`` (None while invalid).
+A hidden control keeps the value of the last config applied (see :func:`apply_config_to_state`), as do
+the fields no control shows (``n_train``, ``eval_every``, ``lr_decay`` ...). Switching the target between
+1D and 2D loads the new target's fast defaults (:func:`cnfviz.default_config`), since the two differ in
+network, time span and iterations.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from .._validation import ConfigError
+from ..config import TrainConfig
+from ..device import device_label
+from ..divergence import TRACE_ESTIMATORS
+from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
+from ..plots import target_preview_figure
+from ..presets import SEED_CONFIG, default_config, target_dim
+from ..solver import FIXED_GRID_SOLVERS, SOLVERS
+from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
+
+__all__ = [
+    "CONTROLS",
+    "DEFAULT_TARGET",
+    "SLOW_SCIPY",
+    "ControlsResult",
+    "apply_config_to_state",
+    "base_config",
+    "build_target",
+    "config_controls",
+    "config_to_state",
+    "param_key",
+    "target_choices",
+]
+
+CONTROLS: tuple[str, ...] = (
+    "presets",
+    "target",
+    "width",
+    "depth",
+    "activation",
+    "time",
+    "linear",
+    "tspan",
+    "solver",
+    "tolerances",
+    "trace",
+    "adjoint",
+    "adam_iters",
+    "lr",
+    "lbfgs_iters",
+    "batch",
+    "lambdas",
+    "seed",
+    "device",
+)
+"""Control names :func:`config_controls` can hide."""
+
+DEFAULT_TARGET = "8gaussians"
+
+# Constructing these takes seconds (numerical integration in scipy), too slow for a picker that
+# rebuilds its preview on every change.
+SLOW_SCIPY = frozenset({"levy_stable", "studentized_range", "gausshyper", "ksone", "kstwo", "rel_breitwigner"})
+
+WIDTH_MAX = 256
+DEPTH_MAX = 8
+_TIME_HELP = {
+    "none": "none: f(z), no time input (the seed tutorial)",
+    "concat": "concat: t is an extra input of every layer",
+    "concatsquash": "concatsquash: FFJORD's gated layers",
+}
+
+
+@dataclass(frozen=True)
+class ControlsResult:
+    """What the controls say: one config, the target it names, and what is wrong with them.
+
+    ``config`` and ``target`` are None when a control is invalid; ``errors`` then holds one message each.
+    """
+
+    config: TrainConfig | None
+    target: Target | None
+    errors: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None and self.target is not None and not self.errors
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}"
+
+
+def _base_key(prefix: str) -> str:
+    return f"{prefix}__base_config"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", text)
+
+
+def param_key(prefix: str, target: str, name: str) -> str:
+    """The widget key of a target parameter, e.g. ``param_key("train", "scipy:gamma", "a")``.
+
+    Example:
+        >>> param_key("train", "scipy:gamma", "a")
+        'train_param_scipy_gamma_a'
+    """
+    return f"{prefix}_param_{_slug(target)}_{name}"
+
+
+@functools.cache
+def target_choices() -> tuple[str, ...]:
+    """Every target the picker offers: the registry (1D first), then ``scipy:<name>`` for each continuous
+    scipy.stats distribution except the few that take seconds to build (:data:`SLOW_SCIPY`)."""
+    names = sorted(TARGETS, key=lambda n: TARGETS[n].dim)
+    return (*names, *(SCIPY_PREFIX + n for n in scipy_distributions() if n not in SLOW_SCIPY))
+
+
+def _target_label(name: str) -> str:
+    if name.startswith(SCIPY_PREFIX):
+        return f"scipy: {name[len(SCIPY_PREFIX) :]} (1D)"
+    spec = TARGETS.get(name)
+    return f"{name} ({spec.dim}D)" if spec else name
+
+
+def _param_specs(target: str) -> tuple[Param, ...]:
+    if target.startswith(SCIPY_PREFIX):
+        return scipy_params(target[len(SCIPY_PREFIX) :])
+    spec = TARGETS.get(target)
+    if spec is None:
+        raise ConfigError(f'Invalid target "{target}". Must be one of {sorted(TARGETS)} or scipy:<name>')
+    return spec.params
+
+
+@functools.cache
+def _scipy_examples() -> dict[str, tuple[Any, ...]]:
+    # scipy's own test table of valid shape values gives required shape parameters a working start.
+    try:
+        from scipy.stats._distr_params import distcont
+    except ImportError:  # pragma: no cover - scipy internals
+        return {}
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, args in distcont:
+        out.setdefault(name, tuple(args))
+    return out
+
+
+def _param_text(value: Any) -> str:
+    """Text for a parameter's input box that parses back to exactly ``value``."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_param_text(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _default_param_texts(target: str) -> dict[str, str]:
+    specs = _param_specs(target)
+    example = _scipy_examples().get(target[len(SCIPY_PREFIX) :], ()) if target.startswith(SCIPY_PREFIX) else ()
+    out = {}
+    shape_i = 0
+    for p in specs:
+        if p.required:
+            value = example[shape_i] if shape_i < len(example) else None
+            shape_i += 1
+            out[p.name] = _param_text(float(value) if isinstance(value, (int, float)) else value)
+        else:
+            out[p.name] = _param_text(list(p.default) if isinstance(p.default, tuple) else p.default)
+    return out
+
+
+def config_to_state(prefix: str, config: TrainConfig) -> dict[str, Any]:
+    """The widget values that show ``config``, by widget key (see the module docstring).
+
+    Example:
+        >>> values = config_to_state("train", SEED_CONFIG)
+        >>> values["train_width"], values["train_t1"], values["train_param_normal_loc"]
+        (3, 10.0, '6.0')
+    """
+    m, s = config.model, config.solver
+    if config.target not in target_choices() and not config.target.startswith(SCIPY_PREFIX):
+        raise ConfigError(f'the sidebar cannot show target "{config.target}"; it offers {list(target_choices())}')
+    t0, t1 = (float(v) for v in m.tspan)
+    k = functools.partial(_key, prefix)
+    values: dict[str, Any] = {
+        k("target"): config.target,
+        k("width"): min(max(m.hidden, default=32), WIDTH_MAX),
+        k("depth"): len(m.hidden),
+        k("activation"): m.activation,
+        k("final_activation"): bool(m.final_activation),
+        k("time"): m.time,
+        k("linear"): bool(m.linear),
+        k("t0"): t0,
+        k("t1"): t1,
+        k("solver"): s.method,
+        k("step_size"): float(s.step_size) if s.step_size else abs(t1 - t0) / 8 or 0.125,
+        k("rtol"): float(s.rtol),
+        k("atol"): float(s.atol),
+        k("trace"): m.trace,
+        k("adjoint"): bool(s.adjoint),
+        k("adam_iters"): int(config.adam_iters),
+        k("lr"): float(config.lr),
+        k("lbfgs_iters"): int(config.lbfgs_iters),
+        k("full_batch"): config.batch_size is None,
+        k("batch"): int(config.batch_size or 256),
+        k("lambda_kinetic"): float(config.lambda_kinetic),
+        k("lambda_jacobian"): float(config.lambda_jacobian),
+        k("seed"): int(config.seed),
+    }
+    texts = _default_param_texts(config.target)
+    given = dict(config.target_params)
+    try:
+        given = make_target(config.target, given).params
+    except ConfigError:
+        pass
+    for name in texts:
+        if name in given:
+            texts[name] = _param_text(given[name])
+        values[param_key(prefix, config.target, name)] = texts[name]
+    return values
+
+
+def apply_config_to_state(prefix: str, config: TrainConfig, state: MutableMapping[str, Any] | None = None) -> None:
+    """Make the controls show ``config``: write its widget values into session state.
+
+    Call it in a widget callback, or before :func:`config_controls` in a run. Fields no control shows
+    (``n_train``, ``eval_every`` ...) are kept as the base the controls build on.
+
+    Arguments:
+        prefix: the page's widget-key prefix, e.g. ``"train"``.
+        config: the config to show.
+        state: where to write; ``st.session_state`` by default.
+    """
+    state = st.session_state if state is None else state
+    for key, value in config_to_state(prefix, config).items():
+        state[key] = value
+    state[_base_key(prefix)] = config
+    state[f"{prefix}__last_target"] = config.target
+
+
+def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> TrainConfig:
+    """The config the controls build on: the last one applied, or the fast default for the default target."""
+    state = st.session_state if state is None else state
+    base = state.get(_base_key(prefix))
+    return base if isinstance(base, TrainConfig) else default_config(DEFAULT_TARGET)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _cached_target(name: str, params_json: str) -> Target:
+    return make_target(name, json.loads(params_json))
+
+
+def build_target(name: str, params: dict[str, Any]) -> Target:
+    """The target ``name`` with ``params``, cached across sessions (targets are immutable)."""
+    return _cached_target(name, json.dumps(params, sort_keys=True))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_preview(name: str, params_json: str) -> go.Figure:
+    return target_preview_figure(_cached_target(name, params_json))
+
+
+# --------------------------------------------------------------------------------------------------
+# Callbacks (they run before the page, so they may write widget state)
+# --------------------------------------------------------------------------------------------------
+
+
+def _notice(prefix: str, text: str) -> None:
+    st.session_state[f"{prefix}__notice"] = text
+
+
+def _on_target_change(prefix: str) -> None:
+    state = st.session_state
+    new = state[_key(prefix, "target")]
+    old = state.get(f"{prefix}__last_target", base_config(prefix).target)
+    try:
+        changed_dim = target_dim(new) != target_dim(old)
+    except ConfigError:
+        changed_dim = True
+    if changed_dim:
+        seed = state.get(_key(prefix, "seed"), 0)
+        apply_config_to_state(prefix, default_config(new).replace(seed=int(seed)))
+        _notice(prefix, f"Loaded the fast {target_dim(new)}D defaults for {new}.")
+    state[f"{prefix}__last_target"] = new
+
+
+def _apply_preset(prefix: str, config: TrainConfig, message: str) -> None:
+    apply_config_to_state(prefix, config)
+    _notice(prefix, message)
+
+
+def _apply_fast_defaults(prefix: str) -> None:
+    state = st.session_state
+    target = state.get(_key(prefix, "target"), DEFAULT_TARGET)
+    params = {}
+    try:
+        for p in _param_specs(target):
+            text = str(state.get(param_key(prefix, target, p.name), "")).strip()
+            if text:
+                params[p.name] = p.validate(text, target)
+        config = default_config(target, params)
+        make_target(target, params)
+    except ConfigError:
+        config = default_config(target)
+    _apply_preset(prefix, config.replace(seed=int(state.get(_key(prefix, "seed"), 0))), f"Fast defaults for {target}.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Drawing
+# --------------------------------------------------------------------------------------------------
+
+
+def _ensure(state: MutableMapping[str, Any], values: dict[str, Any]) -> None:
+    # Streamlit drops the state of a widget that was not drawn in a run (a solver's step size after
+    # switching to dopri5, another target's parameters), so reseed whatever is missing.
+    for key, value in values.items():
+        if key not in state:
+            state[key] = value
+
+
+def _route(message: str) -> str:
+    """Which control group a ConfigError message belongs to, by the field it names."""
+    m = message.lower()
+    if m.startswith(("model.tspan", "solver", "invalid solver", "invalid trace")):
+        return "ode"
+    if m.startswith(("model.", "invalid activation", "invalid time")):
+        return "network"
+    if m.startswith("target"):
+        return "target"
+    return "training"
+
+
+def config_controls(
+    prefix: str = "train",
+    *,
+    hidden: frozenset[str] = frozenset(),
+    container: Any = None,
+) -> ControlsResult:
+    """Draw the training controls and read them into one config.
+
+    Arguments:
+        prefix: the widget-key prefix, usually the page name (``train`` → ``train_width``).
+        hidden: names from :data:`CONTROLS` not to draw; they keep the base config's values.
+        container: where to draw; ``st.sidebar`` by default.
+
+    Returns:
+        a :class:`ControlsResult`: the config and target, or the validation messages (each is also shown
+        in the page, under its control).
+    """
+    unknown = set(hidden) - set(CONTROLS)
+    if unknown:
+        raise ValueError(f"unknown control name(s) {sorted(unknown)}. Valid names: {list(CONTROLS)}")
+    state = st.session_state
+    if _base_key(prefix) not in state:
+        apply_config_to_state(prefix, base_config(prefix))
+    base = base_config(prefix)
+    _ensure(state, config_to_state(prefix, base))
+    k = functools.partial(_key, prefix)
+
+    def shown(name: str) -> bool:
+        return name not in hidden
+
+    errors: list[tuple[str, str]] = []
+    slots: dict[str, Any] = {}
+    container = st.sidebar if container is None else container
+
+    with container:
+        notice = state.pop(f"{prefix}__notice", None)
+        if notice:
+            st.toast(notice)
+        if shown("device"):
+            label = device_label()
+            st.badge(label, icon=":material/memory:", color="green" if label.startswith("GPU") else "blue")
+        if shown("presets"):
+            c1, c2 = st.columns(2)
+            c1.button(
+                "Seed tutorial",
+                key=k("preset_seed"),
+                help="The reference tutorial: Normal(6, 0.7), a 10-parameter net, tspan (0, 10).",
+                on_click=_apply_preset,
+                args=(prefix, SEED_CONFIG, "Loaded the seed tutorial: Normal(6, 0.7), tspan (0, 10)."),
+                width="stretch",
+            )
+            c2.button(
+                "Fast defaults",
+                key=k("preset_default"),
+                help="A good, fast setup for the chosen target.",
+                on_click=_apply_fast_defaults,
+                args=(prefix,),
+                width="stretch",
+            )
+
+        # ---------------------------------------------------------------- target
+        target_name = state.get(k("target"), base.target)
+        params: dict[str, Any] = {}
+        with st.expander("Target", expanded=True):
+            if shown("target"):
+                options = list(target_choices())
+                if target_name not in options:
+                    options.append(target_name)
+                target_name = st.selectbox(
+                    "Distribution",
+                    options,
+                    key=k("target"),
+                    format_func=_target_label,
+                    help="1D densities, the FFJORD 2D toy sets, and every continuous scipy.stats distribution.",
+                    on_change=_on_target_change,
+                    args=(prefix,),
+                )
+                if target_name in TARGETS:
+                    st.caption(TARGETS[target_name].description)
+                else:
+                    st.caption(f"scipy.stats.{target_name[len(SCIPY_PREFIX) :]}: shape parameters, loc and scale.")
+            try:
+                specs = _param_specs(target_name)
+            except ConfigError as err:
+                specs = ()
+                errors.append(("target", str(err)))
+            _ensure(state, {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()})
+            for p in specs:
+                key = param_key(prefix, target_name, p.name)
+                if shown("target"):
+                    st.text_input(p.name + (" (required)" if p.required else ""), key=key, help=p.help or None)
+                text = str(state.get(key, "")).strip()
+                if not text:
+                    if p.required:
+                        msg = f"{target_name}: parameter {p.name} is required ({p.help})"
+                        errors.append(("target", msg))
+                        if shown("target"):
+                            st.error(msg)
+                    continue
+                try:
+                    params[p.name] = p.validate(text, target_name)
+                except ConfigError as err:
+                    errors.append(("target", str(err)))
+                    if shown("target"):
+                        st.error(str(err))
+            target: Target | None = None
+            if not errors:
+                try:
+                    target = build_target(target_name, params)
+                    params = dict(target.params)
+                except ConfigError as err:
+                    errors.append(("target", str(err)))
+                    if shown("target"):
+                        st.error(str(err))
+            if target is not None and shown("target"):
+                st.plotly_chart(
+                    _cached_preview(target_name, json.dumps(params, sort_keys=True)),
+                    key=k("target_preview"),
+                    config={"displayModeBar": False, "staticPlot": True},
+                )
+
+        # ---------------------------------------------------------------- network
+        m = base.model
+        width, depth = max(m.hidden, default=32), len(m.hidden)
+        activation, final_activation, time_mode, linear = m.activation, m.final_activation, m.time, m.linear
+        if any(shown(name) for name in ("width", "depth", "activation", "time", "linear")):
+            with st.expander("Network", expanded=True):
+                if shown("width"):
+                    width = st.slider("Width (units per hidden layer)", 1, WIDTH_MAX, key=k("width"))
+                if shown("depth"):
+                    depth = st.slider(
+                        "Depth (hidden layers)", 0, DEPTH_MAX, key=k("depth"), help="0 makes the field affine."
+                    )
+                if shown("activation"):
+                    activation = st.selectbox("Activation", list(ACTIVATIONS), key=k("activation"))
+                    final_activation = st.checkbox(
+                        "Activation on the output layer too",
+                        key=k("final_activation"),
+                        help="The seed tutorial's network squashes its output with tanh as well.",
+                    )
+                if shown("time"):
+                    time_mode = st.selectbox(
+                        "Time conditioning",
+                        list(TIME_CONDITIONING),
+                        key=k("time"),
+                        format_func=lambda t: _TIME_HELP.get(t, t),
+                    )
+                if shown("linear"):
+                    linear = st.checkbox(
+                        "Linear term a + B z",
+                        key=k("linear"),
+                        help="Adds a learnable affine part to the field, started at the data's mean and spread.",
+                    )
+                slots["network"] = st.empty()
+        hidden_widths = (int(width),) * int(depth) if (shown("width") or shown("depth")) else m.hidden
+
+        # ---------------------------------------------------------------- ODE
+        s = base.solver
+        t0, t1 = m.tspan
+        method, step_size, rtol, atol, trace, adjoint = s.method, s.step_size, s.rtol, s.atol, m.trace, s.adjoint
+        with st.expander("ODE", expanded=False):
+            if shown("tspan"):
+                c0, c1 = st.columns(2)
+                t0 = c0.number_input("t0 (base)", -1000.0, 1000.0, step=0.1, format="%.4g", key=k("t0"))
+                t1 = c1.number_input("t1 (data)", -1000.0, 1000.0, step=0.1, format="%.4g", key=k("t1"))
+                if t0 == t1:
+                    msg = f"The time span needs t0 ≠ t1 (both are {t0:g})."
+                    errors.append(("ode", msg))
+                    st.error(msg)
+            if shown("solver"):
+                method = st.selectbox(
+                    "Solver",
+                    list(SOLVERS),
+                    key=k("solver"),
+                    help="Fixed-grid solvers (rk4, euler, ...) take steps of a set size; adaptive ones "
+                    "(dopri5, ...) choose steps to meet the tolerances.",
+                )
+            if method in FIXED_GRID_SOLVERS:
+                if shown("solver"):
+                    step_size = st.number_input("Step size", 0.0, 100.0, step=0.025, format="%.4g", key=k("step_size"))
+            elif shown("tolerances"):
+                c0, c1 = st.columns(2)
+                rtol = c0.number_input("rtol", 0.0, 1.0, step=1e-5, format="%.1e", key=k("rtol"))
+                atol = c1.number_input("atol", 0.0, 1.0, step=1e-5, format="%.1e", key=k("atol"))
+            if shown("trace"):
+                trace = st.selectbox(
+                    "Trace estimator",
+                    list(TRACE_ESTIMATORS),
+                    key=k("trace"),
+                    help="How the divergence (trace of ∂f/∂z) in the log-density ODE is computed.",
+                )
+            if shown("adjoint"):
+                adjoint = st.checkbox(
+                    "Adjoint backpropagation", key=k("adjoint"), help="O(1) memory, more function evaluations."
+                )
+            slots["ode"] = st.empty()
+
+        # ---------------------------------------------------------------- training
+        adam_iters, lr, lbfgs_iters = base.adam_iters, base.lr, base.lbfgs_iters
+        batch_size, lam1, lam2, seed = base.batch_size, base.lambda_kinetic, base.lambda_jacobian, base.seed
+        with st.expander("Training", expanded=True):
+            if shown("adam_iters"):
+                adam_iters = st.number_input("Adam iterations", 0, 1_000_000, step=100, key=k("adam_iters"))
+            if shown("lr"):
+                lr = st.number_input("Learning rate", 0.0, 10.0, step=1e-3, format="%.4g", key=k("lr"))
+            if shown("lbfgs_iters"):
+                lbfgs_iters = st.number_input(
+                    "LBFGS iterations", 0, 100_000, step=10, key=k("lbfgs_iters"), help="Run after Adam; 0 skips."
+                )
+            if shown("batch"):
+                full = st.checkbox(
+                    "Full batch", key=k("full_batch"), help="Every iteration uses the whole training set."
+                )
+                batch = st.number_input("Batch size", 1, 1_000_000, step=64, key=k("batch"), disabled=full)
+                batch_size = None if full else int(batch)
+            if shown("lambdas"):
+                c0, c1 = st.columns(2)
+                lam1 = c0.number_input(
+                    "λ₁ kinetic", 0.0, 1e4, step=0.01, format="%.4g", key=k("lambda_kinetic"), help="∫‖f‖² dt"
+                )
+                lam2 = c1.number_input(
+                    "λ₂ Jacobian", 0.0, 1e4, step=0.01, format="%.4g", key=k("lambda_jacobian"), help="∫‖∂f/∂z‖²_F dt"
+                )
+            if shown("seed"):
+                seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"))
+            slots["training"] = st.empty()
+
+    config: TrainConfig | None = None
+    if not errors:
+        try:
+            config = base.replace(
+                target=target_name,
+                target_params=params,
+                model={
+                    "hidden": hidden_widths,
+                    "activation": activation,
+                    "final_activation": bool(final_activation),
+                    "time": time_mode,
+                    "linear": bool(linear),
+                    "tspan": (float(t0), float(t1)),
+                    "trace": trace,
+                },
+                solver={
+                    "method": method,
+                    "step_size": float(step_size)
+                    if method in FIXED_GRID_SOLVERS and step_size is not None
+                    else s.step_size,
+                    "rtol": float(rtol),
+                    "atol": float(atol),
+                    "adjoint": bool(adjoint),
+                },
+                adam_iters=int(adam_iters),
+                lr=float(lr),
+                lbfgs_iters=int(lbfgs_iters),
+                batch_size=batch_size,
+                lambda_kinetic=float(lam1),
+                lambda_jacobian=float(lam2),
+                seed=int(seed),
+            )
+        except ConfigError as err:
+            group = _route(str(err))
+            errors.append((group, str(err)))
+            slot = slots.get(group) or slots.get("training")
+            if slot is not None:
+                slot.error(str(err))
+    state[f"{prefix}__last_target"] = target_name
+    result = (
+        ControlsResult(config, target, ()) if not errors else ControlsResult(None, None, tuple(m for _, m in errors))
+    )
+    # Kept for other code in the same run (a "share this config" link, the tests).
+    state[f"{prefix}__config"] = result.config
+    return result

@@ -1,0 +1,291 @@
+"""Fixtures for the real-browser tests: one ``streamlit run app.py`` server and one headless Chromium per
+test session, and a fresh page per test.
+
+Other browser tests reuse them by asking for the ``app`` fixture (a :class:`StreamlitApp` on a new page
+of the shared server) or for ``primed_app_url``, ``browser`` and ``artifacts_dir`` directly. Tests here are
+marked ``browser``; without Chromium (``/usr/bin/chromium`` or ``chromium`` on PATH) or the playwright
+package they are skipped with the reason. Screenshots go to ``$CNFVIZ_ARTIFACTS`` (default
+``test-artifacts/`` at the repository root), along with the server's log and a screenshot of any
+failing test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_START_SECONDS = 90
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)  # lets the page fixture screenshot failures
+    return report
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium, or any ``chromium`` on PATH."""
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = chromium_executable()
+    if path is None:
+        pytest.skip("no Chromium: install Debian's `chromium` (./dev test does it with apt) to run browser tests")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("the playwright package is missing: pip install -e '.[test]'")
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("CNFVIZ_ARTIFACTS") or ROOT / "test-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free port (with extra environment ``env``); yields its URL.
+
+    Waits for ``/_stcore/health`` (failing the test with the server's log if it does not answer) and
+    stops the server afterwards.
+    """
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless=true",
+        "--server.address=127.0.0.1",
+        f"--server.port={port}",
+        "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+    ]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer /_stcore/health in {SERVER_START_SECONDS} s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def prime(browser: object, url: str) -> str:
+    """Visit ``/`` once so that ``app.py`` runs first; returns ``url``.
+
+    Until ``app.py`` has called ``st.navigation`` once, Streamlit 1.67 treats the ``pages/`` folder as an
+    old-style multipage app: a first request for ``/train`` would run ``pages/train.py`` on its own,
+    without the navigation and page config, and every later session would too.
+    """
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=60_000)
+    finally:
+        context.close()
+    return url
+
+
+@pytest.fixture(scope="session")
+def app_url(chromium_path: str, artifacts_dir: Path) -> Iterator[str]:
+    """The URL of the session's shared server."""
+    with streamlit_server(artifacts_dir / "streamlit-server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class StreamlitApp:
+    """A browser page on the test server, with the waits a Streamlit app needs.
+
+    Arguments:
+        page: a Playwright ``Page``.
+        url: the server's base URL.
+        artifacts: where screenshots go.
+    """
+
+    def __init__(self, page: object, url: str, artifacts: Path) -> None:
+        self.page = page
+        self.url = url
+        self.artifacts = artifacts
+
+    def goto(self, path: str = "") -> StreamlitApp:
+        """Open ``url/path`` (a page's url_path, e.g. ``train``) and wait until the script has run."""
+        self.page.goto(f"{self.url}/{path}".rstrip("/"))
+        self.page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+        self.page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=30_000)
+        return self.wait_idle()
+
+    def wait_idle(self, timeout: float = 30.0, settle: float = 0.3) -> StreamlitApp:
+        """Wait until no script run is in progress, and none started for ``settle`` seconds.
+
+        A run triggered by the last action may not have started yet when this is called, hence the
+        settling time. While a training run polls, the page is rarely idle for long: this returns at
+        the first quiet moment.
+        """
+        app = self.page.locator('[data-testid="stApp"]')
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while True:
+            running = app.get_attribute("data-test-script-state") == "running"
+            now = time.monotonic()
+            if running:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                return self
+            if now > deadline:
+                raise TimeoutError("the app kept running")
+            self.page.wait_for_timeout(50)
+
+    def key(self, key: str) -> object:
+        """The element a widget or chart with ``key`` renders into (Streamlit adds ``st-key-<key>``)."""
+        return self.page.locator(f".st-key-{key}")
+
+    def button(self, key: str) -> object:
+        """The visible button with ``key`` (a button with a tooltip also renders a hidden copy)."""
+        return self.key(key).locator("button").filter(visible=True)
+
+    def click_button(self, key: str) -> None:
+        self.button(key).click()
+
+    def screenshot(self, name: str) -> Path:
+        path = self.artifacts / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def errors(self) -> list[str]:
+        """Texts of exception boxes and error alerts on the page."""
+        sel = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+        return [e.inner_text() for e in self.page.locator(sel).all()]
+
+
+@pytest.fixture(scope="session")
+def primed_app_url(browser: object, app_url: str) -> str:
+    """The shared server's URL, after :func:`prime`."""
+    return prime(browser, app_url)
+
+
+@pytest.fixture(scope="session")
+def start_server(browser: object, artifacts_dir: Path) -> Iterator[Callable[[str, dict[str, str]], str]]:
+    """A factory for extra servers with their own environment, e.g. ``start_server("capped",
+    {"CNFVIZ_MAX_JOBS": "1"})``; each is primed, logged to the artifacts and stopped at the session's end."""
+    with contextlib.ExitStack() as stack:
+
+        def start(name: str, env: dict[str, str]) -> str:
+            url = stack.enter_context(streamlit_server(artifacts_dir / f"streamlit-{name}.log", env))
+            return prime(browser, url)
+
+        yield start
+
+
+@pytest.fixture
+def new_app(
+    browser: object, artifacts_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], StreamlitApp]]:
+    """A factory of :class:`StreamlitApp` tabs, each in its own browser context (its own Streamlit session).
+
+    A failing test leaves a screenshot of every tab still open; the contexts close at the end.
+    """
+    apps: list[StreamlitApp] = []
+
+    def open_app(url: str) -> StreamlitApp:
+        # Tall, so that full-page screenshots show the plots below the loss chart too.
+        context = browser.new_context(viewport={"width": 1440, "height": 2000})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        apps.append(StreamlitApp(page, url, artifacts_dir))
+        return apps[-1]
+
+    try:
+        yield open_app
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        for i, app in enumerate(apps):
+            if app.page.is_closed():
+                continue
+            if rep is not None and rep.failed:
+                try:
+                    app.screenshot(f"{request.node.name}-failure-{i}")
+                except Exception:  # a failed screenshot must not hide the failure itself
+                    pass
+            app.page.context.close()
+
+
+@pytest.fixture
+def app(new_app: Callable[[str], StreamlitApp], primed_app_url: str) -> StreamlitApp:
+    """A :class:`StreamlitApp` in a fresh browser context (a new Streamlit session) of the shared server."""
+    return new_app(primed_app_url)
