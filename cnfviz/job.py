@@ -21,7 +21,7 @@ from .config import TrainConfig
 from .device import configure_threads
 from .ffjord import FFJORD
 from .metrics import Metrics
-from .solver import SolverError
+from .solver import SolverConfig, SolverError
 from .targets import Target
 from .training import IterationRecord, Trainer, TrainResult
 from .visuals import (
@@ -129,20 +129,32 @@ class Visuals:
     seconds: float
 
 
-def compute_visuals(model: FFJORD, target: Target, data: np.ndarray, iteration: int, *, seed: int = 0) -> Visuals:
-    """Evaluate the model for all plots. Trajectories and samples use fixed base points (``seed``)."""
+def compute_visuals(
+    model: FFJORD,
+    target: Target,
+    data: np.ndarray,
+    iteration: int,
+    *,
+    seed: int = 0,
+    solver: SolverConfig | None = None,
+) -> Visuals:
+    """Evaluate the model for all plots. Trajectories and samples use fixed base points (``seed``).
+
+    ``solver`` defaults to :data:`~cnfviz.visuals.LIVE_SOLVER`; a run with a (guarded) fixed-step
+    solver passes that one while it trains, which makes the live pictures about 5x cheaper.
+    """
     start = time.perf_counter()
     was_training = model.training
     model.eval()
     try:
-        density = density_view(model, target, data[:2000], seed=seed)
-        traj = trajectory_view(model, n=300 if target.dim == 1 else 400, seed=seed + 1)
+        density = density_view(model, target, data[:2000], seed=seed, solver=solver)
+        traj = trajectory_view(model, n=300 if target.dim == 1 else 400, seed=seed + 1, solver=solver)
         lo = np.minimum(target.bounds[:, 0], traj.paths[-1].min(0))
         hi = np.maximum(target.bounds[:, 1], traj.paths[-1].max(0))
         if target.dim == 1:  # the field plot spans the base N(0, 1) and the data
             lo, hi = np.minimum(lo, -3.0), np.maximum(hi, 3.0)
         field = field_view(model, np.stack([lo, hi], 1))
-        path = density_path_view(model, target.bounds) if target.dim == 1 else None
+        path = density_path_view(model, target.bounds, solver=solver) if target.dim == 1 else None
     finally:
         model.train(was_training)
     return Visuals(iteration, density, traj, field, path, time.perf_counter() - start)
@@ -153,7 +165,8 @@ class Snapshot:
     """A consistent, immutable view of a job at one moment.
 
     ``state`` is one of ``queued``, ``running``, ``paused``, ``done``, ``stopped``, ``failed``.
-    ``history`` maps ``iteration``, ``loss``, ``nll``, ``nfe`` (each (n,)) and ``test_iteration``,
+    ``history`` maps ``iteration``, ``loss``, ``nll``, ``nfe`` (cumulative training forward NFE),
+    ``nfe_iter`` (forward NFE of each iteration), ``elapsed`` (each (n,)) and ``test_iteration``,
     ``test_nll`` (each (k,)) to arrays. ``visuals_version`` changes only when ``visuals`` does, so a
     UI can redraw heavy figures only then.
     """
@@ -193,6 +206,7 @@ class _Log:
     loss: list[float] = field(default_factory=list)
     nll: list[float] = field(default_factory=list)
     nfe: list[int] = field(default_factory=list)
+    nfe_iter: list[int] = field(default_factory=list)
     elapsed: list[float] = field(default_factory=list)
     test_iteration: list[int] = field(default_factory=list)
     test_nll: list[float] = field(default_factory=list)
@@ -234,7 +248,9 @@ class TrainingJob:
         self.job_id = f"job-{next(_ids)}"
         self.config = config
         self.slots = slots
-        self.trainer = Trainer(config, target=target, callback=self._on_iteration, on_pause=self._on_pause)
+        self.trainer = Trainer(
+            config, target=target, callback=self._on_iteration, on_pause=self._on_pause, keep_history=False
+        )
         self.target = self.trainer.target
         self.visual_every = visual_every
         self.visual_min_seconds = visual_min_seconds
@@ -263,7 +279,11 @@ class TrainingJob:
             self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, evaluate: bool = True) -> None:
+        """Stop after the current iteration; ``evaluate=False`` also skips the final metrics
+        (for a run nobody will look at, e.g. when its tab closed)."""
+        if not evaluate:
+            self.compute_final_metrics = False
         self._cancel.set()
         self.trainer.stop()
 
@@ -308,10 +328,13 @@ class TrainingJob:
         tr = self.trainer
         return tr.train_data if tr.train_data is not None else tr.test_data
 
-    def _refresh_visuals(self, iteration: int) -> None:
+    def _refresh_visuals(self, iteration: int, *, live: bool = False) -> None:
+        # While training, a fixed-step training solver (kept honest by the trainer's guard) is
+        # good enough for pictures and much cheaper; paused and final pictures use the accurate one.
+        solver = self.trainer.train_solver if live and self.trainer.train_solver.is_fixed_grid else None
         try:
             vis = compute_visuals(
-                self.trainer.model, self.target, self._visual_data(), iteration, seed=self.config.seed
+                self.trainer.model, self.target, self._visual_data(), iteration, seed=self.config.seed, solver=solver
             )
         except (SolverError, FloatingPointError, ValueError):
             return  # keep the last good pictures; the training loop reports real failures
@@ -336,7 +359,7 @@ class TrainingJob:
             self._last = rec
         due = rec.iteration - self._last_visual_iter >= self.visual_every
         if (due or self._visuals is None) and time.perf_counter() >= self._next_visual_time:
-            self._refresh_visuals(rec.iteration)
+            self._refresh_visuals(rec.iteration, live=True)
 
     def _on_pause(self) -> None:
         it = self._last.iteration if self._last else 0
@@ -383,6 +406,7 @@ class TrainingJob:
                 "loss": np.asarray(log.loss, dtype=np.float64),
                 "nll": np.asarray(log.nll, dtype=np.float64),
                 "nfe": np.asarray(log.nfe, dtype=np.int64),
+                "nfe_iter": np.asarray(log.nfe_iter, dtype=np.int64),
                 "elapsed": np.asarray(log.elapsed, dtype=np.float64),
                 "test_iteration": np.asarray(log.test_iteration, dtype=np.int64),
                 "test_nll": np.asarray(log.test_nll, dtype=np.float64),

@@ -44,8 +44,10 @@ class IterationRecord:
     """What one training iteration reports.
 
     ``iteration`` counts from 1 across both stages. In the LBFGS stage each record is one
-    function evaluation of the closure (line searches included). ``test_nll`` is set only on
-    evaluation iterations, and is computed with an accurate adaptive solver.
+    function evaluation of the closure (line searches included). ``nfe_forward`` and
+    ``nfe_backward`` count the training solves so far (not evaluations or plots); ``nfe_iter`` is
+    this iteration's forward NFE. ``test_nll`` is set only on evaluation iterations, and is
+    computed with an accurate adaptive solver.
     """
 
     iteration: int
@@ -56,6 +58,7 @@ class IterationRecord:
     jacobian: float | None
     nfe_forward: int
     nfe_backward: int
+    nfe_iter: int
     elapsed: float
     lr: float
     grad_norm: float
@@ -77,9 +80,10 @@ class TrainResult:
     eval_seconds: float
     history: list[IterationRecord] = field(default_factory=list)
     metrics: Metrics | None = None
+    last: IterationRecord | None = None
 
     def summary(self) -> dict[str, Any]:
-        last = self.history[-1] if self.history else None
+        last = self.last
         return {
             "status": self.status,
             "reason": self.reason,
@@ -115,6 +119,8 @@ class Trainer:
         callback: called with each :class:`IterationRecord`, from the training thread.
         on_pause: called from the training thread each time it starts waiting while paused (after
             a single step too), e.g. to refresh plots of the paused model.
+        keep_history: keep every :class:`IterationRecord` in ``history`` (and in the result). A
+            long-lived job that logs through ``callback`` can turn it off to keep memory flat.
 
     The controls (:meth:`stop`, :meth:`pause`, :meth:`resume`, :meth:`step`) are thread-safe.
 
@@ -132,9 +138,13 @@ class Trainer:
         target: Target | None = None,
         callback: Callable[[IterationRecord], None] | None = None,
         on_pause: Callable[[], None] | None = None,
+        keep_history: bool = True,
     ) -> None:
         self.config = config
         self.on_pause = on_pause
+        self.keep_history = keep_history
+        self._nfe = [0, 0]  # training forward, backward NFE
+        self._last: IterationRecord | None = None
         self.target = target if target is not None else build_target(config)
         if self.target.dim != 1 and self.target.dim != 2:
             raise ConfigError(f"target dimension must be 1 or 2 (got {self.target.dim})")
@@ -269,8 +279,12 @@ class Trainer:
         if self._good_state is not None:
             self.model.load_state_dict(self._good_state)
 
-    def _record(self, loss: float, parts: dict[str, Any], lr: float, grad_norm: float, **extra: Any) -> IterationRecord:
+    def _record(
+        self, loss: float, parts: dict[str, Any], lr: float, grad_norm: float, nfe: tuple[int, int], **extra: Any
+    ) -> IterationRecord:
         self._iteration += 1
+        self._nfe[0] += nfe[0]
+        self._nfe[1] += nfe[1]
         rec = IterationRecord(
             iteration=self._iteration,
             stage=self._stage,
@@ -278,15 +292,18 @@ class Trainer:
             nll=parts["nll"],
             kinetic=parts["kinetic"],
             jacobian=parts["jacobian"],
-            nfe_forward=self.model.nfe_forward,
-            nfe_backward=self.model.nfe_backward,
+            nfe_forward=self._nfe[0],
+            nfe_backward=self._nfe[1],
+            nfe_iter=nfe[0],
             elapsed=self._elapsed(),
             lr=lr,
             grad_norm=grad_norm,
             **extra,
         )
-        with self._lock:
-            self.history.append(rec)
+        self._last = rec
+        if self.keep_history:
+            with self._lock:
+                self.history.append(rec)
         if self.callback is not None:
             self.callback(rec)
         return rec
@@ -343,6 +360,7 @@ class Trainer:
                     group["lr"] = lr
             x = self._batch()
             opt.zero_grad(set_to_none=True)
+            f0, b0 = self.model.nfe_forward, self.model.nfe_backward
             loss, parts = self._loss(x, self._noise)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {float(loss.detach())} at iteration {self._iteration + 1}")
@@ -352,10 +370,11 @@ class Trainer:
             if not math.isfinite(grad_norm):
                 raise FloatingPointError(f"the gradient became {grad_norm} at iteration {self._iteration + 1}")
             opt.step()
+            nfe = (self.model.nfe_forward - f0, self.model.nfe_backward - b0)
             test, note = (None, None)
             if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.adam_iters):
                 test, note = self._periodic_eval()
-            self._record(float(loss.detach()), parts, lr, grad_norm, test_nll=test, note=note)
+            self._record(float(loss.detach()), parts, lr, grad_norm, nfe, test_nll=test, note=note)
 
     def _lbfgs(self) -> None:
         cfg = self.config
@@ -383,6 +402,7 @@ class Trainer:
             if self._out_of_time():
                 raise _Stop("time budget reached")
             opt.zero_grad(set_to_none=True)
+            f0, b0 = self.model.nfe_forward, self.model.nfe_backward
             loss, parts = self._loss(x, torch.Generator().manual_seed(noise_seed))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {float(loss.detach())} during LBFGS")
@@ -394,7 +414,8 @@ class Trainer:
             grad_norm = math.sqrt(
                 sum(float(p.grad.pow(2).sum()) for p in self.model.parameters() if p.grad is not None)
             )
-            self._record(float(loss.detach()), parts, 1.0, grad_norm)
+            nfe = (self.model.nfe_forward - f0, self.model.nfe_backward - b0)
+            self._record(float(loss.detach()), parts, 1.0, grad_norm, nfe)
             return loss
 
         try:
@@ -444,6 +465,7 @@ class Trainer:
             train_seconds=self._train_seconds,
             eval_seconds=self._eval_seconds,
             history=list(self.history),
+            last=self._last,
         )
         if final_metrics:
             result.metrics = self.evaluate()

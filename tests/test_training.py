@@ -158,3 +158,19 @@ def test_custom_samples_target_trains_and_named_custom_targets_need_data():
     assert result.status == "done" and result.metrics.density_kind == "estimate"
     with pytest.raises(ConfigError, match="pass target="):
         Trainer(TINY.replace(target="samples"))
+
+
+def test_nfe_counts_training_solves_only(monkeypatch):
+    monkeypatch.setattr(training_module, "SOLVER_GAP_TOLERANCE", float("inf"))  # keep the step fixed
+    result = Trainer(TINY.replace(adam_iters=6, eval_every=2)).run()
+    # RK4 with 4 steps: 16 evaluations per training solve; the test-NLL solves do not count.
+    assert [r.nfe_iter for r in result.history] == [16] * 6
+    assert [r.nfe_forward for r in result.history] == [16 * k for k in range(1, 7)]
+    assert result.summary()["nfe_forward"] == 96
+
+
+def test_history_can_be_left_to_the_callback():
+    seen = []
+    trainer = Trainer(TINY.replace(adam_iters=5), callback=seen.append, keep_history=False)
+    result = trainer.run(final_metrics=False)
+    assert trainer.history == [] and len(seen) == 5 and result.last is seen[-1]

@@ -97,8 +97,7 @@ class JobHolder:
 
 def _abandon(job: TrainingJob) -> None:
     """Stop a job nobody will look at again, skipping its final metrics (seconds of solver work)."""
-    job.compute_final_metrics = False
-    job.stop()
+    job.stop(evaluate=False)
 
 
 def _warm_up() -> None:
