@@ -7,7 +7,7 @@
 
 Run from the repository root (Chromium and playwright needed)::
 
-    python tests/browser/bench_live.py --target moons --seconds 60 --memory-seconds 300
+    python benchmarks/bench_app.py --target moons --seconds 60 --memory-seconds 300
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run"]
 
 HEADLESS = """
