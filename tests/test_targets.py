@@ -130,9 +130,7 @@ def test_density_integrates_to_one(target: Target) -> None:
 
 
 def test_log_prob_shape_and_no_nan(target: Target) -> None:
-    x = np.concatenate(
-        [target.sample(50, seed=1), np.full((3, target.dim), np.nan), np.full((2, target.dim), 1e6)]
-    )
+    x = np.concatenate([target.sample(50, seed=1), np.full((3, target.dim), np.nan), np.full((2, target.dim), 1e6)])
     lp = target.log_prob(x)
     assert lp.shape == (55,) and lp.dtype == np.float64
     assert not np.any(np.isnan(lp))
@@ -227,17 +225,13 @@ def test_toy_generators_follow_ffjord_scaling() -> None:
     for radius in (3.0, 2.25, 1.5, 0.75):
         assert np.mean(np.abs(r - radius) < 0.3) == pytest.approx(0.25, abs=0.01)
     # Moons: the arcs' means are (0, 2/pi) and (1, 0.5 - 2/pi); 2x + (-1, -0.2) maps the average to (0, 0.3).
-    np.testing.assert_allclose(
-        make_target("moons").sample(100_000, seed=0).mean(axis=0), [0.0, 0.3], atol=0.01
-    )
+    np.testing.assert_allclose(make_target("moons").sample(100_000, seed=0).mean(axis=0), [0.0, 0.3], atol=0.01)
     spirals = make_target("2spirals").sample(100_000, seed=0)
     np.testing.assert_allclose(spirals.mean(axis=0), 0.0, atol=0.02)  # two mirror-image arms
     assert np.abs(spirals).max() < 4.0
     roll = make_target("swissroll").sample(100_000, seed=0)
     assert np.linalg.norm(roll, axis=1).max() < 4.5
-    assert np.median(np.linalg.norm(roll, axis=1)) == pytest.approx(
-        1.95, abs=0.1
-    )  # |t|/5 for t ~ 1.5pi(1+2U)
+    assert np.median(np.linalg.norm(roll, axis=1)) == pytest.approx(1.95, abs=0.1)  # |t|/5 for t ~ 1.5pi(1+2U)
     arms = make_target("pinwheel").sample(100_000, seed=0)
     assert np.median(np.linalg.norm(arms, axis=1)) == pytest.approx(2.0, abs=0.05)  # 2 * (1 + 0.3 N) radially
 
