@@ -8,10 +8,11 @@ from typing import Any
 
 from ._validation import lookup
 from .config import ModelConfig, TrainConfig
+from .device import resolve_device
 from .solver import SolverConfig
 from .targets import SCIPY_PREFIX, TARGETS
 
-__all__ = ["PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
+__all__ = ["GPU_BATCH", "PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
 
 # The DiffEqFlux tutorial, step for step: Chain(Dense(1, 3, tanh), Dense(3, 1, tanh)) without a time
 # input, tspan (0, 10), 100 samples of Normal(6, 0.7), Adam(0.01) for 20 iterations, then LBFGS.
@@ -59,6 +60,9 @@ _DEFAULT_2D = TrainConfig(
 )
 
 
+GPU_BATCH = 4096
+
+
 def target_dim(target: str) -> int:
     """The dimension of a named target without building it (scipy targets are 1D)."""
     if target.startswith(SCIPY_PREFIX):
@@ -69,11 +73,16 @@ def target_dim(target: str) -> int:
 def default_config(target: str = "normal", params: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:
     """A good, fast configuration for ``target``; ``overrides`` replace any field.
 
+    On a CUDA machine the batch grows to :data:`GPU_BATCH`: a GPU runs the same small network
+    on thousands of points in about the time a CPU takes for a hundred.
+
     Example:
         >>> default_config("moons").model.hidden
         (64, 64, 64)
     """
     base = _DEFAULT_1D if target_dim(target) == 1 else _DEFAULT_2D
+    if resolve_device(str(overrides.get("device", "auto"))).type == "cuda":
+        base = base.replace(batch_size=GPU_BATCH)
     return base.replace(target=target, target_params=dict(params or {}), **overrides)
 
 

@@ -49,3 +49,14 @@ def test_defaults_accept_overrides_and_validate_them():
     assert default_config("moons", lr=0.02).lr == 0.02
     with pytest.raises(Exception, match="lr must be in"):
         default_config("moons", lr=-1.0)
+
+
+def test_defaults_use_large_batches_on_a_gpu(monkeypatch):
+    import torch
+
+    import cnfviz.presets as presets
+
+    monkeypatch.setattr(presets, "resolve_device", lambda name="auto": torch.device("cpu" if name == "cpu" else "cuda"))
+    assert default_config("moons").batch_size == presets.GPU_BATCH >= 4096
+    assert default_config("moons", device="cpu").batch_size < 4096
+    assert default_config("moons", batch_size=64).batch_size == 64
