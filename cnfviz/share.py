@@ -64,6 +64,7 @@ CONTROLS: tuple[str, ...] = (
     "depth",
     "activation",
     "time",
+    "linear",
     "tspan",
     "solver",
     "tolerances",

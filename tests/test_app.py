@@ -136,7 +136,8 @@ def test_train_until_done_shows_loss_and_metrics():
     at.button(key="train_train_button").click().run()
     assert not at.exception, at.exception
     assert at.button(key="train_train_button").disabled, "Train is disabled while the run is active"
-    wait_for(at, lambda a: bool(a.get("table")), timeout=60)
+    # The status and the results are two fragments, each with its own snapshot: wait for both to show the end.
+    wait_for(at, lambda a: bool(a.get("table")) and bool(a.success or a.error), timeout=60)
     assert at.success and "Done" in at.success[0].value
     loss = chart(at, "train_loss_chart")
     x = trace_values(loss["data"][0], "x")
@@ -191,7 +192,10 @@ def test_pause_step_resume_stop():
 
 def test_seed_preset_reproduces_the_tutorial():
     at = train_page()
-    at.button(key="train_preset_seed").click().run()
+    assert at.button(key="train_preset_apply").disabled, "nothing to apply before a preset is chosen"
+    at.selectbox(key="train_preset").set_value("seed").run()
+    assert any("DiffEqFlux tutorial" in c.value for c in at.sidebar.caption), "the one-line description shows"
+    at.button(key="train_preset_apply").click().run()
     assert not at.exception, at.exception
     assert at.session_state["train__config"] == SEED_CONFIG
     expected = config_to_state("train", SEED_CONFIG)

@@ -120,7 +120,11 @@ def test_button_opens_the_train_page_with_the_seed_preset():
     at.run()
     assert not at.exception
     at.button(key="learn_open_train").click().run()
-    assert dict(at.query_params) == {"preset": "seed"}
+    # The Train page applied the preset and rewrote the address bar as a full, shareable link.
+    from cnfviz import SEED_CONFIG
+    from cnfviz.share import parse_query
+
+    assert parse_query(dict(at.query_params)).config == SEED_CONFIG
     assert not [b for b in at.button if b.key == "learn_open_train"], "still on the Learn page"
 
 

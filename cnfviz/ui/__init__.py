@@ -3,9 +3,11 @@
 Pages stay thin: they read the controls into one config (:func:`config_controls`), hand it to the
 library through the session's :class:`JobHolder`, and draw the views::
 
-    controls = config_controls("train")
+    lesson = follow_link("train")                # a shared link, applied before the controls
+    controls = config_controls("train", hidden=lesson.controls_hidden)
     holder = job_holder()
     run_buttons("train", controls, holder)
+    sync_url("train", controls, lesson)          # the address bar follows the controls
     live_views("train", holder)
     results("train", holder)
 
@@ -14,6 +16,9 @@ each module's docstring lists its keys.
 """
 
 from .actions import run_buttons
+from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup
+from .custom_target import CUSTOM_SOURCES, custom_target_controls, drawing_panel, drawing_samples
+from .lessons import Lesson, code_panel, follow_link, share_panel, show_lesson, sync_url
 from .session import DEFAULT_MAX_JOBS, MAX_JOBS_ENV, JobHolder, job_holder, job_slots, max_jobs
 from .sidebar import (
     CONTROLS,
@@ -31,16 +36,27 @@ from .views import POLL_SECONDS, live_views, metrics_rows, results, samples_csv
 
 __all__ = [
     "CONTROLS",
+    "CUSTOM_SOURCES",
     "DEFAULT_MAX_JOBS",
     "DEFAULT_TARGET",
     "MAX_JOBS_ENV",
     "POLL_SECONDS",
     "ControlsResult",
     "JobHolder",
+    "Lesson",
     "apply_config_to_state",
     "base_config",
+    "code_panel",
+    "comparison_buttons",
+    "comparison_live",
+    "comparison_results",
+    "comparison_setup",
     "config_controls",
     "config_to_state",
+    "custom_target_controls",
+    "drawing_panel",
+    "drawing_samples",
+    "follow_link",
     "format_duration",
     "job_holder",
     "job_slots",
@@ -53,5 +69,8 @@ __all__ = [
     "results",
     "run_buttons",
     "samples_csv",
+    "share_panel",
+    "show_lesson",
+    "sync_url",
     "target_choices",
 ]

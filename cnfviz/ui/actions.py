@@ -5,7 +5,9 @@ controls have been read, so Train always uses the settings on screen, and draws 
 so they show the new state. Widget keys (prefix ``p``): ``p_train_button``, ``p_pause_button`` (its label
 reads Resume while paused), ``p_step_button``, ``p_stop_button``, ``p_reset_button``, and, while the
 settings differ from an active run's, ``p_discard_button`` ("Discard run and apply") and
-``p_keep_button`` ("Keep running").
+``p_keep_button`` ("Keep running"). Only custom data changing under a run (a new upload or stroke) asks
+nothing: the run keeps its copy, and a note says so. Set ``st.session_state["p__request"] = "train"``
+before this runs to start a run as if Train were pressed (a lesson link's autostart does).
 """
 
 from __future__ import annotations
@@ -133,9 +135,17 @@ def run_buttons(prefix: str, controls: ControlsResult, holder: JobHolder) -> Non
     )
     if start_error:
         st.error(f"The run could not start: {start_error}", icon=":material/error:")
-    if not controls.ok:
-        lines = "\n".join(f"- {msg}" for msg in controls.errors)
+    if not controls.ok and controls.waiting and len(controls.errors) == 1:
+        st.info(controls.waiting, icon=":material/upload_file:")
+    elif not controls.ok:
+        lines = "\n".join(f"- {msg}" for msg in controls.errors if msg != controls.waiting)
         st.error(f"Fix the settings in the sidebar before training:\n{lines}", icon=":material/tune:")
+    elif active and controls.config == snap.config and controls.target != job.target:
+        # Only the custom data changed (a new upload or stroke): no question, the run keeps its copy.
+        st.info(
+            "The run trains on your data as it was when you pressed Train. Stop it and press Train to use the changes.",
+            icon=":material/info:",
+        )
     elif active and controls.config != snap.config:
         with st.container(border=True, key=_k(prefix, "discard_prompt")):
             st.warning(

@@ -11,10 +11,13 @@ Widget keys, for a page prefix ``p`` (the Train page uses ``train``), by control
 ============== ===================================================================================
 control        widget keys
 ============== ===================================================================================
-presets        ``p_preset_seed`` (button "Seed tutorial"), ``p_preset_default`` (button "Fast defaults")
-target         ``p_target`` (selectbox: ``normal``, ``moons``, ``scipy:gamma`` ...) and one text input
+presets        ``p_preset`` (selectbox of :data:`~cnfviz.PRESETS`, its one-line description below),
+               ``p_preset_apply`` (button "Apply"), ``p_preset_default`` (button "Fast defaults"),
+               and for a comparison preset a link to the Compare page in the container ``p_preset_compare``
+target         ``p_target`` (selectbox: ``normal``, ``moons``, ``scipy:gamma`` ..., and the custom sources
+               ``samples``, ``image``, ``drawing``, see :mod:`cnfviz.ui.custom_target`), one text input
                per parameter, ``p_param_<target>_<name>`` with the target's non-alphanumerics as ``_``
-               (``train_param_normal_loc``, ``train_param_scipy_gamma_a``)
+               (``train_param_normal_loc``, ``train_param_scipy_gamma_a``), and ``p_target_preview``
 width, depth   ``p_width``, ``p_depth`` (sliders: every hidden layer has the same width)
 activation     ``p_activation`` (selectbox), ``p_final_activation`` (checkbox)
 time           ``p_time`` (selectbox: none, concat, concatsquash)
@@ -34,6 +37,9 @@ device         the GPU/CPU badge (no widget)
 ============== ===================================================================================
 
 The config last read is also kept in ``st.session_state["p__config"]`` (None while invalid).
+A custom target trains as ``TrainConfig.target`` ``samples`` or ``image`` with empty ``target_params``;
+the built target travels in :attr:`ControlsResult.target`. Uploading data of another dimension than the
+settings were made for loads that dimension's fast defaults, as switching targets does.
 A hidden control keeps the value of the last config applied (see :func:`apply_config_to_state`), as do
 the fields no control shows (``n_train``, ``eval_every``, ``lr_decay`` ...). Switching the target between
 1D and 2D loads the new target's fast defaults (:func:`cnfviz.default_config`), since the two differ in
@@ -51,6 +57,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from .._validation import ConfigError
 from ..config import TrainConfig
@@ -58,9 +65,10 @@ from ..device import device_label
 from ..divergence import TRACE_ESTIMATORS
 from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
 from ..plots import target_preview_figure
-from ..presets import SEED_CONFIG, default_config, target_dim
+from ..presets import PRESETS, default_config, target_dim
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
+from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
 
 __all__ = [
     "CONTROLS",
@@ -119,11 +127,14 @@ class ControlsResult:
     """What the controls say: one config, the target it names, and what is wrong with them.
 
     ``config`` and ``target`` are None when a control is invalid; ``errors`` then holds one message each.
+    ``waiting`` says what the user still has to do before a custom target exists (upload, draw); it is
+    not an error, and ``errors`` holds it too, so that ``ok`` stays False.
     """
 
     config: TrainConfig | None
     target: Target | None
     errors: tuple[str, ...]
+    waiting: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -157,10 +168,13 @@ def target_choices() -> tuple[str, ...]:
     """Every target the picker offers: the registry (1D first), then ``scipy:<name>`` for each continuous
     scipy.stats distribution except the few that take seconds to build (:data:`SLOW_SCIPY`)."""
     names = sorted(TARGETS, key=lambda n: TARGETS[n].dim)
-    return (*names, *(SCIPY_PREFIX + n for n in scipy_distributions() if n not in SLOW_SCIPY))
+    custom = tuple(CUSTOM_SOURCES)
+    return (*names, *custom, *(SCIPY_PREFIX + n for n in scipy_distributions() if n not in SLOW_SCIPY))
 
 
 def _target_label(name: str) -> str:
+    if name in CUSTOM_SOURCES:
+        return CUSTOM_SOURCES[name]
     if name.startswith(SCIPY_PREFIX):
         return f"scipy: {name[len(SCIPY_PREFIX) :]} (1D)"
     spec = TARGETS.get(name)
@@ -213,10 +227,17 @@ def _default_param_texts(target: str) -> dict[str, str]:
     return out
 
 
-def config_to_state(prefix: str, config: TrainConfig) -> dict[str, Any]:
+def config_to_state(prefix: str, config: TrainConfig, *, source: str | None = None) -> dict[str, Any]:
     """The widget values that show ``config``, by widget key (see the module docstring).
 
+    Arguments:
+        prefix: the page's widget-key prefix.
+        config: the config to show.
+        source: for a custom target (``samples``, ``image``), the picker entry to show, e.g. ``drawing``;
+            by default the entry named like the target.
+
     Example:
+        >>> from cnfviz import SEED_CONFIG
         >>> values = config_to_state("train", SEED_CONFIG)
         >>> values["train_width"], values["train_t1"], values["train_param_normal_loc"]
         (3, 10.0, '6.0')
@@ -224,10 +245,12 @@ def config_to_state(prefix: str, config: TrainConfig) -> dict[str, Any]:
     m, s = config.model, config.solver
     if config.target not in target_choices() and not config.target.startswith(SCIPY_PREFIX):
         raise ConfigError(f'the sidebar cannot show target "{config.target}"; it offers {list(target_choices())}')
+    custom = config.target in CONFIG_TARGETS.values()
+    picked = source if custom and CONFIG_TARGETS.get(source or "") == config.target else config.target
     t0, t1 = (float(v) for v in m.tspan)
     k = functools.partial(_key, prefix)
     values: dict[str, Any] = {
-        k("target"): config.target,
+        k("target"): picked,
         k("width"): min(max(m.hidden, default=32), WIDTH_MAX),
         k("depth"): len(m.hidden),
         k("activation"): m.activation,
@@ -251,6 +274,8 @@ def config_to_state(prefix: str, config: TrainConfig) -> dict[str, Any]:
         k("lambda_jacobian"): float(config.lambda_jacobian),
         k("seed"): int(config.seed),
     }
+    if custom:
+        return values
     texts = _default_param_texts(config.target)
     given = dict(config.target_params)
     try:
@@ -276,10 +301,19 @@ def apply_config_to_state(prefix: str, config: TrainConfig, state: MutableMappin
         state: where to write; ``st.session_state`` by default.
     """
     state = st.session_state if state is None else state
-    for key, value in config_to_state(prefix, config).items():
+    source = None
+    if config.target in CONFIG_TARGETS.values():
+        # Keep the custom source on screen (a drawing and a CSV both train as "samples").
+        candidates = (state.get(_key(prefix, "target")), state.get(f"{prefix}__custom_source"))
+        source = next((c for c in candidates if CONFIG_TARGETS.get(c or "") == config.target), None)
+    values = config_to_state(prefix, config, source=source)
+    for key, value in values.items():
         state[key] = value
     state[_base_key(prefix)] = config
-    state[f"{prefix}__last_target"] = config.target
+    state[f"{prefix}__last_target"] = values[_key(prefix, "target")]
+    dim = _picker_dim(prefix, values[_key(prefix, "target")], state)
+    if dim is not None:
+        state[f"{prefix}__dim"] = dim
 
 
 def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> TrainConfig:
@@ -287,6 +321,23 @@ def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> T
     state = st.session_state if state is None else state
     base = state.get(_base_key(prefix))
     return base if isinstance(base, TrainConfig) else default_config(DEFAULT_TARGET)
+
+
+def _picker_dim(prefix: str, picked: str, state: MutableMapping[str, Any] | None = None) -> int | None:
+    """The dimension of a picker entry's target; None for a CSV not uploaded yet (or a bad name)."""
+    if picked in CUSTOM_SOURCES:
+        return source_dim(prefix, picked, state)
+    try:
+        return target_dim(picked)
+    except ConfigError:
+        return None
+
+
+def _defaults_for(picked: str, dim: int) -> TrainConfig:
+    """The fast defaults for a picker entry (custom sources: those of their dimension)."""
+    if picked in CUSTOM_SOURCES:
+        return default_config("normal" if dim == 1 else "8gaussians").replace(target=CONFIG_TARGETS[picked])
+    return default_config(picked)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -316,15 +367,15 @@ def _notice(prefix: str, text: str) -> None:
 def _on_target_change(prefix: str) -> None:
     state = st.session_state
     new = state[_key(prefix, "target")]
-    old = state.get(f"{prefix}__last_target", base_config(prefix).target)
-    try:
-        changed_dim = target_dim(new) != target_dim(old)
-    except ConfigError:
-        changed_dim = True
-    if changed_dim:
+    if new in CUSTOM_SOURCES:
+        state[f"{prefix}__custom_source"] = new
+    new_dim = _picker_dim(prefix, new)
+    old_dim = state.get(f"{prefix}__dim")
+    if new_dim is not None and new_dim != old_dim:
         seed = state.get(_key(prefix, "seed"), 0)
-        apply_config_to_state(prefix, default_config(new).replace(seed=int(seed)))
-        _notice(prefix, f"Loaded the fast {target_dim(new)}D defaults for {new}.")
+        apply_config_to_state(prefix, _defaults_for(new, new_dim).replace(seed=int(seed)))
+        what = f"your data ({_target_label(new)})" if new in CUSTOM_SOURCES else new
+        _notice(prefix, f"Loaded the fast {new_dim}D defaults for {what}.")
     state[f"{prefix}__last_target"] = new
 
 
@@ -333,9 +384,20 @@ def _apply_preset(prefix: str, config: TrainConfig, message: str) -> None:
     _notice(prefix, message)
 
 
+def _apply_named_preset(prefix: str) -> None:
+    name = st.session_state.get(_key(prefix, "preset"))
+    if name in PRESETS:
+        _apply_preset(prefix, PRESETS[name].config, f"Loaded the preset: {PRESETS[name].title}.")
+
+
 def _apply_fast_defaults(prefix: str) -> None:
     state = st.session_state
     target = state.get(_key(prefix, "target"), DEFAULT_TARGET)
+    if target in CUSTOM_SOURCES:
+        dim = _picker_dim(prefix, target) or state.get(f"{prefix}__dim") or 2
+        seed = int(state.get(_key(prefix, "seed"), 0))
+        _apply_preset(prefix, _defaults_for(target, dim).replace(seed=seed), f"Fast {dim}D defaults for your data.")
+        return
     params = {}
     try:
         for p in _param_specs(target):
@@ -372,6 +434,117 @@ def _route(message: str) -> str:
     if m.startswith("target"):
         return "target"
     return "training"
+
+
+def _load_dim_defaults(prefix: str, picked: str, dim: int) -> None:
+    """Load the fast defaults of ``dim`` for a custom source mid-run, leaving the (drawn) picker alone."""
+    state = st.session_state
+    config = _defaults_for(picked, dim).replace(seed=int(state.get(_key(prefix, "seed"), 0)))
+    for key, value in config_to_state(prefix, config, source=picked).items():
+        if key != _key(prefix, "target"):
+            state[key] = value
+    state[_base_key(prefix)] = config
+    state[f"{prefix}__dim"] = dim
+    st.toast(f"Loaded the fast {dim}D defaults for your {dim}D data.")
+
+
+def _named_target_controls(
+    prefix: str, target_name: str, params: dict[str, Any], errors: list[tuple[str, str]], show: bool
+) -> Target | None:
+    """The parameter inputs and preview of a named target; fills ``params`` and ``errors``, returns the target."""
+    state = st.session_state
+    try:
+        specs = _param_specs(target_name)
+    except ConfigError as err:
+        errors.append(("target", str(err)))
+        return None
+    _ensure(state, {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()})
+    ok = True
+    for p in specs:
+        key = param_key(prefix, target_name, p.name)
+        if show:
+            st.text_input(p.name + (" (required)" if p.required else ""), key=key, help=p.help or None)
+        text = str(state.get(key, "")).strip()
+        if not text:
+            if p.required:
+                ok = False
+                msg = f"{target_name}: parameter {p.name} is required ({p.help})"
+                errors.append(("target", msg))
+                if show:
+                    st.error(msg)
+            continue
+        try:
+            params[p.name] = p.validate(text, target_name)
+        except ConfigError as err:
+            ok = False
+            errors.append(("target", str(err)))
+            if show:
+                st.error(str(err))
+    if not ok:
+        return None
+    try:
+        target = build_target(target_name, params)
+    except ConfigError as err:
+        errors.append(("target", str(err)))
+        if show:
+            st.error(str(err))
+        return None
+    if show:
+        st.plotly_chart(
+            _cached_preview(target_name, json.dumps(dict(target.params), sort_keys=True)),
+            key=_key(prefix, "target_preview"),
+            config={"displayModeBar": False, "staticPlot": True},
+        )
+        st.caption("Preview: the target's density and samples from it.")
+    return target
+
+
+def _preset_picker(prefix: str) -> None:
+    """The preset selectbox with its one-line description, Apply, Fast defaults, and the Compare link."""
+    k = functools.partial(_key, prefix)
+    name = st.selectbox(
+        "Preset",
+        list(PRESETS),
+        index=None,
+        key=k("preset"),
+        format_func=lambda n: PRESETS[n].title,
+        placeholder="Choose a preset or lesson…",
+        help="Named set-ups, from the seed tutorial to experiments that go wrong on purpose.",
+    )
+    if name is not None:
+        st.caption(PRESETS[name].description)
+    c1, c2 = st.columns(2)
+    c1.button(
+        "Apply",
+        key=k("preset_apply"),
+        type="primary" if name is not None else "secondary",
+        icon=":material/check:",
+        disabled=name is None,
+        on_click=_apply_named_preset,
+        args=(prefix,),
+        width="stretch",
+        help="Load the chosen preset into the controls below.",
+    )
+    c2.button(
+        "Fast defaults",
+        key=k("preset_default"),
+        help="A good, fast setup for the chosen target.",
+        on_click=_apply_fast_defaults,
+        args=(prefix,),
+        width="stretch",
+    )
+    if name is not None and PRESETS[name].compare:
+        with st.container(key=k("preset_compare")):
+            _compare_link(name)
+
+
+def _compare_link(name: str) -> None:
+    labels = " and ".join(label for label, _ in PRESETS[name].compare)
+    label = f"Compare {labels} side by side"
+    try:
+        st.page_link("pages/compare.py", label=label, icon=":material/compare_arrows:", query_params={"preset": name})
+    except StreamlitAPIException:  # the page runs outside app.py (a test), without the navigation
+        st.markdown(f":material/compare_arrows: [{label}](compare?preset={name})")
 
 
 def config_controls(
@@ -416,28 +589,14 @@ def config_controls(
             label = device_label()
             st.badge(label, icon=":material/memory:", color="green" if label.startswith("GPU") else "blue")
         if shown("presets"):
-            c1, c2 = st.columns(2)
-            c1.button(
-                "Seed tutorial",
-                key=k("preset_seed"),
-                help="The reference tutorial: Normal(6, 0.7), a 10-parameter net, tspan (0, 10).",
-                on_click=_apply_preset,
-                args=(prefix, SEED_CONFIG, "Loaded the seed tutorial: Normal(6, 0.7), tspan (0, 10)."),
-                width="stretch",
-            )
-            c2.button(
-                "Fast defaults",
-                key=k("preset_default"),
-                help="A good, fast setup for the chosen target.",
-                on_click=_apply_fast_defaults,
-                args=(prefix,),
-                width="stretch",
-            )
+            _preset_picker(prefix)
 
         # ---------------------------------------------------------------- target
         target_name = state.get(k("target"), base.target)
         params: dict[str, Any] = {}
-        with st.expander("Target", expanded=True):
+        waiting: str | None = None
+        # A lesson that fixes the target shows no Target section at all.
+        with st.expander("Target", expanded=True) if shown("target") else st.container():
             if shown("target"):
                 options = list(target_choices())
                 if target_name not in options:
@@ -447,53 +606,33 @@ def config_controls(
                     options,
                     key=k("target"),
                     format_func=_target_label,
-                    help="1D densities, the FFJORD 2D toy sets, and every continuous scipy.stats distribution.",
+                    help="1D densities, the FFJORD 2D toy sets, your own data (upload or draw), and every "
+                    "continuous scipy.stats distribution.",
                     on_change=_on_target_change,
                     args=(prefix,),
                 )
                 if target_name in TARGETS:
                     st.caption(TARGETS[target_name].description)
+                elif target_name in CUSTOM_SOURCES:
+                    st.caption("Your own data. A link cannot carry it; **Show code** offers it as a file.")
                 else:
                     st.caption(f"scipy.stats.{target_name[len(SCIPY_PREFIX) :]}: shape parameters, loc and scale.")
-            try:
-                specs = _param_specs(target_name)
-            except ConfigError as err:
-                specs = ()
-                errors.append(("target", str(err)))
-            _ensure(state, {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()})
-            for p in specs:
-                key = param_key(prefix, target_name, p.name)
-                if shown("target"):
-                    st.text_input(p.name + (" (required)" if p.required else ""), key=key, help=p.help or None)
-                text = str(state.get(key, "")).strip()
-                if not text:
-                    if p.required:
-                        msg = f"{target_name}: parameter {p.name} is required ({p.help})"
-                        errors.append(("target", msg))
-                        if shown("target"):
-                            st.error(msg)
-                    continue
-                try:
-                    params[p.name] = p.validate(text, target_name)
-                except ConfigError as err:
-                    errors.append(("target", str(err)))
-                    if shown("target"):
-                        st.error(str(err))
             target: Target | None = None
-            if not errors:
-                try:
-                    target = build_target(target_name, params)
+            if target_name in CUSTOM_SOURCES:
+                custom = custom_target_controls(prefix, target_name, show=shown("target"))
+                state[f"{prefix}__custom_source"] = target_name
+                target, waiting = custom.target, custom.waiting
+                if custom.error or custom.waiting:
+                    errors.append(("target", custom.error or custom.waiting or ""))
+                elif target is not None and target.dim != state.get(f"{prefix}__dim"):
+                    # Data of another dimension than the settings were made for: load its fast defaults
+                    # into the controls below, which this run has not drawn yet.
+                    _load_dim_defaults(prefix, target_name, target.dim)
+                    base = base_config(prefix)
+            else:
+                target = _named_target_controls(prefix, target_name, params, errors, shown("target"))
+                if target is not None:
                     params = dict(target.params)
-                except ConfigError as err:
-                    errors.append(("target", str(err)))
-                    if shown("target"):
-                        st.error(str(err))
-            if target is not None and shown("target"):
-                st.plotly_chart(
-                    _cached_preview(target_name, json.dumps(params, sort_keys=True)),
-                    key=k("target_preview"),
-                    config={"displayModeBar": False, "staticPlot": True},
-                )
 
         # ---------------------------------------------------------------- network
         m = base.model
@@ -604,9 +743,10 @@ def config_controls(
     config: TrainConfig | None = None
     if not errors:
         try:
+            custom = target_name in CUSTOM_SOURCES
             config = base.replace(
-                target=target_name,
-                target_params=params,
+                target=CONFIG_TARGETS[target_name] if custom else target_name,
+                target_params={} if custom else params,
                 model={
                     "hidden": hidden_widths,
                     "activation": activation,
@@ -640,9 +780,10 @@ def config_controls(
             if slot is not None:
                 slot.error(str(err))
     state[f"{prefix}__last_target"] = target_name
-    result = (
-        ControlsResult(config, target, ()) if not errors else ControlsResult(None, None, tuple(m for _, m in errors))
-    )
+    if not errors:
+        result = ControlsResult(config, target, ())
+    else:
+        result = ControlsResult(None, None, tuple(m for _, m in errors), waiting=waiting)
     # Kept for other code in the same run (a "share this config" link, the tests).
     state[f"{prefix}__config"] = result.config
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,10 +23,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 SERVER_START_SECONDS = 90
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -231,6 +234,35 @@ class StreamlitApp:
         """Texts of exception boxes and error alerts on the page."""
         sel = '[data-testid="stException"], [data-testid="stAlertContentError"]'
         return [e.inner_text() for e in self.page.locator(sel).all()]
+
+    def pick(self, key: str, typed: str, option: str) -> None:
+        """Choose ``option`` in the selectbox with ``key``, typing ``typed`` to filter its list."""
+        box = self.key(key).locator("input").first
+        box.click()
+        box.fill(typed)
+        self.page.get_by_role("option", name=option).click()
+        self.wait_idle()
+
+    def progress(self) -> str:
+        """The text of the first progress bar ("Iteration 12 / 2,000 · Adam ..."), or ""."""
+        bar = self.page.locator('[data-testid="stProgress"]')
+        return bar.first.inner_text() if bar.count() else ""
+
+    def iteration(self) -> int:
+        """The iteration the progress bar shows, or -1 without one."""
+        m = re.search(r"Iteration ([\d,]+)", self.progress())
+        return int(m.group(1).replace(",", "")) if m else -1
+
+    def until(self, probe: Callable[[], T], ok: Callable[[T], bool], timeout: float, what: str) -> T:
+        """Poll ``probe`` until ``ok`` accepts its value; fail with ``what`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if ok(value):
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {value!r})")
+            self.page.wait_for_timeout(50)
 
 
 @pytest.fixture(scope="session")

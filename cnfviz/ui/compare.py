@@ -1,0 +1,730 @@
+"""The Compare page: set up two to six runs, train them under the server's job cap, and show them side by side.
+
+The page reads its controls into a list of :class:`~cnfviz.compare.Run` (:func:`comparison_setup`), starts
+one :class:`~cnfviz.TrainingJob` per run in the session's :class:`~cnfviz.ui.JobHolder` under the names
+``compare_0`` ... ``compare_5`` (:func:`comparison_buttons`), so the runs queue on the same server-wide
+slots as the Train page and stop when the tab closes, then draws a progress row per run and the overlaid
+loss curves, polling only while a run is active (:func:`comparison_live`), and at the end a grid of the
+learned densities and the metrics table (:func:`comparison_results`)::
+
+    holder = job_holder()
+    setup = comparison_setup()
+    comparison_buttons(setup, holder)
+    comparison_live(holder)
+    comparison_results(holder)
+
+``?preset=hutchinson`` (or any name in :data:`~cnfviz.compare.COMPARE_PRESETS`) in the URL opens the page
+on that preset's runs.
+
+Widget keys:
+
+==============================  ===================================================================
+key                             widget
+==============================  ===================================================================
+``compare_mode``                radio: ``knob`` (One knob), ``table`` (Table of runs), ``files``
+                                (Config files), ``preset`` (Preset)
+``compare_target``              selectbox: the target (modes knob and table)
+``compare_adam_iters``          number input: Adam iterations per run (modes knob and table)
+``compare_knob``                selectbox: the knob to vary, a name in :data:`~cnfviz.compare.KNOBS`
+``compare_values_<knob>``       text input: 2 to 6 values, e.g. ``16, 32, 64`` (numeric knobs)
+``compare_choices_<knob>``      multiselect: 2 to 6 choices (``solver``, ``trace``)
+``compare_table``               data editor: one row per run, columns ``label`` and
+                                :data:`~cnfviz.compare.TABLE_KNOBS` (a blank cell keeps the default)
+``compare_upload``              file uploader: 2 to 6 config JSON files, as the Train page downloads them
+``compare_preset``              selectbox: a comparison preset
+``compare_budget``              number input: seconds of training per run (every mode)
+``compare_start_button``        button: start the comparison (replaces the last one)
+``compare_stop_button``         button: stop every run of the comparison
+``compare_loss_chart``          chart: every run's loss and NFE per iteration
+``compare_target_chart``        chart: the target density (2D targets, after the end)
+``compare_density_chart_<i>``   chart: run i's learned density (after the end; i counts from 0)
+``compare_metrics``             container of the metrics table
+``compare_open_<i>``            button: open run i's config on the Train page
+==============================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from .._validation import ConfigError
+from ..compare import (
+    BEST_MARK,
+    COLUMNS,
+    COMPARE_PRESETS,
+    KNOBS,
+    MAX_RUNS,
+    TABLE_KNOBS,
+    Run,
+    RunOutcome,
+    config_summary,
+    parameter_count,
+    results_table,
+    runs_from_configs,
+    runs_from_knob,
+    runs_from_preset,
+    runs_from_table,
+    with_budget,
+)
+from ..compare_plots import loss_curves_figure, run_color, run_density_figure, target_density_figure
+from ..config import TrainConfig
+from ..job import Snapshot, TrainingJob
+from ..presets import PRESETS, default_config, target_dim
+from ..share import config_to_query
+from ..solver import SOLVERS
+from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
+from .session import JobHolder, job_slots
+from .sidebar import target_choices
+from .status import format_duration
+
+__all__ = [
+    "COMPARE_POLL_SECONDS",
+    "DEFAULT_BUDGET_SECONDS",
+    "DEFAULT_ITERATIONS",
+    "MODES",
+    "Setup",
+    "compare_targets",
+    "comparison_buttons",
+    "comparison_live",
+    "comparison_results",
+    "comparison_setup",
+    "metrics_table_rows",
+    "run_status_text",
+]
+
+PREFIX = "compare"
+MODES: dict[str, str] = {"knob": "One knob", "table": "Table of runs", "files": "Config files", "preset": "Preset"}
+"""The ways to set up a comparison, by ``compare_mode`` value."""
+_DEFAULT_TARGET = "moons"
+DEFAULT_BUDGET_SECONDS = 20
+"""The default time cap per run: a safety net; the Adam iterations end a run first on most machines."""
+DEFAULT_ITERATIONS: dict[int, int] = {1: 300, 2: 400}
+"""Adam iterations per run by default, by target dimension (the fast defaults' own counts, if lower):
+the same count for every run keeps a comparison fair, and small counts keep it quick."""
+COMPARE_POLL_SECONDS = 1.0
+"""How often the progress rows and the loss chart refresh while a run is active."""
+_PLOT_CONFIG = {"displaylogo": False}
+_CHOICE_DEFAULTS = {"solver": ("rk4", "dopri5"), "trace": ("exact", "hutchinson-rademacher")}
+_STARTED = f"{PREFIX}__started"
+_DRAWN = f"{PREFIX}__drawn"
+_REQUEST = f"{PREFIX}__request"
+_QUERY = f"{PREFIX}__query"
+_FIGURES = f"{PREFIX}__figures"
+
+
+def _k(name: str) -> str:
+    return f"{PREFIX}_{name}"
+
+
+@st.cache_data(show_spinner=False)
+def compare_targets() -> tuple[str, ...]:
+    """The targets the picker offers: those that need no parameters (the registry, and the scipy
+    distributions without shape parameters). Others, and custom data, come in through config files."""
+    out = []
+    for name in target_choices():
+        if name.startswith(SCIPY_PREFIX):
+            if not any(p.required for p in scipy_params(name[len(SCIPY_PREFIX) :])):
+                out.append(name)
+        elif name in TARGETS and not any(p.required for p in TARGETS[name].params):
+            out.append(name)
+    return tuple(out)
+
+
+def _target_label(name: str) -> str:
+    if name.startswith(SCIPY_PREFIX):
+        return f"scipy: {name[len(SCIPY_PREFIX) :]} (1D)"
+    return f"{name} ({TARGETS[name].dim}D)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Setup
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the controls describe: the runs (empty while invalid) and one message per problem."""
+
+    runs: tuple[Run, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and not self.errors
+
+
+def _apply_link() -> str | None:
+    """Open on the link's ``?preset=`` once per new value; a notice if it names no comparison preset."""
+    preset = st.query_params.get("preset")
+    if preset is None:
+        return None
+    if preset not in COMPARE_PRESETS:
+        return f'The link asks for preset "{preset}", which has no comparison; try one of {list(COMPARE_PRESETS)}.'
+    state = st.session_state
+    if state.get(_QUERY) != preset:
+        state[_QUERY] = preset
+        state[_k("mode")] = "preset"
+        state[_k("preset")] = preset
+    return None
+
+
+def _default_iterations(target: str) -> int:
+    return min(default_config(target).adam_iters, DEFAULT_ITERATIONS[target_dim(target)])
+
+
+def _on_target_change() -> None:
+    # A 1D and a 2D target differ in speed, and so in the iterations a quick comparison can afford.
+    target = st.session_state[_k("target")]
+    st.session_state[_k("adam_iters")] = _default_iterations(target)
+
+
+def _base_controls() -> TrainConfig:
+    state = st.session_state
+    choices = compare_targets()
+    if state.get(_k("target")) not in choices:
+        state[_k("target")] = _DEFAULT_TARGET
+        state[_k("adam_iters")] = _default_iterations(_DEFAULT_TARGET)
+    c1, c2 = st.columns([3, 2])
+    target = c1.selectbox(
+        "Target",
+        choices,
+        format_func=_target_label,
+        key=_k("target"),
+        on_change=_on_target_change,
+        help="Every run learns this distribution, starting from its fast defaults.",
+    )
+    iters = c2.number_input(
+        "Adam iterations per run",
+        min_value=1,
+        max_value=100_000,
+        step=100,
+        key=_k("adam_iters"),
+        help="The same for every run, so that the comparison is fair (the learning rate decays over them).",
+    )
+    base = default_config(target, adam_iters=int(iters))
+    st.caption(f"Fast defaults for this target: {config_summary(base)}.")
+    return base
+
+
+def _suggestion(knob: str, base: TrainConfig) -> str:
+    width = max(base.model.hidden, default=32)
+    t1 = base.model.tspan[1]
+    return {
+        "width": f"{max(1, width // 2)}, {width}, {width * 2}",
+        "depth": "1, 2, 3",
+        "t1": f"{t1 / 2:g}, {t1:g}, {t1 * 2:g}",
+        "lambda_kinetic": "0, 0.01, 0.1",
+        "lambda_jacobian": "0, 0.01, 0.1",
+        "lambdas": "0, 0.01, 0.1",
+        "lr": f"{base.lr / 3:.1g}, {base.lr:g}, {base.lr * 3:.1g}",
+        "seed": "0, 1, 2",
+    }[knob]
+
+
+def _knob_setup() -> list[Run]:
+    base = _base_controls()
+    c1, c2 = st.columns([2, 3])
+    name = c1.selectbox(
+        "Knob to vary",
+        list(KNOBS),
+        format_func=lambda n: f"{KNOBS[n].label}: {KNOBS[n].description}",
+        key=_k("knob"),
+    )
+    knob = KNOBS[name]
+    if knob.kind == "choice":
+        values: Any = c2.multiselect(
+            f"Values of {knob.label} (2 to {MAX_RUNS})",
+            list(knob.choices),
+            default=list(_CHOICE_DEFAULTS.get(name, knob.choices[:2])),
+            max_selections=MAX_RUNS,
+            key=_k(f"choices_{name}"),
+        )
+    else:
+        values = c2.text_input(
+            f"Values of {knob.label} (2 to {MAX_RUNS}, separated by commas)",
+            value=_suggestion(name, base),
+            key=_k(f"values_{name}"),
+        )
+    return runs_from_knob(base, knob, values)
+
+
+def _table_rows(base: TrainConfig) -> list[dict[str, Any]]:
+    first = {"label": "fast defaults", **{n: KNOBS[n].get(base) for n in TABLE_KNOBS}}
+    width = max(base.model.hidden, default=32)
+    second = {**first, "label": "half as wide", "width": max(1, width // 2)}
+    return [first, second]
+
+
+def _table_setup() -> list[Run]:
+    base = _base_controls()
+    number = st.column_config.NumberColumn
+    columns = {
+        "label": st.column_config.TextColumn("label", help="The run's name in the legend and the table."),
+        "width": number("width", min_value=1, max_value=1024, step=1, help=KNOBS["width"].description),
+        "depth": number("depth", min_value=0, max_value=8, step=1, help=KNOBS["depth"].description),
+        "t1": number("t1", help=KNOBS["t1"].description),
+        "solver": st.column_config.SelectboxColumn("solver", options=list(SOLVERS)),
+        "trace": st.column_config.SelectboxColumn("trace", options=list(KNOBS["trace"].choices)),
+        "lambda_kinetic": number("λ₁", min_value=0.0, help=KNOBS["lambda_kinetic"].description),
+        "lambda_jacobian": number("λ₂", min_value=0.0, help=KNOBS["lambda_jacobian"].description),
+        "lr": number("lr", min_value=0.0, format="%g", help=KNOBS["lr"].description),
+    }
+    rows = st.data_editor(
+        _table_rows(base), key=_k("table"), num_rows="dynamic", column_config=columns, width="stretch"
+    )
+    st.caption(f"One row per run (2 to {MAX_RUNS}); add rows at the bottom. A blank cell keeps the fast default.")
+    return runs_from_table(base, rows)
+
+
+def _files_setup() -> list[Run]:
+    files = st.file_uploader(
+        f"Config files (2 to {MAX_RUNS}), as the Train page's **Download the config** saves them",
+        type=["json"],
+        accept_multiple_files=True,
+        key=_k("upload"),
+    )
+    if not files:
+        st.info(
+            "Train a flow on the Train page, download its config (JSON), change what you want to compare, and "
+            "drop the files here. All runs must learn the same target."
+        )
+        return []
+    items = []
+    for f in files:
+        try:
+            text = f.getvalue().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{f.name} is not a text (JSON) file") from None
+        items.append((PurePath(f.name).stem, text))
+    return runs_from_configs(items)
+
+
+def _preset_setup() -> list[Run]:
+    name = st.selectbox(
+        "Comparison preset", list(COMPARE_PRESETS), format_func=lambda n: PRESETS[n].title, key=_k("preset")
+    )
+    st.caption(PRESETS[name].description)
+    runs = runs_from_preset(name)
+    st.caption(f"Every run: {config_summary(runs[0].config)}.")
+    return runs
+
+
+_SETUPS: dict[str, Callable[[], list[Run]]] = {
+    "knob": _knob_setup,
+    "table": _table_setup,
+    "files": _files_setup,
+    "preset": _preset_setup,
+}
+
+
+def comparison_setup() -> Setup:
+    """Draw the set-up controls and read them into runs; never raises for bad input."""
+    notice = _apply_link()
+    if notice:
+        st.warning(notice)
+    state = st.session_state
+    if state.get(_k("budget")) is None:
+        state[_k("budget")] = DEFAULT_BUDGET_SECONDS
+    errors: list[str] = []
+    runs: list[Run] = []
+    with st.container(border=True):
+        mode = st.radio("Set up the runs with", list(MODES), format_func=MODES.get, horizontal=True, key=_k("mode"))
+        try:
+            runs = _SETUPS[mode]()
+        except ConfigError as err:
+            errors.extend(getattr(err, "problems", None) or [str(err)])
+        except Exception as err:  # e.g. a config file whose values break a target: say so, keep the page alive
+            errors.append(f"{type(err).__name__}: {err}")
+        c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+        budget = c1.number_input(
+            "Time cap per run (seconds)",
+            min_value=1,
+            max_value=600,
+            step=5,
+            key=_k("budget"),
+            help="A run also stops after this much training. Runs that hit the cap may have done different "
+            "numbers of iterations, which the results table shows.",
+        )
+        if runs:
+            try:
+                runs = with_budget(runs, max_seconds=float(budget))
+            except ConfigError as err:
+                errors.append(str(err))
+        if runs and not errors:
+            cap = job_slots().capacity
+            rounds = math.ceil(len(runs) / cap)
+            c2.caption(
+                f"{len(runs)} runs: {' · '.join(r.label for r in runs)}. This server trains {cap} at a time, so the "
+                f"comparison takes at most about {format_duration(rounds * float(budget))} plus the final metrics."
+            )
+        for message in errors:
+            st.error(message, icon=":material/error:")
+    return Setup(tuple(runs) if not errors else (), tuple(errors))
+
+
+# --------------------------------------------------------------------------------------------------
+# Jobs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A comparison this session started: its runs, the jobs' names and ids in the holder (None where a
+    job could not be built, with the reason in ``errors``)."""
+
+    uid: str
+    runs: tuple[Run, ...]
+    names: tuple[str, ...]
+    job_ids: tuple[str | None, ...]
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    index: int
+    run: Run
+    job: TrainingJob | None
+    snap: Snapshot | None
+    error: str
+
+
+def _job_name(i: int) -> str:
+    return f"{PREFIX}_{i}"
+
+
+def _entries(holder: JobHolder) -> tuple[_Started | None, list[_Entry]]:
+    started: _Started | None = st.session_state.get(_STARTED)
+    if started is None:
+        return None, []
+    entries = []
+    for i, (run, name, job_id, error) in enumerate(
+        zip(started.runs, started.names, started.job_ids, started.errors, strict=True)
+    ):
+        job = holder.get(name) if job_id is not None else None
+        if job_id is not None and (job is None or job.job_id != job_id):
+            # The holder no longer has this comparison's jobs (its session cache was cleared).
+            st.session_state.pop(_STARTED, None)
+            return None, []
+        entries.append(_Entry(i, run, job, job.snapshot() if job is not None else None, error))
+    return started, entries
+
+
+def _active(entries: list[_Entry]) -> bool:
+    return any(e.snap is not None and e.snap.active for e in entries)
+
+
+def _start(runs: tuple[Run, ...], holder: JobHolder) -> None:
+    for i in range(MAX_RUNS):
+        holder.discard(_job_name(i))
+    st.session_state.pop(_FIGURES, None)
+    job_ids: list[str | None] = []
+    errors: list[str] = []
+    for i, run in enumerate(runs):
+        try:
+            job = holder.start(run.config, name=_job_name(i))
+            job_ids.append(job.job_id)
+            errors.append("")
+        except Exception as err:  # building the model or the data failed: this run fails, the others go on
+            job_ids.append(None)
+            errors.append(f"{type(err).__name__}: {err}")
+    st.session_state[_STARTED] = _Started(
+        uuid.uuid4().hex, runs, tuple(_job_name(i) for i in range(len(runs))), tuple(job_ids), tuple(errors)
+    )
+
+
+def _request(what: str) -> None:
+    st.session_state[_REQUEST] = what
+
+
+def comparison_buttons(setup: Setup, holder: JobHolder) -> None:
+    """Carry out the last button press, then draw Start and Stop all."""
+    what = st.session_state.pop(_REQUEST, None)
+    _, entries = _entries(holder)
+    if what == "start" and setup.ok and not _active(entries):
+        _start(setup.runs, holder)
+    elif what == "stop":
+        for e in entries:
+            if e.job is not None:
+                e.job.stop()
+    _, entries = _entries(holder)
+    active = _active(entries)
+    c1, c2, _ = st.columns([1, 1, 3])
+    c1.button(
+        "Start the comparison",
+        key=_k("start_button"),
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=active or not setup.ok,
+        on_click=_request,
+        args=("start",),
+        width="stretch",
+        help="Stop the runs first" if active else None,
+    )
+    c2.button(
+        "Stop all",
+        key=_k("stop_button"),
+        icon=":material/stop:",
+        disabled=not active,
+        on_click=_request,
+        args=("stop",),
+        width="stretch",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Live: a progress row per run, and the loss curves
+# --------------------------------------------------------------------------------------------------
+
+
+def run_status_text(snap: Snapshot) -> str:
+    """One line for a run's progress row.
+
+    Example:
+        >>> from cnfviz import TrainingJob, default_config
+        >>> job = TrainingJob(default_config("normal", adam_iters=3, eval_every=0, n_test=100))
+        >>> run_status_text(job.start().join(60).snapshot()).startswith("done")
+        True
+    """
+    head = f"iteration {snap.iteration:,} / {snap.total:,}"
+    if snap.state == "queued":
+        where = f" (#{snap.queue_position})" if snap.queue_position else ""
+        return f"queued{where}: waiting for a free training slot"
+    budget = snap.config.max_seconds
+    if snap.state in ("running", "paused") and (
+        snap.iteration >= snap.total or (budget is not None and snap.elapsed >= budget)
+    ):
+        return f"{head} · computing the final metrics…"
+    if snap.state == "paused":
+        return f"{head} · paused"
+    if snap.state == "running" and snap.iteration == 0:
+        return "starting…"
+    if snap.state == "running":
+        loss = "" if snap.loss is None else f" · loss {snap.loss:.3f}"
+        return f"{head} · {snap.its_per_sec:.0f} it/s{loss}"
+    took = f"{snap.iteration:,} iterations in {format_duration(snap.elapsed)}"
+    return f"{snap.state}: {snap.reason} · {took}"
+
+
+def _fraction(snap: Snapshot) -> float:
+    if not snap.active:
+        return 1.0 if snap.state == "done" else snap.progress
+    budget = snap.config.max_seconds
+    by_time = min(1.0, snap.elapsed / budget) if budget else 0.0
+    return max(snap.progress, by_time)
+
+
+def _swatch(label: str, i: int) -> str:
+    return f"<span style='color:{run_color(i)};font-size:1.2em'>■</span> **{_escape(label)}**"
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_[]<>#|~$" else c for c in text)
+
+
+def _progress_row(e: _Entry) -> None:
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    c1.markdown(_swatch(e.run.label, e.index), unsafe_allow_html=True)
+    if e.snap is None:
+        c2.error(f"Could not start: {e.error}", icon=":material/error:")
+    elif e.snap.state == "failed":
+        c2.error(f"Failed: {e.snap.reason}. The others carry on.", icon=":material/error:")
+    else:
+        c2.progress(_fraction(e.snap), text=run_status_text(e.snap))
+
+
+def comparison_live(holder: JobHolder) -> None:
+    """A progress row per run and the overlaid loss curves; they poll only while a run is active."""
+    started, entries = _entries(holder)
+    active = _active(entries)
+    st.session_state[_DRAWN] = (started.uid if started else None, active)
+    st.fragment(_live, run_every=COMPARE_POLL_SECONDS if active else None)(holder)
+
+
+def _live(holder: JobHolder) -> None:
+    started, entries = _entries(holder)
+    if started is None:
+        st.info(
+            "Set up two to six runs above and press **Start the comparison**: a progress row and a loss curve "
+            "per run appear here, and the learned densities and a metrics table when they are done."
+        )
+        return
+    active = _active(entries)
+    drawn = st.session_state.get(_DRAWN)
+    if drawn is not None and drawn[1] and (started.uid, active) != drawn:
+        st.rerun()  # the last run ended: a full rerun draws the results and stops the polling
+    st.subheader("Progress")
+    for e in entries:
+        _progress_row(e)
+    curves = [(e.run.label, e.snap.history if e.snap is not None else {}) for e in entries]
+    st.plotly_chart(loss_curves_figure(curves), key=_k("loss_chart"), config=_PLOT_CONFIG)
+    st.caption(
+        "Left: each run's training negative log-likelihood per iteration (lower is better). Right: the ODE "
+        "function evaluations per iteration, the cost of one step. Colours match the rows above."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Results: the densities and the metrics table
+# --------------------------------------------------------------------------------------------------
+
+
+def _per_row(cells: int, one_d: bool) -> int:
+    """Figures per row of the density grid: all in one row up to 3 (1D) or 4 (2D), else two rows."""
+    return cells if cells <= (3 if one_d else 4) else math.ceil(cells / 2)
+
+
+def _heatmap_height(per_row: int) -> int:
+    # Square heatmaps: the height follows the width of a column on a wide page, plus title and ticks.
+    return min(420, round(760 / per_row) + 70)
+
+
+def _figures(started: _Started, entries: list[_Entry]) -> dict[str, go.Figure]:
+    """The density figures of a finished comparison, built once and kept in session state."""
+    stamp = (started.uid, tuple(e.snap.visuals_version if e.snap else -1 for e in entries))
+    cache = st.session_state.get(_FIGURES)
+    if cache and cache["stamp"] == stamp:
+        return cache["figures"]
+    views = {e.index: e.snap.visuals.density for e in entries if e.snap is not None and e.snap.visuals is not None}
+    figures: dict[str, go.Figure] = {}
+    if views:
+        first = next(iter(views.values()))
+        true_max = float(first.true.max()) if first.true is not None else None
+        learned_max = max(float(v.learned.max()) for v in views.values())
+        one_d = len(first.axes) == 1
+        y_max = min(learned_max, 3 * true_max) if true_max else learned_max
+        if one_d and true_max:
+            y_max = max(y_max, true_max)
+        z_max = true_max if true_max else None
+        if not one_d:
+            height = _heatmap_height(_per_row(len(views) + 1, one_d=False))
+            figures["target"] = target_density_figure(first, z_max=z_max, height=height)
+        for i, view in views.items():
+            figures[str(i)] = run_density_figure(
+                view,
+                label=started.runs[i].label,
+                color=run_color(i),
+                y_max=y_max if one_d else None,
+                z_max=None if one_d else z_max,
+                height=None if one_d else height,
+            )
+    st.session_state[_FIGURES] = {"stamp": stamp, "figures": figures}
+    return figures
+
+
+def _outcome(e: _Entry) -> RunOutcome:
+    if e.job is not None and e.snap is not None:
+        return RunOutcome.from_snapshot(e.run.label, e.snap, e.job.model.num_parameters)
+    try:
+        params = parameter_count(e.run.config)
+    except ConfigError:
+        params = 0
+    return RunOutcome(e.run.label, "failed", e.error, 0, 0.0, 0, 0, params, None)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if column in ("seed TV", "grid TV"):
+        return f"{value:.4f}"
+    if column == "test NLL":
+        return f"{value:.3f}"
+    if column == "wall time (s)":
+        return f"{value:.1f}"
+    if column == "NFE / iteration":
+        return f"{value:.1f}"
+    return f"{int(value):,}"
+
+
+def metrics_table_rows(outcomes: list[RunOutcome]) -> list[dict[str, str]]:
+    """The results table as text cells (Markdown), the best of each column on a green background.
+
+    Example:
+        >>> from cnfviz import Metrics
+        >>> m = Metrics(0.01, 0.02, 0.0, 1.0, 1.2, "exact")
+        >>> rows = metrics_table_rows([RunOutcome("a", "done", "", 10, 1.0, 160, 320, 99, m),
+        ...                            RunOutcome("b", "failed", "NaN", 3, 0.5, 48, 96, 99, None)])
+        >>> rows[0]["best"], rows[0]["test NLL"], rows[1]["test NLL"]
+        ('★', ':green-background[**1.200**]', '–')
+    """
+    table = results_table(outcomes)
+    rows = []
+    for i, row in enumerate(table.rows):
+        out = {"best": row["best"], "run": _escape(row["run"]), "state": row["state"]}
+        for col in COLUMNS:
+            text = _cell(col, row[col])
+            out[col] = f":green-background[**{text}**]" if i in table.best.get(col, ()) else text
+        rows.append(out)
+    return rows
+
+
+def _open_button(e: _Entry) -> None:
+    if st.button(
+        "Open on the Train page",
+        key=_k(f"open_{e.index}"),
+        icon=":material/open_in_new:",
+        help="The Train page with this run's settings, to look closer (trajectories, vector field, samples).",
+    ):
+        st.switch_page("pages/train.py", query_params=config_to_query(e.run.config))
+
+
+def _density_caption(e: _Entry, one_d: bool) -> str:
+    nll = e.snap.metrics.test_nll if e.snap is not None and e.snap.metrics is not None else None
+    score = f"; test NLL {nll:.3f}" if nll is not None else ""
+    if one_d:
+        return f"Learned pdf (colour) against the true one (dark){score}."
+    return f"Learned density, brighter is denser{score}."
+
+
+def comparison_results(holder: JobHolder) -> None:
+    """Once every run has ended: the learned densities side by side and the metrics table."""
+    started, entries = _entries(holder)
+    if started is None or not entries or _active(entries):
+        return
+    figures = _figures(started, entries)
+    one_d = "target" not in figures and any(
+        e.snap is not None and e.snap.visuals is not None and len(e.snap.visuals.density.axes) == 1 for e in entries
+    )
+    st.subheader("Learned densities")
+    cells: list[_Entry | None] = ([] if one_d or "target" not in figures else [None]) + list(entries)
+    per_row = _per_row(len(cells), one_d)
+    for start in range(0, len(cells), per_row):
+        columns = st.columns(per_row)
+        for col, cell in zip(columns, cells[start : start + per_row], strict=False):
+            with col:
+                if cell is None:
+                    st.plotly_chart(figures["target"], key=_k("target_chart"), config=_PLOT_CONFIG)
+                    st.caption("The target, on the runs' colour scale.")
+                    continue
+                fig = figures.get(str(cell.index))
+                if fig is not None:
+                    st.plotly_chart(fig, key=_k(f"density_chart_{cell.index}"), config=_PLOT_CONFIG)
+                    st.caption(_density_caption(cell, one_d))
+                else:
+                    st.markdown(_swatch(cell.run.label, cell.index), unsafe_allow_html=True)
+                    st.info("No picture: this run ended before its model could be drawn.")
+                _open_button(cell)
+
+    st.subheader("Metrics")
+    outcomes = [_outcome(e) for e in entries]
+    with st.container(key=_k("metrics")):
+        st.table(metrics_table_rows(outcomes), hide_index=True)
+    finished = [o for o in outcomes if o.state == "done"]
+    if len({o.iterations for o in finished}) > 1:
+        st.caption(
+            ":material/warning: The runs did different numbers of iterations (some hit the time cap), so the "
+            "faster runs had more training: compare with care, or raise the time cap."
+        )
+    st.caption(
+        f"{BEST_MARK} marks the lowest test NLL; green cells are the best of each column (lower is better) among the "
+        "runs that finished. TVs and NLL use an accurate adaptive solver; wall time is training time, which also "
+        "depends on what else the server runs at the same time; NFE counts "
+        "dynamics evaluations in training (forward solves, and in total with the backward pass)."
+    )

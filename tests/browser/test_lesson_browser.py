@@ -1,0 +1,39 @@
+"""A student opens the teacher's lesson link in Chromium: the hidden controls are not on the page, and
+training runs without anyone pressing Train; the address bar keeps the lesson but not the autostart."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+LESSON = "train?target=moons&hide=solver,trace&autostart=1"
+
+
+def test_lesson_link_hides_controls_and_starts_training(app):
+    page = app.page
+    app.goto(LESSON)  # a fresh browser context: a new session, as a student's
+    first = app.until(app.iteration, lambda i: i >= 1, 60, "training to start by itself")
+    app.until(app.iteration, lambda i: i > first, 60, "the iteration count to increase")
+    assert app.button("train_train_button").is_disabled(), "the run is active without a click on Train"
+
+    page.locator('[data-testid="stSidebar"] summary').filter(has_text="ODE").click()
+    app.key("train_t0").locator("input").first.wait_for(state="visible")
+    for hidden in ("train_solver", "train_step_size", "train_trace", "train_preset"):
+        assert app.key(hidden).count() == 0, f"{hidden} is on the page"
+    assert page.get_by_text("Some controls are fixed by this lesson").is_visible()
+    assert "autostart" not in page.url and "hide=solver%2Ctrace" in page.url and "target=moons" in page.url
+    app.screenshot("lesson-01-autostarted")
+
+    page.locator(".st-key-train_share summary").click()
+    link = app.key("train_share_link")
+    link.wait_for(state="visible")
+    text = link.inner_text()
+    assert text.startswith("http") and "/train?target=moons" in text and "hide=solver,trace" in text
+    link.hover()
+    assert link.locator("button").count() >= 1, "the link has a copy button"
+    app.screenshot("lesson-02-share")
+
+    app.click_button("train_stop_button")
+    app.until(lambda: page.get_by_text("Stopped", exact=False).count(), lambda n: n > 0, 60, "the run to stop")
+    assert app.errors() == []
