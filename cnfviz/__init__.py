@@ -8,15 +8,18 @@ The public API, re-exported from one module per concept::
 
 from ._validation import ConfigError
 from .checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
+from .compare import parameter_count, results_table, runs_from_knob
 from .config import DEVICES, ModelConfig, TrainConfig
 from .device import configure_threads, device_label, resolve_device, warm_up
 from .distribution import FFJORDDistribution
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING, ODENet
+from .export import config_to_code
 from .ffjord import FFJORD, standard_normal_logprob
 from .job import JobSlots, Snapshot, TrainingJob, Visuals, compute_visuals
 from .metrics import EVAL_SOLVER, Metrics, evaluate, grid_metrics, seed_tv, test_nll
-from .presets import PRESETS, SEED_CONFIG, Preset, default_config
+from .presets import DEFAULT_TARGET, PRESETS, SEED_CONFIG, Preset, default_config
+from .share import config_to_query, parse_query
 from .solver import FIXED_GRID_SOLVERS, SOLVERS, SolverConfig, SolverError
 from .targets import TARGETS, ImageTarget, SamplesTarget, Target, make_target, target_names
 from .training import IterationRecord, Trainer, TrainResult, train
@@ -25,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "DEFAULT_TARGET",
     "DEVICES",
     "EVAL_SOLVER",
     "FFJORD",
@@ -56,6 +60,8 @@ __all__ = [
     "Visuals",
     "checkpoint_bytes",
     "compute_visuals",
+    "config_to_code",
+    "config_to_query",
     "configure_threads",
     "default_config",
     "device_label",
@@ -63,7 +69,11 @@ __all__ = [
     "grid_metrics",
     "load_checkpoint",
     "make_target",
+    "parameter_count",
+    "parse_query",
     "resolve_device",
+    "results_table",
+    "runs_from_knob",
     "save_checkpoint",
     "seed_tv",
     "standard_normal_logprob",

@@ -12,7 +12,7 @@ from .device import resolve_device
 from .solver import SolverConfig
 from .targets import SCIPY_PREFIX, TARGETS
 
-__all__ = ["GPU_BATCH", "PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
+__all__ = ["DEFAULT_TARGET", "GPU_BATCH", "PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
 
 # The DiffEqFlux tutorial, step for step: Chain(Dense(1, 3, tanh), Dense(3, 1, tanh)) without a time
 # input, tspan (0, 10), 100 samples of Normal(6, 0.7), Adam(0.01) for 20 iterations, then LBFGS.
@@ -61,6 +61,9 @@ _DEFAULT_2D = TrainConfig(
 
 
 GPU_BATCH = 4096
+
+# What the app opens on, and what a link without a target means.
+DEFAULT_TARGET = "8gaussians"
 
 
 def target_dim(target: str) -> int:

@@ -52,7 +52,7 @@ from typing import Any
 
 from ._validation import ConfigError
 from .config import TrainConfig
-from .presets import PRESETS, default_config
+from .presets import DEFAULT_TARGET, PRESETS, default_config
 from .targets import make_target
 
 __all__ = ["CONTROLS", "LinkState", "config_to_query", "parse_query"]
@@ -210,7 +210,7 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
     q = {k: (v[-1] if isinstance(v, list) else v) for k, v in query.items()}
     notices: list[str] = []
 
-    base = default_config("normal")
+    base = default_config(DEFAULT_TARGET)
     preset = q.get("preset")
     if preset is not None:
         if preset in PRESETS:

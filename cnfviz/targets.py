@@ -883,6 +883,11 @@ class SamplesTarget(Target):
         if not np.all(np.isfinite(data)):
             bad = int(np.flatnonzero(~np.all(np.isfinite(data), axis=1))[0])
             raise ConfigError(f"samples must be finite (row {bad} is {data[bad].tolist()})")
+        # Relative to the data's magnitude: a constant column has a variance of ~1e-32, not 0.
+        spread = data.std(axis=0)
+        scale = np.maximum(np.abs(data).max(axis=0), 1.0)
+        if np.any(spread <= 1e-9 * scale):
+            raise ConfigError("samples are degenerate (zero spread); a density cannot be estimated")
         max_kde_points = check_int_range(_plain_int(max_kde_points), "max_kde_points", lo=_MIN_SAMPLES)
         kde_data = data
         if n > max_kde_points:

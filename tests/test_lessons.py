@@ -18,6 +18,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnfviz import PRESETS, SEED_CONFIG, TrainConfig, default_config
+from cnfviz.presets import DEFAULT_TARGET
 from cnfviz.share import config_to_query
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +148,7 @@ def test_garbage_in_a_link_falls_back_with_a_notice():
     (warning,) = at.warning
     assert "ignored" in warning.value and "unicorns" in warning.value and "bogus" in warning.value
     config = at.session_state["train__config"]
-    assert config.target == "normal" and config.lr == default_config("normal").lr
+    assert config.target == DEFAULT_TARGET and config.lr == default_config(DEFAULT_TARGET).lr
     assert "train_solver" in widget_keys(at), "nothing is hidden"
     assert at.query_params == config_to_query(config), "the address bar now holds the clean link"
     at.button(key="train_link_notices_dismiss").click().run()

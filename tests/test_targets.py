@@ -623,3 +623,10 @@ def test_import_does_not_pull_in_streamlit() -> None:
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_constant_samples_are_degenerate_even_with_rounding() -> None:
+    with pytest.raises(ConfigError, match="degenerate"):
+        SamplesTarget(np.full((20, 1), 1.5))
+    with pytest.raises(ConfigError, match="degenerate"):
+        SamplesTarget(np.column_stack([np.linspace(0, 1, 20), np.full(20, 0.1)]))

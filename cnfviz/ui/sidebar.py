@@ -65,7 +65,7 @@ from ..device import device_label
 from ..divergence import TRACE_ESTIMATORS
 from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
 from ..plots import target_preview_figure
-from ..presets import PRESETS, default_config, target_dim
+from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
@@ -107,7 +107,6 @@ CONTROLS: tuple[str, ...] = (
 )
 """Control names :func:`config_controls` can hide."""
 
-DEFAULT_TARGET = "8gaussians"
 
 # Constructing these takes seconds (numerical integration in scipy), too slow for a picker that
 # rebuilds its preview on every change.
