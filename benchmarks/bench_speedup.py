@@ -1,69 +1,85 @@
-"""What each fast-path choice buys: seconds per iteration, side by side in one process.
+"""What each fast-path choice buys: the cost of one training step, side by side in one process.
 
-Starts from the original FFJORD toy settings reproduced in cnfviz (adjoint, dopri5 at 1e-5, the
-autograd trace, batch 100) and switches the fast-path choices on one at a time. The speed-up is
-a ratio measured in this run, not a comparison of absolute times taken on different days.
+A flow with the original FFJORD toy architecture (concatsquash 64-64-64, tanh, T = 0.5) is first
+trained for a while, so its dynamics are as hard to integrate as they are mid-training. Then, on
+exactly those weights and one fixed batch of 100 points, each variant times a full training step
+(forward solve + backward) with one fast-path choice switched on at a time. The speed-ups are
+ratios measured in this run.
 
-    python benchmarks/bench_speedup.py [--seconds 8] [--threads 1]
+    python benchmarks/bench_speedup.py [--pretrain 20] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
-from common import ORIGINAL, default_for, print_table, setup
+import torch
+from common import ORIGINAL, print_table, setup
 
-from cnfviz import Trainer
+from cnfviz import FFJORD, SolverConfig, Trainer, make_target
 
 
-def measure(config, seconds: float) -> dict[str, float]:
-    trainer = Trainer(config.replace(max_seconds=seconds, adam_iters=1_000_000))
-    result = trainer.run(final_metrics=False)
-    hist = result.history[3:]  # skip the first iterations (allocator warm-up)
-    its = len(hist)
-    secs = hist[-1].elapsed - result.history[2].elapsed
-    nfe_f = (hist[-1].nfe_forward - result.history[2].nfe_forward) / its
-    nfe_b = (hist[-1].nfe_backward - result.history[2].nfe_backward) / its
-    return {"s_per_it": secs / its, "nfe_fwd_per_it": nfe_f, "nfe_bwd_per_it": nfe_b, "iterations": result.iterations}
+def step_cost(flow: FFJORD, x: torch.Tensor, solver: SolverConfig, trace: str, repeats: int) -> dict[str, float]:
+    """Median seconds and NFE of one training step (loss, backward) on ``x``."""
+    times, nfe_f, nfe_b = [], 0, 0
+    for _ in range(repeats):
+        flow.zero_grad(set_to_none=True)
+        flow.reset_nfe()
+        start = time.perf_counter()
+        logpx, _, _ = flow(x, solver=solver, trace=trace)
+        (-logpx.mean()).backward()
+        times.append(time.perf_counter() - start)
+        nfe_f, nfe_b = flow.nfe_forward, flow.nfe_backward
+    times.sort()
+    return {"seconds": times[len(times) // 2], "nfe_f": nfe_f, "nfe_b": nfe_b}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="training time per variant")
+    parser.add_argument("--pretrain", type=float, default=20.0, help="seconds of training before timing")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     threads = setup(args.threads)
 
-    fast = default_for("8gaussians")
+    # Mid-training weights, reached quickly with the fast solver.
+    fast_solver = SolverConfig("rk4", step_size=0.125)
+    trainer = Trainer(
+        ORIGINAL.replace(solver=fast_solver, model={"trace": "exact"}, max_seconds=args.pretrain, lr=5e-3)
+    )
+    result = trainer.run(final_metrics=False)
+    flow = FFJORD(2, ORIGINAL.model, ORIGINAL.solver)
+    flow.load_state_dict(trainer.model.state_dict())
+    x = torch.as_tensor(make_target("8gaussians").sample(100, seed=1), dtype=torch.float32)
+
+    original = ORIGINAL.solver  # dopri5, rtol = atol = 1e-5, adjoint
     steps = [
-        ("original settings (adjoint, dopri5 1e-5, autograd trace, batch 100)", ORIGINAL, True),
-        ("+ direct backprop instead of the adjoint", ORIGINAL.replace(solver={"adjoint": False}), True),
-        (
-            "+ forward-mode exact trace (no double backward)",
-            ORIGINAL.replace(solver={"adjoint": False}, model={"trace": "exact"}),
-            False,
-        ),
-        ("+ fused hand-written backward", ORIGINAL.replace(solver={"adjoint": False}, model={"trace": "exact"}), True),
-        ("+ RK4, 4 fixed steps (guarded)", ORIGINAL.replace(solver=fast.solver, model={"trace": "exact"}), True),
-        (f"cnfviz default (batch {fast.batch_size}, lr {fast.lr}, decay)", fast, True),
+        ("original: adjoint, dopri5 1e-5, autograd trace", original, "exact-autograd"),
+        ("+ direct backprop instead of the adjoint", SolverConfig("dopri5", rtol=1e-5, atol=1e-5), "exact-autograd"),
+        ("+ forward-mode exact trace (no double backward)", SolverConfig("dopri5", rtol=1e-5, atol=1e-5), "exact"),
+        ("+ looser tolerances (dopri5 1e-3)", SolverConfig("dopri5", rtol=1e-3, atol=1e-3), "exact"),
+        ("+ RK4 with 4 fixed steps (guarded) instead", fast_solver, "exact"),
+        ("  (Hutchinson, 1 Rademacher probe, RK4)", fast_solver, "hutchinson-rademacher"),
     ]
-    rows = []
-    base = None
-    for label, cfg, fused in steps:
-        m = measure(cfg, args.seconds, fused)
-        base = base or m["s_per_it"]
-        per_sample = m["s_per_it"] / (cfg.batch_size or 1) * 1e3
+    rows, base = [], None
+    for label, solver, trace in steps:
+        m = step_cost(flow, x, solver, trace, args.repeats)
+        base = base or m["seconds"]
         rows.append(
             {
-                "configuration": label,
-                "s/iter": m["s_per_it"],
-                "ms/sample": per_sample,
-                "NFE fwd/iter": m["nfe_fwd_per_it"],
-                "NFE bwd/iter": m["nfe_bwd_per_it"],
-                "speed-up/iter": base / m["s_per_it"],
+                "training step": label,
+                "s/step": m["seconds"],
+                "NFE fwd": m["nfe_f"],
+                "NFE bwd": m["nfe_b"],
+                "speed-up": base / m["seconds"],
             }
         )
-    print_table(rows, f"Seconds per iteration on 8gaussians, {threads} thread(s), {args.seconds:g} s per variant")
+    print_table(
+        rows,
+        f"One training step (batch 100) on weights after {result.iterations} iterations, "
+        f"{threads} thread(s), median of {args.repeats}",
+    )
 
 
 if __name__ == "__main__":

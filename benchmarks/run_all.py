@@ -16,14 +16,14 @@ HERE = Path(__file__).resolve().parent
 FULL = [
     ["bench_seed.py"],
     ["bench_normal1d.py"],
-    ["bench_speedup.py", "--seconds", "20"],
+    ["bench_speedup.py", "--pretrain", "30", "--repeats", "7"],
     ["bench_toy.py", "--budgets", "12", "30", "60"],
     ["bench_app.py", "--seconds", "60", "--memory-seconds", "300"],
 ]
 QUICK = [
     ["bench_seed.py", "--seeds", "0", "1", "2"],
     ["bench_normal1d.py", "--budgets", "5", "--seeds", "0"],
-    ["bench_speedup.py", "--seconds", "5"],
+    ["bench_speedup.py", "--pretrain", "8", "--repeats", "3"],
     ["bench_toy.py", "--budgets", "12", "--targets", "8gaussians"],
     ["bench_app.py", "--seconds", "20"],
 ]

@@ -7,9 +7,11 @@ It appends to a history and refreshes plot data under a lock, and any thread may
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +40,18 @@ from .visuals import (
 __all__ = ["JobSlots", "Snapshot", "TrainingJob", "Visuals", "compute_visuals"]
 
 _ids = itertools.count(1)
+# Live jobs, so that interpreter exit can stop them: a daemon thread still inside torch when the
+# interpreter finalizes aborts the whole process ("terminate called without an active exception").
+_live: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_jobs() -> None:
+    jobs = list(_live)
+    for job in jobs:
+        job.stop(evaluate=False)
+    for job in jobs:
+        job.join(30)
 
 
 class JobSlots:
@@ -147,7 +161,9 @@ def compute_visuals(
     was_training = model.training
     model.eval()
     try:
-        density = density_view(model, target, data[:2000], seed=seed, solver=solver)
+        # Live pictures (a solver given) use a coarser 2D grid; paused and final ones the full one.
+        resolution = 48 if solver is not None and target.dim == 2 else None
+        density = density_view(model, target, data[:2000], seed=seed, solver=solver, resolution=resolution)
         traj = trajectory_view(model, n=300 if target.dim == 1 else 400, seed=seed + 1, solver=solver)
         lo = np.minimum(target.bounds[:, 0], traj.paths[-1].min(0))
         hi = np.maximum(target.bounds[:, 1], traj.paths[-1].max(0))
@@ -240,8 +256,8 @@ class TrainingJob:
         target: Target | None = None,
         slots: JobSlots | None = None,
         visual_every: int = 50,
-        visual_min_seconds: float = 1.5,
-        visual_budget: float = 0.05,
+        visual_min_seconds: float = 2.0,
+        visual_budget: float = 0.04,
         compute_final_metrics: bool = True,
         on_finish: Callable[[TrainResult], None] | None = None,
     ) -> None:
@@ -276,6 +292,7 @@ class TrainingJob:
     def start(self) -> TrainingJob:
         if not self._started:
             self._started = True
+            _live.add(self)
             self._thread.start()
         return self
 

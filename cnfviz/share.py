@@ -57,8 +57,9 @@ from .targets import make_target
 
 __all__ = ["CONTROLS", "LinkState", "config_to_query", "parse_query"]
 
-# The sidebar's control names, which ``hide=`` may list.
+# The Train page's control names: what ``hide=`` may list and the sidebar can hide.
 CONTROLS: tuple[str, ...] = (
+    "presets",
     "target",
     "width",
     "depth",
@@ -76,6 +77,7 @@ CONTROLS: tuple[str, ...] = (
     "batch",
     "lambdas",
     "seed",
+    "device",
 )
 
 

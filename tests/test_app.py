@@ -12,16 +12,15 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnfviz import SEED_CONFIG, JobSlots, TrainConfig, default_config
 from cnfviz.ui import DEFAULT_TARGET, JobHolder, config_to_state, max_jobs, progress_text
+from tests.apptest import fresh_caches, iteration, progress, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -29,45 +28,10 @@ TRAIN = str(ROOT / "pages" / "train.py")
 PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()  # releases the session's JobHolder, which stops its jobs
-    st.cache_data.clear()
-    for thread in threading.enumerate():
-        if thread.name.startswith("job-"):
-            thread.join(timeout=20)
-
-
 def train_page() -> AppTest:
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     assert not at.exception, at.exception
     return at
-
-
-def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 40.0) -> AppTest:
-    """Rerun the page until ``done(at)``, as the browser's polling would; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return at
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out; progress: {progress(at)!r}; errors: {[e.value for e in at.error]}")
-        time.sleep(0.2)
-
-
-def progress(at: AppTest) -> str:
-    bars = at.get("progress")
-    return bars[0].proto.text if bars else ""
-
-
-def iteration(at: AppTest) -> int:
-    text = progress(at)
-    return int(text.split()[1].replace(",", "")) if text.startswith("Iteration") else 0
 
 
 def chart(at: AppTest, key: str) -> dict:

@@ -10,34 +10,19 @@ previous test through the session cache's ``on_release``).
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnfviz import default_config
 from cnfviz.compare import BEST_MARK
 from cnfviz.share import config_to_query
+from tests.apptest import fresh_caches, progress_texts, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TINY = {"target": "normal", "adam_iters": 20}
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()  # releases the session's JobHolder, which stops its jobs
-    st.cache_data.clear()
-    for thread in threading.enumerate():
-        if thread.name.startswith("job-"):
-            thread.join(timeout=20)
 
 
 def compare_page(query: dict[str, str] | None = None) -> AppTest:
@@ -56,23 +41,6 @@ def setup_knob(at: AppTest, values: str, *, target: str = "normal", iters: int =
     at.text_input(key=f"compare_values_{knob}").set_value(values).run()
     assert not at.exception, at.exception
     return at
-
-
-def progress_texts(at: AppTest) -> list[str]:
-    return [p.proto.text for p in at.get("progress")]
-
-
-def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 60.0) -> AppTest:
-    """Rerun the page until ``done(at)``, as the browser's polling would; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return at
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out; progress: {progress_texts(at)}; errors: {[e.value for e in at.error]}")
-        time.sleep(0.2)
 
 
 def ended(at: AppTest) -> bool:

@@ -6,14 +6,10 @@ offers the data as the file its script reads.
 from __future__ import annotations
 
 import io
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -30,22 +26,11 @@ from cnfviz.ui.custom_target import (
     pen_stroke,
     stroke_from_selection,
 )
+from tests.apptest import fresh_caches, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = str(ROOT / "pages" / "train.py")
 H = 2 * CANVAS_HALF_WIDTH / (CANVAS_POINTS - 1)  # the canvas's grid spacing
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()  # releases the session's JobHolder, which stops its jobs
-    st.cache_data.clear()
-    for thread in threading.enumerate():
-        if thread.name.startswith("job-"):
-            thread.join(timeout=20)
 
 
 def csv_bytes(data: np.ndarray, header: str = "x,y") -> bytes:
@@ -177,18 +162,6 @@ def test_bad_image_uploads_say_what_is_wrong():
 # --------------------------------------------------------------------------------------------------
 # The Train page
 # --------------------------------------------------------------------------------------------------
-
-
-def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 60.0) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return at
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out; errors: {[e.value for e in at.error]}")
-        time.sleep(0.2)
 
 
 def pick(source: str) -> AppTest:

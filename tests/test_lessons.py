@@ -8,18 +8,15 @@ back what the page wrote.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnfviz import PRESETS, SEED_CONFIG, TrainConfig, default_config
 from cnfviz.presets import DEFAULT_TARGET
 from cnfviz.share import config_to_query
+from tests.apptest import fresh_caches, iteration, progress, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -42,18 +39,6 @@ LINKED = TrainConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()  # releases the session's JobHolder, which stops its jobs
-    st.cache_data.clear()
-    for thread in threading.enumerate():
-        if thread.name.startswith("job-"):
-            thread.join(timeout=20)
-
-
 def open_link(query: dict[str, str], *, via_app: bool = False) -> AppTest:
     """Open the Train page with ``query`` in the address bar (through ``app.py`` if ``via_app``)."""
     at = AppTest.from_file(APP if via_app else TRAIN, default_timeout=60)
@@ -64,28 +49,6 @@ def open_link(query: dict[str, str], *, via_app: bool = False) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 40.0) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return at
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out; progress: {progress(at)!r}")
-        time.sleep(0.2)
-
-
-def progress(at: AppTest) -> str:
-    bars = at.get("progress")
-    return bars[0].proto.text if bars else ""
-
-
-def iteration(at: AppTest) -> int:
-    text = progress(at)
-    return int(text.split()[1].replace(",", "")) if text.startswith("Iteration") else 0
 
 
 def widget_keys(at: AppTest) -> set[str]:

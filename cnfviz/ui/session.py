@@ -8,6 +8,7 @@ served, and its snapshot tells the page its place in the line.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import os
@@ -122,12 +123,20 @@ def _warm_up() -> None:
         gc.freeze()
 
 
-@st.cache_resource(show_spinner=False)
+_warm_up_lock = threading.Lock()
+_warm_up_thread: list[threading.Thread] = []  # at most one per process, whatever happens to the caches
+
+
 def _warm_up_process() -> threading.Thread:
     """Start :func:`_warm_up` once per server process, in the background."""
-    thread = threading.Thread(target=_warm_up, name="cnfviz-warm-up", daemon=True)
-    thread.start()
-    return thread
+    with _warm_up_lock:
+        if not _warm_up_thread:
+            thread = threading.Thread(target=_warm_up, name="cnfviz-warm-up", daemon=True)
+            thread.start()
+            # A daemon thread still inside torch when the interpreter finalizes aborts the process.
+            atexit.register(thread.join, 30)
+            _warm_up_thread.append(thread)
+        return _warm_up_thread[0]
 
 
 @st.cache_resource(show_spinner=False)

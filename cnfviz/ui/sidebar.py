@@ -66,6 +66,7 @@ from ..divergence import TRACE_ESTIMATORS
 from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
 from ..plots import target_preview_figure
 from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
+from ..share import CONTROLS
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
@@ -83,29 +84,6 @@ __all__ = [
     "param_key",
     "target_choices",
 ]
-
-CONTROLS: tuple[str, ...] = (
-    "presets",
-    "target",
-    "width",
-    "depth",
-    "activation",
-    "time",
-    "linear",
-    "tspan",
-    "solver",
-    "tolerances",
-    "trace",
-    "adjoint",
-    "adam_iters",
-    "lr",
-    "lbfgs_iters",
-    "batch",
-    "lambdas",
-    "seed",
-    "device",
-)
-"""Control names :func:`config_controls` can hide."""
 
 
 # Constructing these takes seconds (numerical integration in scipy), too slow for a picker that

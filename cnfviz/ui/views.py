@@ -62,7 +62,7 @@ STEADY_POLL_SECONDS = 1.0
 costs the browser's CPU; a watching browser on the same two cores as the server slowed training by a
 third at two refreshes a second."""
 FAST_POLL_FOR_SECONDS = 15.0
-HEAVY_POLL_SECONDS = 1.0
+HEAVY_POLL_SECONDS = 2.0
 """How often the heavy figures look for new plot data while a run is active."""
 VIEW_TABS = ("Density", "Trajectories", "Vector field")
 _PLOT_CONFIG = {"displaylogo": False}
