@@ -18,7 +18,7 @@ import torch
 from ._validation import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
-from .device import configure_threads, resolve_device
+from .device import configure_threads, resolve_device, warm_up
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
 from .presets import PRESETS, default_config
@@ -207,6 +207,7 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, args.threads))
     else:
         configure_threads(1)
+    warm_up()  # torch's one-time imports, so they do not count as training time
     progress = _Progress(
         cfg.adam_iters + cfg.lbfgs_iters, cfg.max_seconds, enabled=not args.quiet and sys.stderr.isatty()
     )
