@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
@@ -28,18 +27,6 @@ LOSS_POINTS_JS = """() => {
 }"""
 
 
-def until(probe: Callable[[], T], ok: Callable[[T], bool], timeout: float, what: str) -> T:
-    """Poll ``probe`` until ``ok`` accepts its value; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {value!r})")
-        time.sleep(0.05)
-
-
 def test_train_moons_pause_resume_stop(app, artifacts_dir):
     page = app.page
     app.goto()
@@ -52,7 +39,7 @@ def test_train_moons_pause_resume_stop(app, artifacts_dir):
     picker.click()
     picker.fill("moons")
     page.get_by_role("option", name="moons (2D)").click()
-    until(picker.input_value, lambda v: v.startswith("moons"), 20, "the picker to show moons")
+    app.until(picker.input_value, lambda v: v.startswith("moons"), 20, "the picker to show moons")
     app.wait_idle()  # picking a 2D target loads its fast defaults into the sidebar
     total = int(app.key("train_adam_iters").locator("input").first.input_value())
     app.screenshot("02-train-moons-idle")
@@ -70,7 +57,7 @@ def test_train_moons_pause_resume_stop(app, artifacts_dir):
 
     clicked = time.perf_counter()
     app.click_button("train_train_button")
-    first = until(loss_points, lambda n: n >= 1, 60, "the first loss point")
+    first = app.until(loss_points, lambda n: n >= 1, 60, "the first loss point")
     first_seconds = time.perf_counter() - clicked
     assert f"/ {total:,}" in progress(), "the run uses the settings on screen"
     (artifacts_dir / "browser-timings.json").write_text(
@@ -79,12 +66,12 @@ def test_train_moons_pause_resume_stop(app, artifacts_dir):
     print(f"\nTrain click -> first loss point on screen: {first_seconds:.2f} s")
 
     # The loss plot keeps growing while the run trains.
-    second = until(loss_points, lambda n: n > first, 60, "a second update of the loss plot")
-    until(loss_points, lambda n: n > second, 60, "a third update of the loss plot")
+    second = app.until(loss_points, lambda n: n > first, 60, "a second update of the loss plot")
+    app.until(loss_points, lambda n: n > second, 60, "a third update of the loss plot")
     app.screenshot("03-training")
 
     app.click_button("train_pause_button")
-    until(progress, lambda t: "paused" in t, 30, "the run to pause")
+    app.until(progress, lambda t: "paused" in t, 30, "the run to pause")
     page.wait_for_timeout(1000)  # the iteration in flight when Pause was pressed finishes
     paused_at = iteration()
     page.wait_for_timeout(2000)
@@ -93,10 +80,10 @@ def test_train_moons_pause_resume_stop(app, artifacts_dir):
     app.screenshot("04-paused")
 
     app.click_button("train_pause_button")  # now labelled Resume
-    until(iteration, lambda i: i > paused_at, 60, "training to resume")
+    app.until(iteration, lambda i: i > paused_at, 60, "training to resume")
 
     app.click_button("train_stop_button")
-    until(
+    app.until(
         lambda: page.get_by_text("Stopped", exact=False).count(),
         lambda n: n > 0,
         90,
