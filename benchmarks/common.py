@@ -7,7 +7,6 @@ scripts compare configurations side by side in one process and report ratios.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, configure_threads, default_config, warm_up
 from cnfviz.metrics import model_log_prob
 
-__all__ = ["ORIGINAL", "BudgetRun", "budget_run", "heldout_nll", "median", "print_table", "setup"]
+__all__ = ["ORIGINAL", "BudgetRun", "budget_run", "default_for", "heldout_nll", "median", "print_table", "setup"]
 
 # rtqichen/ffjord train_toy.py defaults: concatsquash 64-64-64 tanh, exact trace, dopri5 at
 # atol = rtol = 1e-5 with the adjoint, batch 100, Adam lr 1e-3, T = 0.5. Reproduced with our
@@ -112,7 +111,3 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
     return str(v)
-
-
-def stopwatch() -> float:
-    return time.perf_counter()

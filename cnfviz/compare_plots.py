@@ -154,20 +154,23 @@ def run_density_figure(
         fig.update_yaxes(title_text="density", range=[0, y_max * 1.05] if y_max else None)
         return _layout(fig, _title(label, color), height or 320, legend=True)
     ys = view.axes[1]
-    fig = go.Figure(
-        go.Heatmap(
-            x=_f32(xs),
-            y=_f32(ys),
-            z=_f32(view.learned),
-            zmin=0.0,
-            zmax=z_max,
-            colorscale=DENSITY_SCALE,
-            showscale=False,
-            hovertemplate="x %{x:.2f}, y %{y:.2f}<br>p %{z:.3g}<extra></extra>",
-        )
-    )
+    fig = go.Figure(_heatmap(xs, ys, view.learned, z_max))
     _square(fig, xs, ys)
     return _layout(fig, _title(label, color), height or 290, legend=False)
+
+
+def _heatmap(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, z_max: float | None) -> go.Heatmap:
+    """A density heatmap on the comparison's shared colour scale: z (R, R) over axes xs, ys (R,)."""
+    return go.Heatmap(
+        x=_f32(xs),
+        y=_f32(ys),
+        z=_f32(z),
+        zmin=0.0,
+        zmax=z_max,
+        colorscale=DENSITY_SCALE,
+        showscale=False,
+        hovertemplate="x %{x:.2f}, y %{y:.2f}<br>p %{z:.3g}<extra></extra>",
+    )
 
 
 def _square(fig: go.Figure, xs: np.ndarray, ys: np.ndarray) -> None:
@@ -208,18 +211,7 @@ def target_density_figure(view: DensityView, *, z_max: float | None = None, heig
     fig = go.Figure()
     if view.true is not None:
         title = "Target (histogram estimate)" if view.true_is_estimate else "Target density"
-        fig.add_trace(
-            go.Heatmap(
-                x=_f32(xs),
-                y=_f32(ys),
-                z=_f32(view.true),
-                zmin=0.0,
-                zmax=z_max,
-                colorscale=DENSITY_SCALE,
-                showscale=False,
-                hovertemplate="x %{x:.2f}, y %{y:.2f}<br>p %{z:.3g}<extra></extra>",
-            )
-        )
+        fig.add_trace(_heatmap(xs, ys, view.true, z_max))
     else:
         title = "Target data"
         pts = np.asarray(view.data)[:1000]

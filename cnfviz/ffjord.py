@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -283,6 +282,3 @@ class FFJORD(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return f"dim={self.dim}, tspan={c.tspan}, trace={c.trace}, solver={self.solver.method}"
-
-    def describe(self) -> dict[str, Any]:
-        return {"dim": self.dim, "parameters": self.num_parameters, "model": self.config, "solver": self.solver}

@@ -15,7 +15,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -463,10 +462,6 @@ class TrainingJob:
             notes=tuple(self.trainer.notes),
             config=self.config,
         )
-
-    def describe(self) -> dict[str, Any]:
-        s = self.snapshot()
-        return {"job": s.job_id, "state": s.state, "iteration": s.iteration, "reason": s.reason}
 
 
 def _recent_rate(iterations: np.ndarray, elapsed: np.ndarray, window: int = 50) -> float:
