@@ -1,6 +1,8 @@
 """The ``cnfviz`` command line: ``cnfviz train`` and ``cnfviz sample``.
 
-Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback.
+Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback. That holds
+for the flags argparse checks itself too (an unknown solver, a word where a number goes): :class:`_Parser`
+prints its error on one line instead of the usage block.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
-from ._validation import ConfigError
+from ._validation import ConfigError, check_int_range
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
 from .device import configure_threads, resolve_device, warm_up
@@ -26,7 +28,21 @@ from .solver import SOLVERS
 from .targets import TARGETS, samples_from_csv
 from .training import IterationRecord, Trainer
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["MAX_SAMPLES", "MAX_THREADS", "build_parser", "config_from_args", "main"]
+
+MAX_SAMPLES = 1_000_000
+"""The most samples ``cnfviz sample -n`` draws in one call."""
+MAX_THREADS = 1024
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            # argparse reads "-1e-5" as a flag, not a value.
+            message += "; give a negative number with an equals sign, e.g. --atol=-1e-5"
+        self.exit(2, f"cnfviz: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -44,8 +60,9 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnfviz", description="Train and sample FFJORD continuous normalizing flows.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="cnfviz", description="Train and sample FFJORD continuous normalizing flows.")
+    # Subparsers are built with the parent's class, so their errors are one line as well.
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}")
 
     tr = sub.add_parser("train", help="train a flow; prints metrics and optionally writes JSON and a checkpoint")
     tr.add_argument(
@@ -203,8 +220,8 @@ def _train(args: argparse.Namespace) -> int:
         from .targets import SamplesTarget
 
         target = SamplesTarget(samples_from_csv(args.data))
-    if args.threads:
-        torch.set_num_threads(max(1, args.threads))
+    if args.threads is not None:
+        torch.set_num_threads(check_int_range(args.threads, "--threads", lo=1, hi=MAX_THREADS))
     else:
         configure_threads(1)
     warm_up()  # torch's one-time imports, so they do not count as training time
@@ -240,8 +257,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise ConfigError(f"-n must be at least 1 (got {args.n})")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ConfigError(f"-n must be between 1 and {MAX_SAMPLES:,} (got {args.n:,})")
     model, _, _ = load_checkpoint(args.checkpoint, device=resolve_device("auto"))
     x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).cpu().numpy()
     header = ",".join(f"x{i + 1}" for i in range(x.shape[1]))

@@ -168,6 +168,11 @@ class TrainConfig:
                 object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
         if self.adam_iters + self.lbfgs_iters == 0:
             raise ConfigError("adam_iters + lbfgs_iters must be at least 1 (got 0 for both)")
+        if self.batch_size is not None and self.n_train is not None and self.batch_size > self.n_train:
+            raise ConfigError(
+                f"batch_size ({self.batch_size:,}) cannot exceed n_train ({self.n_train:,}): "
+                f"use at most {self.n_train:,}, or no batch size to train on all of them at once"
+            )
         object.__setattr__(self, "lr", check_range(self.lr, "lr", lo=0, hi=10, lo_open=True))
         object.__setattr__(self, "lr_min_factor", check_range(self.lr_min_factor, "lr_min_factor", lo=0, hi=1))
         for name in ("lambda_kinetic", "lambda_jacobian"):

@@ -12,7 +12,7 @@ computed by integrating the augmented state ``[z, ℓ, (λ₁), (λ₂)]`` backw
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +21,7 @@ from ._validation import ConfigError, check_int_range, lookup
 from .config import ModelConfig
 from .divergence import TRACE_ESTIMATORS, draw_noise
 from .dynamics import ODENet
-from .solver import SolverConfig, odesolve
+from .solver import SolverConfig, SolverInterrupted, nfe_exceeded, odesolve
 
 __all__ = ["FFJORD", "standard_normal_logprob"]
 
@@ -48,8 +48,10 @@ class _Augmented(nn.Module):
         f, div, frob = self.estimator(self.net, t, y[:, :d], self.eps, self.n_reg > 0)
         if self.n_reg:
             assert frob is not None
-            return torch.cat([f, div[:, None], f.pow(2).sum(-1, keepdim=True), frob[:, None]], 1)
-        return torch.cat([f, div[:, None]], 1)
+            out = torch.cat([f, div[:, None], f.pow(2).sum(-1, keepdim=True), frob[:, None]], 1)
+        else:
+            out = torch.cat([f, div[:, None]], 1)
+        return self._flow[0]._guard(out)
 
 
 class _Plain(nn.Module):
@@ -62,7 +64,7 @@ class _Plain(nn.Module):
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         self._flow[0]._count()
-        return self.net(t, z)
+        return self._flow[0]._guard(self.net(t, z))
 
 
 class FFJORD(nn.Module):
@@ -75,6 +77,11 @@ class FFJORD(nn.Module):
         generator: RNG for the initial weights (reproducible, independent of the global RNG).
 
     Calling the model mirrors the seed tutorial's ``model(x, θ)``: it returns ``(logpx, λ₁, λ₂)``.
+
+    Two guards run at every evaluation of the dynamics, so they act in the middle of a long adaptive
+    solve: ``interrupt`` (a callable; when it returns True the solve raises
+    :class:`~cnfviz.solver.SolverInterrupted`), and the solver's ``max_nfe`` cap (exceeding it raises
+    :class:`~cnfviz.solver.SolverError`).
 
     Example:
         >>> flow = FFJORD(1, ModelConfig(hidden=(3,), time="none", final_activation=True, tspan=(0.0, 10.0)))
@@ -101,6 +108,9 @@ class FFJORD(nn.Module):
         self.nfe_forward = 0
         self.nfe_backward = 0
         self._in_backward = False
+        self.interrupt: Callable[[], bool] | None = None
+        self._solve_nfe = 0
+        self._solve_config = self.solver
 
     # ------------------------------------------------------------------ counters
     def _count(self) -> None:
@@ -108,6 +118,24 @@ class FFJORD(nn.Module):
             self.nfe_backward += 1
         else:
             self.nfe_forward += 1
+        # Checked per evaluation, not per iteration: one stiff adaptive solve can take minutes.
+        self._check_interrupt(None)
+        self._solve_nfe += 1
+        cap = self._solve_config.max_nfe
+        if cap is not None and self._solve_nfe > cap:
+            raise nfe_exceeded(self._solve_config)
+
+    def _guard(self, out: Tensor) -> Tensor:
+        # Backpropagating through a long solve takes as long as the solve, without evaluating the
+        # dynamics again: a hook on each evaluation's output checks for a stop there too.
+        if self.interrupt is not None and out.requires_grad:
+            out.register_hook(self._check_interrupt)
+        return out
+
+    def _check_interrupt(self, grad: Tensor | None) -> None:
+        interrupt = self.interrupt
+        if interrupt is not None and interrupt():
+            raise SolverInterrupted("stop requested")
 
     def _mark_backward(self, out: Tensor) -> None:
         # A gradient reaching the solver's output means the backward solve (adjoint) or the
@@ -138,7 +166,9 @@ class FFJORD(nn.Module):
 
     def _solve(self, func: nn.Module, y0: Tensor, times: Tensor, solver: SolverConfig | None) -> Tensor:
         self._in_backward = False
-        return odesolve(func, y0, times, solver or self.solver, tuple(self.net.parameters()))
+        self._solve_nfe = 0
+        self._solve_config = solver or self.solver
+        return odesolve(func, y0, times, self._solve_config, tuple(self.net.parameters()))
 
     # ------------------------------------------------------------------ density
     def forward(

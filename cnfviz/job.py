@@ -8,13 +8,17 @@ It appends to a history and refreshes plot data under a lock, and any thread may
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import itertools
+import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +26,7 @@ from .config import TrainConfig
 from .device import configure_threads
 from .ffjord import FFJORD
 from .metrics import Metrics
-from .solver import SolverConfig, SolverError
+from .solver import SolverConfig, SolverError, SolverInterrupted
 from .targets import Target
 from .training import IterationRecord, Trainer, TrainResult
 from .visuals import (
@@ -36,7 +40,11 @@ from .visuals import (
     trajectory_view,
 )
 
-__all__ = ["JobSlots", "Snapshot", "TrainingJob", "Visuals", "compute_visuals"]
+__all__ = ["THREAD_NAME", "JobSlots", "Snapshot", "TrainingJob", "Visuals", "compute_visuals"]
+
+THREAD_NAME = "cnfviz-job"
+"""The operating-system name of every training thread (Linux), so ``top -H`` or ``/proc/<pid>/task/*/comm``
+shows how many runs a server holds."""
 
 _ids = itertools.count(1)
 # Live jobs, so that interpreter exit can stop them: a daemon thread still inside torch when the
@@ -51,6 +59,20 @@ def _stop_live_jobs() -> None:
         job.stop(evaluate=False)
     for job in jobs:
         job.join(30)
+
+
+def _name_native_thread(name: str) -> None:
+    """Give the calling thread an operating-system name (Linux only; Python's names are invisible there)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # 15 = PR_SET_NAME
+    except (OSError, AttributeError):  # a libc without prctl: the name is only a convenience
+        pass
+
+
+SUSPENDED_REASON = "the connection dropped; training continues when the page reconnects"
 
 
 class JobSlots:
@@ -179,7 +201,8 @@ def compute_visuals(
 class Snapshot:
     """A consistent, immutable view of a job at one moment.
 
-    ``state`` is one of ``queued``, ``running``, ``paused``, ``done``, ``stopped``, ``failed``.
+    ``state`` is one of ``queued``, ``running``, ``paused``, ``done``, ``stopped``, ``failed``, or
+    ``suspended`` (its page lost its connection: see :meth:`TrainingJob.suspend`).
     ``history`` maps ``iteration``, ``loss``, ``nll``, ``nfe`` (cumulative training forward NFE),
     ``nfe_iter`` (forward NFE of each iteration), ``elapsed`` (each (n,)) and ``test_iteration``,
     ``test_nll`` (each (k,)) to arrays. ``visuals_version`` changes only when ``visuals`` does, so a
@@ -205,6 +228,7 @@ class Snapshot:
     metrics: Metrics | None
     notes: tuple[str, ...]
     config: TrainConfig
+    loaded: bool = False  # an evaluate-only job: a checkpoint's model, not trained here
 
     @property
     def active(self) -> bool:
@@ -212,6 +236,8 @@ class Snapshot:
 
     @property
     def progress(self) -> float:
+        if self.loaded:
+            return 0.0 if self.active else 1.0
         return min(1.0, self.iteration / self.total) if self.total else 0.0
 
 
@@ -238,6 +264,13 @@ class TrainingJob:
         visual_min_seconds: ...and at most this often; the refresh also backs off so that it takes
             no more than ``visual_budget`` of the training time.
         on_finish: called from the worker thread with the :class:`TrainResult` at the end.
+        init_state: start from these weights (e.g. a checkpoint's) instead of a fresh initialisation.
+        evaluate_only: do not train: compute the plots and metrics of the ``init_state`` model, and end
+            ``done`` (how a loaded checkpoint is shown).
+
+    :meth:`stop` and :meth:`discard`-style stops take effect within one evaluation of the dynamics,
+    even inside a long adaptive solve. Any exception in the worker ends the job ``failed`` with the
+    exception's message as its reason; it never escapes the thread.
 
     The plot data is also refreshed when the run pauses, after a single step, and at the end.
 
@@ -259,12 +292,20 @@ class TrainingJob:
         visual_budget: float = 0.04,
         compute_final_metrics: bool = True,
         on_finish: Callable[[TrainResult], None] | None = None,
+        init_state: Mapping[str, Any] | None = None,
+        evaluate_only: bool = False,
     ) -> None:
         self.job_id = f"job-{next(_ids)}"
         self.config = config
         self.slots = slots
+        self.evaluate_only = evaluate_only
         self.trainer = Trainer(
-            config, target=target, callback=self._on_iteration, on_pause=self._on_pause, keep_history=False
+            config,
+            target=target,
+            callback=self._on_iteration,
+            on_pause=self._on_pause,
+            keep_history=False,
+            init_state=init_state,
         )
         self.target = self.trainer.target
         self.visual_every = visual_every
@@ -284,6 +325,8 @@ class TrainingJob:
         self._result: TrainResult | None = None
         self._last: IterationRecord | None = None
         self._cancel = threading.Event()
+        self._abort = threading.Event()  # also skip the final plots and metrics: nobody will look
+        self._suspending = False
         self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
         self._started = False
 
@@ -300,8 +343,36 @@ class TrainingJob:
         (for a run nobody will look at, e.g. when its tab closed)."""
         if not evaluate:
             self.compute_final_metrics = False
+            self._abort.set()
         self._cancel.set()
         self.trainer.stop()
+
+    def suspend(self) -> None:
+        """End the worker thread soon (within one evaluation of the dynamics) but keep everything needed to
+        :meth:`proceed`: the model, the optimizer's state, the history and the plots. For a session whose
+        connection dropped: it frees its training slot and CPU at once, and loses nothing if it returns."""
+        with self._lock:
+            if self._state not in ("queued", "running", "paused") or self.trainer.stopping:
+                return  # already ending (the user pressed Stop): let it end as asked
+            self._suspending = True
+        self._cancel.set()
+        self.trainer.stop()
+
+    def proceed(self) -> bool:
+        """Continue a suspended job in a new worker thread (queueing for a slot again); False if it was not
+        suspended. A job paused when it was suspended continues paused."""
+        if self._thread.is_alive():
+            self._thread.join(5)  # a suspension is at most one evaluation of the dynamics away from done
+        with self._lock:
+            if self._state != "suspended" or self._thread.is_alive():
+                return False
+            self._suspending = False
+            self._state, self._reason = ("queued" if self.slots is not None else "running"), ""
+        self._cancel.clear()
+        self.trainer.rearm()
+        self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
+        self._thread.start()
+        return True
 
     def pause(self) -> None:
         self.trainer.pause()
@@ -352,7 +423,7 @@ class TrainingJob:
             vis = compute_visuals(
                 self.trainer.model, self.target, self._visual_data(), iteration, seed=self.config.seed, solver=solver
             )
-        except (SolverError, FloatingPointError, ValueError):
+        except (SolverError, SolverInterrupted, FloatingPointError, ValueError):
             return  # keep the last good pictures; the training loop reports real failures
         with self._lock:
             self._visuals = vis
@@ -383,22 +454,41 @@ class TrainingJob:
             self._refresh_visuals(it)
 
     def _run(self) -> None:
+        _name_native_thread(THREAD_NAME)
         acquired = False
         try:
             if self.slots is not None:
                 acquired = self.slots.acquire(self.job_id, self._cancel)
                 if not acquired:
                     with self._lock:
-                        self._state, self._reason = "stopped", "cancelled while waiting for a free slot"
+                        if self._suspending:
+                            self._state, self._reason = "suspended", SUSPENDED_REASON
+                        else:
+                            self._state, self._reason = "stopped", "cancelled while waiting for a free slot"
                     return
                 configure_threads(self.slots.capacity)
             with self._lock:
                 self._state = "paused" if self.trainer.paused else "running"
-            result = self.trainer.run(final_metrics=False)
+            if self.evaluate_only:
+                result = TrainResult("done", "loaded from a checkpoint; not trained here", 0, 0.0, 0.0)
+            else:
+                result = self.trainer.run(final_metrics=False)
+                with self._lock:
+                    if self._suspending and result.status == "stopped":
+                        self._state, self._reason = "suspended", SUSPENDED_REASON
+                        return
+            # The final plots and metrics can take seconds of solving: a stop that abandons the run
+            # (Reset, a closed tab) ends them too, at the next evaluation of the dynamics.
+            self.trainer.model.interrupt = self._abort.is_set
             it = result.iterations
-            if it != self._last_visual_iter:
+            if it != self._last_visual_iter or self._visuals is None:
                 self._refresh_visuals(it)
-            metrics = self.trainer.evaluate() if self.compute_final_metrics else None
+            metrics = None
+            if self.compute_final_metrics:
+                try:
+                    metrics = self.trainer.evaluate()
+                except SolverInterrupted:
+                    metrics = None
             result.metrics = metrics
             with self._lock:
                 self._result = result
@@ -410,6 +500,7 @@ class TrainingJob:
             with self._lock:
                 self._state, self._reason = "failed", f"{type(err).__name__}: {err}"
         finally:
+            self.trainer.model.interrupt = None
             if acquired and self.slots is not None:
                 self.slots.release(self.job_id)
 
@@ -461,6 +552,7 @@ class TrainingJob:
             metrics=metrics,
             notes=tuple(self.trainer.notes),
             config=self.config,
+            loaded=self.evaluate_only,
         )
 
 

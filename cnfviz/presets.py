@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._validation import lookup
 from .config import ModelConfig, TrainConfig
 from .device import resolve_device
 from .solver import SolverConfig
-from .targets import SCIPY_PREFIX, TARGETS
+from .targets import SCIPY_PREFIX, target_spec
 
 __all__ = ["DEFAULT_TARGET", "GPU_BATCH", "PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
 
@@ -70,7 +69,7 @@ def target_dim(target: str) -> int:
     """The dimension of a named target without building it (scipy targets are 1D)."""
     if target.startswith(SCIPY_PREFIX):
         return 1
-    return lookup(TARGETS, target, "target").dim
+    return target_spec(target).dim
 
 
 def default_config(target: str = "normal", params: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:

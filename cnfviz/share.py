@@ -3,7 +3,9 @@
 A teacher can write a link by hand, e.g. ``?target=moons&hidden=16,16&hide=solver,trace&autostart=1``:
 every key is optional and falls back to the defaults for the target (or the named ``preset``).
 Parsing never raises. A bad value is dropped, the default is kept, and a notice says what was
-wrong, so garbage in a link shows a message instead of crashing the page.
+wrong, so garbage in a link shows a message instead of crashing the page. A notice quotes at most
+:data:`SHOWN_CHARS` characters of a value, a value over :data:`MAX_VALUE_CHARS` is not parsed at all, and
+a link gets at most :data:`MAX_NOTICES` notices. Notices are plain text: show them escaped.
 
 Keys (all optional):
 
@@ -53,9 +55,15 @@ from typing import Any
 from ._validation import ConfigError
 from .config import TrainConfig
 from .presets import DEFAULT_TARGET, PRESETS, default_config
-from .targets import make_target
+from .targets import SCIPY_PREFIX, make_target, scipy_params
 
-__all__ = ["CONTROLS", "LinkState", "config_to_query", "parse_query"]
+__all__ = ["CONTROLS", "MAX_NOTICES", "MAX_VALUE_CHARS", "SHOWN_CHARS", "LinkState", "config_to_query", "parse_query"]
+
+MAX_VALUE_CHARS = 1_000
+"""A longer value in a link is ignored unread: no setting needs a tenth of it."""
+SHOWN_CHARS = 60
+"""How much of a bad value a notice quotes."""
+MAX_NOTICES = 8
 
 # The Train page's control names: what ``hide=`` may list and the sidebar can hide.
 CONTROLS: tuple[str, ...] = (
@@ -91,8 +99,25 @@ def _num(v: Any) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("expected a whole number such as 500") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("expected a number such as 0.01 or 1e-5") from None
+
+
 def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(","))
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError("expected two numbers t0,t1 such as 0,1") from None
 
 
 def _bool(text: str) -> bool:
@@ -104,21 +129,40 @@ def _bool(text: str) -> bool:
 
 
 def _int_list(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(","))
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError("expected whole numbers separated by commas, such as 64,64") from None
 
 
 def _optional_int(none_word: str) -> Callable[[str], int | None]:
     def parse(text: str) -> int | None:
-        return None if text == none_word else int(text)
+        try:
+            return None if text == none_word else int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number such as 256, or {none_word}") from None
 
     return parse
 
 
 def _optional_float(none_word: str) -> Callable[[str], float | None]:
     def parse(text: str) -> float | None:
-        return None if text == none_word else float(text)
+        try:
+            return None if text == none_word else float(text)
+        except ValueError:
+            raise ValueError(f"expected a number such as 30, or {none_word}") from None
 
     return parse
+
+
+def _short(text: str) -> str:
+    """A value as a notice quotes it: cut to :data:`SHOWN_CHARS` characters, saying how long it was."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
+
+
+def _reason(err: Exception, raw: str) -> str:
+    """An error's message, with a long value it quotes cut as :func:`_short` cuts it."""
+    return str(err).replace(raw, _short(raw)) if len(raw) > SHOWN_CHARS else str(err)
 
 
 # key -> (path into TrainConfig.replace kwargs, parser, formatter)
@@ -131,24 +175,24 @@ _FIELDS: dict[str, tuple[tuple[str, ...], Callable[[str], Any], Callable[[Any], 
     "tspan": (("model", "tspan"), _floats, lambda v: f"{_num(v[0])},{_num(v[1])}"),
     "trace": (("model", "trace"), str, str),
     "solver": (("solver", "method"), str, str),
-    "rtol": (("solver", "rtol"), float, _num),
-    "atol": (("solver", "atol"), float, _num),
+    "rtol": (("solver", "rtol"), _float, _num),
+    "atol": (("solver", "atol"), _float, _num),
     "step": (("solver", "step_size"), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
     "adjoint": (("solver", "adjoint"), _bool, lambda v: str(int(v))),
-    "adam": (("adam_iters",), int, str),
-    "lr": (("lr",), float, _num),
+    "adam": (("adam_iters",), _int, str),
+    "lr": (("lr",), _float, _num),
     "decay": (("lr_decay",), _bool, lambda v: str(int(v))),
-    "lbfgs": (("lbfgs_iters",), int, str),
+    "lbfgs": (("lbfgs_iters",), _int, str),
     "batch": (("batch_size",), _optional_int("full"), lambda v: "full" if v is None else str(v)),
     "ntrain": (("n_train",), _optional_int("fresh"), lambda v: "fresh" if v is None else str(v)),
-    "lk": (("lambda_kinetic",), float, _num),
-    "lj": (("lambda_jacobian",), float, _num),
-    "seed": (("seed",), int, str),
+    "lk": (("lambda_kinetic",), _float, _num),
+    "lj": (("lambda_jacobian",), _float, _num),
+    "seed": (("seed",), _int, str),
     "budget": (("max_seconds",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
-    "maxsteps": (("solver", "max_steps"), int, str),
-    "lrmin": (("lr_min_factor",), float, _num),
-    "eval": (("eval_every",), int, str),
-    "ntest": (("n_test",), int, str),
+    "maxsteps": (("solver", "max_steps"), _int, str),
+    "lrmin": (("lr_min_factor",), _float, _num),
+    "eval": (("eval_every",), _int, str),
+    "ntest": (("n_test",), _int, str),
     "clip": (("grad_clip",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
     "device": (("device",), str, str),
 }
@@ -209,8 +253,17 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
     Unknown keys and bad values are reported in ``notices`` and ignored; a config that fails
     validation as a whole falls back to the target's (or the preset's) defaults.
     """
-    q = {k: (v[-1] if isinstance(v, list) else v) for k, v in query.items()}
     notices: list[str] = []
+    q: dict[str, str] = {}
+    for key, value in query.items():
+        text = str((value[-1] if value else "") if isinstance(value, list) else value)
+        if len(text) > MAX_VALUE_CHARS:
+            notices.append(
+                f'Ignored "{_short(key)}" in the link: its value is {len(text):,} characters long; '
+                f"the limit is {MAX_VALUE_CHARS:,}."
+            )
+        else:
+            q[key] = text
 
     base = default_config(DEFAULT_TARGET)
     preset = q.get("preset")
@@ -218,13 +271,15 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
         if preset in PRESETS:
             base = PRESETS[preset].config
         else:
-            notices.append(f'Unknown preset "{preset}" in the link; valid presets: {sorted(PRESETS)}.')
+            notices.append(f'Unknown preset "{_short(preset)}" in the link; valid presets: {sorted(PRESETS)}.')
     target = q.get("target")
     if target is not None and target != base.target:
         try:
+            if target.startswith(SCIPY_PREFIX):
+                scipy_params(target[len(SCIPY_PREFIX) :])  # a discrete or unknown scipy name says so here
             base = default_config(target)
         except ConfigError as err:
-            notices.append(f"Ignored target in the link: {err}.")
+            notices.append(f"Ignored target in the link: {_reason(err, target)}.")
     given = {k[2:]: v for k, v in q.items() if k.startswith("p.")}
     if given:
         try:
@@ -233,31 +288,41 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
             typed = {k: built.params[k] for k in given if k in built.params}
             base = base.replace(target_params={**base.target_params, **typed})
         except ConfigError as err:
-            notices.append(f"Ignored target parameters in the link: {err}.")
+            notices.append(f"Ignored target parameters in the link: {_reason(err, max(given.values(), key=len))}.")
 
     config = base
+    unknown: list[str] = []
     for key, raw in q.items():
         if key in ("preset", "target", "hide", "autostart") or key.startswith("p."):
             continue
         if key not in _FIELDS:
-            notices.append(f'Unknown setting "{key}" in the link was ignored.')
+            unknown.append(f'"{_short(key)}"')
             continue
         path, parse, _ = _FIELDS[key]
         try:
             config = config.replace(**_change(path, parse(raw)))
         except (ValueError, ConfigError) as err:
-            notices.append(f'Ignored "{key}={raw}" in the link: {err}.')
+            notices.append(f'Ignored "{key}={_short(raw)}" in the link: {_reason(err, raw)}.')
+
+    if unknown:
+        names = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
+        which = f"setting {names} in the link was" if len(unknown) == 1 else f"settings {names} in the link were"
+        valid = ", ".join(["preset", "target", "p.<name>", *sorted(_FIELDS), "hide", "autostart"])
+        notices.append(f"Unknown {which} ignored; a link's settings are {valid}.")
 
     hidden: set[str] = set()
     for name in filter(None, (q.get("hide") or "").split(",")):
         if name in CONTROLS:
             hidden.add(name)
         else:
-            notices.append(f'Cannot hide unknown control "{name}"; controls: {list(CONTROLS)}.')
+            notices.append(f'Cannot hide unknown control "{_short(name)}"; controls: {list(CONTROLS)}.')
     autostart = False
     if "autostart" in q:
         try:
             autostart = _bool(q["autostart"])
         except ValueError as err:
             notices.append(f"Ignored autostart in the link: {err}.")
+    if len(notices) > MAX_NOTICES:
+        rest = len(notices) - (MAX_NOTICES - 1)
+        notices = [*notices[: MAX_NOTICES - 1], f"…and {rest:,} more problems in the link."]
     return LinkState(config, frozenset(hidden), autostart, tuple(notices))

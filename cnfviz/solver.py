@@ -15,7 +15,7 @@ from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from ._validation import ConfigError, check_range
 
-__all__ = ["FIXED_GRID_SOLVERS", "SOLVERS", "SolverConfig", "SolverError", "odesolve"]
+__all__ = ["FIXED_GRID_SOLVERS", "SOLVERS", "SolverConfig", "SolverError", "SolverInterrupted", "odesolve"]
 
 # scipy_solver round-trips through numpy and cannot backpropagate; every other torchdiffeq
 # method is offered.
@@ -28,6 +28,13 @@ FIXED_GRID_SOLVERS: tuple[str, ...] = tuple(
 
 class SolverError(RuntimeError):
     """The ODE solve failed (e.g. the adaptive step size underflowed on stiff dynamics)."""
+
+
+class SolverInterrupted(Exception):
+    """A solve was abandoned because its owner asked to stop (see :attr:`cnfviz.FFJORD.interrupt`).
+
+    Not a :class:`SolverError`: nothing went wrong with the ODE, so a trainer treats it as a stop.
+    """
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class SolverConfig:
             instead of directly through the solver's operations.
         max_steps: cap on adaptive steps per solve; exceeding it raises :class:`SolverError`
             instead of grinding on a stiff problem.
+        max_nfe: cap on evaluations of the dynamics per solve (its backward pass included), the
+            budget a user sees as NFE; exceeding it raises :class:`SolverError`. ``None`` for no cap.
 
     Example:
         >>> SolverConfig("rk4", step_size=0.25).is_fixed_grid
@@ -56,6 +65,7 @@ class SolverConfig:
     step_size: float | None = None
     adjoint: bool = False
     max_steps: int = 2000
+    max_nfe: int | None = 5000
 
     def __post_init__(self) -> None:
         if self.method not in SOLVERS:
@@ -68,6 +78,8 @@ class SolverConfig:
             raise ConfigError(f"solver.adjoint must be true or false (got {self.adjoint!r})")
         if not isinstance(self.max_steps, int) or self.max_steps < 10:
             raise ConfigError(f"solver.max_steps must be an integer >= 10 (got {self.max_steps!r})")
+        if self.max_nfe is not None and (not isinstance(self.max_nfe, int) or self.max_nfe < 10):
+            raise ConfigError(f"solver.max_nfe must be an integer >= 10, or null for no cap (got {self.max_nfe!r})")
 
     @property
     def is_fixed_grid(self) -> bool:
@@ -130,7 +142,30 @@ def odesolve(
             )
         return torchdiffeq.odeint(func, y0, t, method=solver.method, options=options, **kwargs)
     except AssertionError as err:  # torchdiffeq signals dt underflow and step limits with assert
-        raise SolverError(
-            f"ODE solver {solver.method} failed: {err}. The dynamics may be too stiff; "
-            "try a shorter time span, a smaller learning rate or looser tolerances."
-        ) from err
+        raise SolverError(f"{_plain_words(str(err), solver)}. {STIFF_ADVICE}") from err
+
+
+STIFF_ADVICE = "Try a smaller learning rate, a shorter time span, or the kinetic/Jacobian regularizers"
+
+
+def _plain_words(message: str, solver: SolverConfig) -> str:
+    """What torchdiffeq's terse assertion means, for someone watching a training run."""
+    if "underflow in dt" in message:
+        return (
+            f"the {solver.method} solver's step size shrank to zero (dt underflow): "
+            "the dynamics became too stiff to integrate"
+        )
+    if "max_num_steps" in message:
+        return (
+            f"the {solver.method} solver needed more than {solver.max_steps:,} steps for one solve: "
+            "the dynamics became too stiff"
+        )
+    return f"the {solver.method} solver failed ({message})"
+
+
+def nfe_exceeded(solver: SolverConfig) -> SolverError:
+    """The error for a solve that used more than ``solver.max_nfe`` evaluations of the dynamics."""
+    return SolverError(
+        f"one solve needed more than {solver.max_nfe:,} evaluations of the dynamics (the NFE cap): "
+        f"the dynamics became too stiff for {solver.method}. {STIFF_ADVICE}"
+    )

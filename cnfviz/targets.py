@@ -47,6 +47,7 @@ __all__ = [
     "scipy_distributions",
     "scipy_params",
     "target_names",
+    "target_spec",
 ]
 
 SCIPY_PREFIX = "scipy:"
@@ -839,13 +840,18 @@ def make_target(name: str, params: Mapping[str, Any] | None = None, **kwargs: An
     if name in ("samples", "image"):
         cls = "SamplesTarget" if name == "samples" else "ImageTarget"
         raise ConfigError(f'Target "{name}" is built from data: use {cls}(...) rather than make_target')
+    spec = target_spec(name)
+    return spec.factory(**_validate_params(name, spec.params, given))
+
+
+def target_spec(name: str) -> TargetSpec:
+    """The registry entry of a named target, or a ConfigError listing the names (and the scipy form)."""
     try:
-        spec = lookup(TARGETS, name, "target")
+        return lookup(TARGETS, name, "target")
     except ConfigError as err:
         raise ConfigError(
             f"{err}, or '{SCIPY_PREFIX}<name>' for a continuous scipy.stats distribution, e.g. 'scipy:gamma'"
         ) from None
-    return spec.factory(**_validate_params(name, spec.params, given))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1030,7 +1036,7 @@ class ImageTarget(Target):
 
 def _read_bytes(data: str | bytes | os.PathLike | IO, max_bytes: int, what: str) -> bytes | str:
     """Read raw content from a path, bytes, text or a file object, refusing more than ``max_bytes``."""
-    too_big = ConfigError(f"{what} is larger than the limit of {max_bytes:,} bytes")
+    too_big = ConfigError(f"{what} is larger than the limit of {max_bytes:,} bytes ({max_bytes / 1e6:.3g} MB)")
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw: bytes | str = bytes(data)
     elif isinstance(data, str) and not os.path.isfile(data):
@@ -1061,6 +1067,22 @@ def _parse_number(cell: str) -> float | None:
         return float(cell)
     except ValueError:
         return None
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _not_a_number(lineno: int, col: int, cell: str) -> ConfigError:
+    """The error for a cell that is no number, with a hint for the usual causes (decimal commas, odd
+    separators, prose)."""
+    shown = cell if len(cell) <= 40 else cell[:40] + "…"
+    if re.fullmatch(r"[-+]?\d+,\d+", cell):
+        hint = f"decimal commas are not understood: write {cell.replace(',', '.')}"
+    elif re.fullmatch(rf"{_NUMBER}\s*[^\w\s.+-]\s*{_NUMBER}", cell):
+        hint = "separate the columns with a comma, a semicolon, a tab or spaces"
+    else:
+        hint = "every cell after an optional header row must be a number such as 1.5, -2 or 3e-4"
+    return ConfigError(f"CSV line {lineno}, column {col}: {shown!r} is not a number; {hint}")
 
 
 def samples_from_csv(
@@ -1094,7 +1116,7 @@ def samples_from_csv(
     try:
         text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw.lstrip("\ufeff")
     except UnicodeDecodeError:
-        raise ConfigError("CSV is not UTF-8 text") from None
+        raise ConfigError("CSV is not UTF-8 text: expected a text file with 1 or 2 columns of numbers") from None
     lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
     lines = [(i, ln) for i, ln in lines if ln and not ln.startswith("#")]
     if not lines:
@@ -1106,10 +1128,17 @@ def samples_from_csv(
         parts = line.split(sep) if sep else line.split()
         return [p.strip().strip("\"'").strip() for p in parts]
 
-    head = cells(first)
-    if all(_parse_number(c) is None for c in head):
+    if all(_parse_number(c) is None for c in cells(first)):
         lines = lines[1:]
-    ncol = len(head)
+    if not lines:
+        raise ConfigError(f"CSV needs at least {_MIN_SAMPLES} data rows (got 0: only a header)")
+    # The first data row sets the columns; its cells are checked first, so prose says "not a number"
+    # rather than counting its words as columns.
+    first_no, first_row = lines[0][0], cells(lines[0][1])
+    for c, cell in enumerate(first_row):
+        if _parse_number(cell) is None:
+            raise _not_a_number(first_no, c + 1, cell)
+    ncol = len(first_row)
     if ncol > 2:
         raise ConfigError(f"CSV has {ncol} columns; expected 1 or 2 numeric columns (x, or x and y)")
     if len(lines) > max_rows:
@@ -1120,18 +1149,32 @@ def samples_from_csv(
     for r, (lineno, line) in enumerate(lines):
         row = cells(line)
         if len(row) != ncol:
-            raise ConfigError(f"CSV line {lineno} has {len(row)} columns; expected {ncol} like the first row")
+            raise ConfigError(
+                f"CSV line {lineno} has {len(row)} column{'s' if len(row) != 1 else ''}; every row needs the "
+                f"{ncol} column{'s' if ncol != 1 else ''} of the first data row (line {first_no})"
+            )
         for c, cell in enumerate(row):
             v = _parse_number(cell)
             if v is None:
-                raise ConfigError(f"CSV line {lineno}, column {c + 1}: {cell!r} is not a number")
+                raise _not_a_number(lineno, c + 1, cell)
             if not math.isfinite(v):
-                raise ConfigError(f"CSV line {lineno}, column {c + 1}: {cell!r} is not finite (NaN/inf)")
+                raise ConfigError(
+                    f"CSV line {lineno}, column {c + 1}: {cell!r} is not finite; "
+                    "samples must be finite numbers (no NaN or inf)"
+                )
             out[r, c] = v
     return out
 
 
-def image_from_file(data: bytes | os.PathLike | IO, *, max_pixels: int = 256 * 256) -> np.ndarray:
+IMAGE_FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+MAX_IMAGE_PIXELS = 25_000_000
+"""The largest picture :func:`image_from_file` decodes (5,000 × 5,000): it is shrunk to 256 × 256 anyway,
+and a small file can claim a huge size (a "decompression bomb")."""
+
+
+def image_from_file(
+    data: bytes | os.PathLike | IO, *, max_pixels: int = 256 * 256, max_source_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
     """Load a picture as grayscale intensities, shrunk to at most ``max_pixels`` pixels.
 
     Transparent areas count as white paper (the picture is composited over white before conversion).
@@ -1139,19 +1182,34 @@ def image_from_file(data: bytes | os.PathLike | IO, *, max_pixels: int = 256 * 2
     Arguments:
         data: file bytes, a path, or a file object (e.g. an upload).
         max_pixels: larger pictures are downsampled (aspect ratio kept) to at most this many pixels.
+        max_source_pixels: refuse pictures with more pixels than this, before decoding them.
 
     Returns:
         intensities, shape (H, W), float64 in [0, 1] (0 black, 1 white), H * W <= max_pixels.
 
     Raises:
-        ConfigError: if the data is not a readable image.
+        ConfigError: if the data is empty, not a readable image, or too large.
     """
-    from PIL import Image  # imported here so that loading cnfviz.targets stays light
+    from PIL import Image, UnidentifiedImageError  # imported here so that loading cnfviz.targets stays light
 
     max_pixels = check_int_range(_plain_int(max_pixels), "max_pixels", lo=1)
+    max_source_pixels = check_int_range(_plain_int(max_source_pixels), "max_source_pixels", lo=1)
     src = io.BytesIO(bytes(data)) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if isinstance(src, io.BytesIO) and not src.getbuffer().nbytes:
+        raise ConfigError(f"the picture file is empty (0 bytes); expected a {IMAGE_FORMATS} picture")
+    side = math.isqrt(max_source_pixels)
+    too_big = f"the limit is {max_source_pixels:,} pixels (about {side:,} × {side:,}); shrink the picture first"
     try:
-        with Image.open(src) as im:
+        with warnings.catch_warnings():
+            # Pillow only warns below twice its own limit; ours is lower and checked just below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(src)
+        with im:
+            w, h = im.size
+            if w * h == 0:
+                raise ConfigError(f"the picture has no pixels ({w} × {h})")
+            if w * h > max_source_pixels:
+                raise ConfigError(f"the picture is {w:,} × {h:,} pixels; {too_big}")
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
@@ -1159,8 +1217,17 @@ def image_from_file(data: bytes | os.PathLike | IO, *, max_pixels: int = 256 * 2
                 gray = Image.alpha_composite(bg, rgba).convert("L")
             else:
                 gray = im.convert("L")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ConfigError(f"not a readable image ({type(err).__name__}: {err})") from None
+    except UnidentifiedImageError:
+        raise ConfigError(
+            f"not a readable image: the file is not a {IMAGE_FORMATS} picture (or its header is damaged)"
+        ) from None
+    except Image.DecompressionBombError as err:
+        count = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"has {int(count.group(1)):,} pixels" if count else "is far too large"
+        raise ConfigError(f"the picture {size}; {too_big}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ConfigError(f"not a readable image: the file is damaged or cut short ({detail})") from None
     w, h = gray.size
     if w * h > max_pixels:
         s = math.sqrt(max_pixels / (w * h))

@@ -12,7 +12,7 @@ import copy
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -24,10 +24,10 @@ from .config import TrainConfig
 from .device import resolve_device
 from .ffjord import FFJORD
 from .metrics import EVAL_SOLVER, Metrics, evaluate
-from .solver import SolverConfig, SolverError
+from .solver import SolverConfig, SolverError, SolverInterrupted
 from .targets import Target, make_target
 
-__all__ = ["IterationRecord", "TrainResult", "Trainer", "build_target", "train"]
+__all__ = ["IterationRecord", "TrainResult", "Trainer", "build_target", "load_weights", "train"]
 
 # A fixed-step solver is refined when its NLL and an adaptive solve's NLL differ by more than
 # this many nats: the flow has started to exploit the discretisation error.
@@ -109,6 +109,37 @@ def build_target(config: TrainConfig) -> Target:
     return make_target(config.target, config.target_params)
 
 
+def load_weights(model: FFJORD, state: Mapping[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``model``, or raise :class:`ConfigError` saying which weights do not fit.
+
+    Example:
+        >>> from cnfviz import ModelConfig
+        >>> small, wide = FFJORD(1, ModelConfig(hidden=(4,))), FFJORD(1, ModelConfig(hidden=(8,)))
+        >>> try:
+        ...     load_weights(small, wide.state_dict())
+        ... except ConfigError as err:
+        ...     print(str(err).replace(": ", ":\\n", 1))
+        the weights do not fit this network:
+        net.layers.0.weight has shape (8, 1) where (4, 1) is expected (and 5 more)
+    """
+    own = model.state_dict()
+    problems = []  # a wrong shape says most about a different network, so those come first
+    for name, value in state.items():
+        if name in own and (not isinstance(value, torch.Tensor) or value.shape != own[name].shape):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            problems.append(f"{name} has shape {got} where {tuple(own[name].shape)} is expected")
+    problems += [f"{name} is missing" for name in own if name not in state]
+    problems += [f"{name} is not part of this network" for name in state if name not in own]
+    for name, value in state.items():
+        if name in own and isinstance(value, torch.Tensor) and value.shape == own[name].shape:
+            if not bool(torch.isfinite(value).all()):
+                problems.append(f"{name} holds NaN or infinite values")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"the weights do not fit this network: {problems[0]}{more}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
 class Trainer:
     """Trains one FFJORD model on one target according to a :class:`~cnfviz.config.TrainConfig`.
 
@@ -121,6 +152,8 @@ class Trainer:
             a single step too), e.g. to refresh plots of the paused model.
         keep_history: keep every :class:`IterationRecord` in ``history`` (and in the result). A
             long-lived job that logs through ``callback`` can turn it off to keep memory flat.
+        init_state: start from these weights (a model ``state_dict``, e.g. from a checkpoint) instead of
+            a fresh initialisation; they must fit the network the config describes.
 
     The controls (:meth:`stop`, :meth:`pause`, :meth:`resume`, :meth:`step`) are thread-safe.
 
@@ -139,6 +172,7 @@ class Trainer:
         callback: Callable[[IterationRecord], None] | None = None,
         on_pause: Callable[[], None] | None = None,
         keep_history: bool = True,
+        init_state: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.config = config
         self.on_pause = on_pause
@@ -167,6 +201,8 @@ class Trainer:
                 else self.target.sample(10_000, seed=config.seed + 5_000_011)
             )
             self.model.init_from_data(self._to_tensor(fit))
+        if init_state is not None:
+            load_weights(self.model, init_state)
         self.tv_points = (
             self.train_data if self.train_data is not None else self.target.sample(100, seed=config.seed + 2_000_003)
         )
@@ -185,12 +221,25 @@ class Trainer:
         self._stage = "adam"
         self._perm: np.ndarray | None = None
         self._perm_pos = 0
+        # Progress through the stages, so that a stopped run can be continued (see :meth:`rearm`).
+        self._adam_opt: torch.optim.Adam | None = None
+        self._adam_done = 0
+        self._lbfgs_evals = 0
+        self._lbfgs_finished = False
 
     # ------------------------------------------------------------------ controls
     def stop(self) -> None:
         """Ask the run to end after the current iteration."""
         self._stop.set()
         self._resume.set()
+
+    def rearm(self) -> None:
+        """Clear a stop request, so that the next :meth:`run` continues where the stopped one left off.
+
+        The Adam stage continues with its optimizer state and learning-rate schedule; an interrupted
+        LBFGS stage starts a new LBFGS solve from the best point so far, with the evaluations left.
+        """
+        self._stop.clear()
 
     def pause(self) -> None:
         self._resume.clear()
@@ -347,9 +396,12 @@ class Trainer:
     # ------------------------------------------------------------------ stages
     def _adam(self) -> None:
         cfg = self.config
-        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        if self._adam_opt is None:
+            self._adam_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        opt = self._adam_opt
         self._stage = "adam"
-        for it in range(cfg.adam_iters):
+        while self._adam_done < cfg.adam_iters:
+            it = self._adam_done
             self._gate()
             if self._out_of_time():
                 raise _Stop("time budget reached")
@@ -375,6 +427,7 @@ class Trainer:
             if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.adam_iters):
                 test, note = self._periodic_eval()
             self._record(float(loss.detach()), parts, lr, grad_norm, nfe, test_nll=test, note=note)
+            self._adam_done += 1
 
     def _lbfgs(self) -> None:
         cfg = self.config
@@ -385,11 +438,14 @@ class Trainer:
             x = self._to_tensor(self.target.sample(max(cfg.batch_size or 0, 1000), seed=cfg.seed + 3_000_017))
         # The closure must be deterministic for the line search: the same probe noise every call.
         noise_seed = cfg.seed + 4_000_037
+        max_eval = cfg.lbfgs_iters * 5 // 4 + 1 - self._lbfgs_evals
+        if self._lbfgs_finished or max_eval < 1:
+            return
         opt = torch.optim.LBFGS(
             self.model.parameters(),
             lr=1.0,
             max_iter=cfg.lbfgs_iters,
-            max_eval=cfg.lbfgs_iters * 5 // 4 + 1,
+            max_eval=max_eval,
             tolerance_grad=1e-9,
             tolerance_change=1e-12,
             history_size=20,
@@ -415,11 +471,13 @@ class Trainer:
                 sum(float(p.grad.pow(2).sum()) for p in self.model.parameters() if p.grad is not None)
             )
             nfe = (self.model.nfe_forward - f0, self.model.nfe_backward - b0)
+            self._lbfgs_evals += 1
             self._record(float(loss.detach()), parts, 1.0, grad_norm, nfe)
             return loss
 
         try:
             opt.step(closure)
+            self._lbfgs_finished = True
         finally:
             # Like Optim.jl's allow_f_increases=false: keep the best point the line searches visited.
             if best["state"] is not None:
@@ -437,6 +495,8 @@ class Trainer:
         self.model.reset_nfe()
         self._full_train = self._to_tensor(self.train_data) if self.train_data is not None else None
         status, reason = "done", "finished all iterations"
+        # A stop request also ends a solve in progress, at its next evaluation of the dynamics.
+        self.model.interrupt = self._stop.is_set
         self._start_clock()
         try:
             if cfg.adam_iters:
@@ -450,12 +510,18 @@ class Trainer:
                 reason = str(stop.args[0])
             else:
                 status, reason = "stopped", "stopped by the user"
+        except SolverInterrupted:
+            # The solve raised before the optimizer's step (LBFGS also restores its best point), so
+            # the model is the one the last completed iteration left.
+            status, reason = "stopped", "stopped by the user"
         except (FloatingPointError, SolverError) as err:
             status, reason = "failed", str(err) + " - kept the last good model"
             self._restore_good()
         except Exception as err:
             status, reason = "failed", f"{type(err).__name__}: {err} - kept the last good model"
             self._restore_good()
+        finally:
+            self.model.interrupt = None
         self._pause_clock()
         self.model.eval()
         result = TrainResult(

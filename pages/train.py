@@ -7,6 +7,7 @@ follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.l
 import streamlit as st
 
 from cnfviz.ui import (
+    checkpoint_panel,
     code_panel,
     config_controls,
     drawing_panel,
@@ -39,5 +40,6 @@ run_buttons(PREFIX, controls, holder)
 sync_url(PREFIX, controls, lesson)
 share_panel(PREFIX, controls, lesson)
 code_panel(PREFIX, controls)
+checkpoint_panel(PREFIX, holder)
 live_views(PREFIX, holder)
 results(PREFIX, holder)

@@ -16,6 +16,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from cnfviz.ui.session import PARKING
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TRAIN = str(ROOT / "pages" / "train.py")
@@ -23,12 +25,18 @@ TRAIN = str(ROOT / "pages" / "train.py")
 
 @pytest.fixture(autouse=True)
 def fresh_caches() -> Iterator[None]:
-    """Clear Streamlit's caches around a test and wait for its training threads to end."""
+    """Clear Streamlit's caches around a test and wait for its training threads to end.
+
+    AppTest instances share one session id, so a holder parked by one test's release would be handed
+    to the next test's page as a "reconnect": the parking lot is emptied too.
+    """
     st.cache_resource.clear()
     st.cache_data.clear()
+    PARKING.clear()
     yield
-    st.cache_resource.clear()  # releases the session's JobHolder, which stops its jobs
+    st.cache_resource.clear()  # releases (parks) the session's JobHolder, which suspends its jobs
     st.cache_data.clear()
+    PARKING.clear()  # ...and closes them
     for thread in threading.enumerate():
         if thread.name.startswith("job-"):
             thread.join(timeout=20)

@@ -10,6 +10,7 @@ previous test through the session cache's ``on_release``).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ from tests.apptest import fresh_caches, progress_texts, wait_for  # noqa: F401 -
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TINY = {"target": "normal", "adam_iters": 20}
+
+
+def seen(markdown: str) -> str:
+    """A message as the reader sees it: user text in it is backslash-escaped markdown."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def compare_page(query: dict[str, str] | None = None) -> AppTest:
@@ -119,7 +125,7 @@ def test_a_small_comparison_runs_to_the_end_and_opens_a_run_on_the_train_page():
 )
 def test_bad_knob_values_show_an_error_and_block_start(values, messages):
     at = setup_knob(compare_page(), values)
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(seen(e.value) for e in at.error)
     assert all(m in errors for m in messages), errors
     assert at.button(key="compare_start_button").disabled
     assert not at.get("progress")
@@ -130,7 +136,7 @@ def test_choice_knobs_use_a_multiselect():
     at.selectbox(key="compare_knob").set_value("trace").run()
     assert at.multiselect(key="compare_choices_trace").value == ["exact", "hutchinson-rademacher"]
     at.multiselect(key="compare_choices_trace").set_value(["exact"]).run()
-    assert not at.exception and "got 1 value of trace" in at.error[0].value
+    assert not at.exception and "got 1 value of trace" in seen(at.error[0].value)
 
 
 def test_preset_link_loads_the_presets_two_runs():
@@ -146,7 +152,7 @@ def test_preset_link_loads_the_presets_two_runs():
 def test_unknown_preset_in_the_link_is_a_notice():
     at = compare_page({"preset": "seed"})
     assert not at.exception
-    assert "has no comparison" in at.warning[0].value and at.radio(key="compare_mode").value == "knob"
+    assert "has no comparison" in seen(at.warning[0].value) and at.radio(key="compare_mode").value == "knob"
 
 
 def test_table_mode_builds_runs_from_rows_and_names_bad_cells():
@@ -160,7 +166,7 @@ def test_table_mode_builds_runs_from_rows_and_names_bad_cells():
     }
     at.run()
     assert not at.exception
-    assert at.error[0].value.startswith("row 2, width = 0:") and at.button(key="compare_start_button").disabled
+    assert seen(at.error[0].value).startswith("row 2, width = 0:") and at.button(key="compare_start_button").disabled
 
 
 def test_config_files_become_runs_and_a_failing_run_fails_alone():
@@ -179,7 +185,7 @@ def test_config_files_become_runs_and_a_failing_run_fails_alone():
     assert any("2 runs: good · stiff" in c.value for c in at.caption)
     at.button(key="compare_start_button").click().run()
     wait_for(at, ended)
-    failed = [e.value for e in at.error]
+    failed = [seen(e.value) for e in at.error]
     assert len(failed) == 1 and failed[0].startswith("Failed:") and "others carry on" in failed[0]
     table = at.table[0].value
     assert list(table["state"]) == ["done", "failed"] and list(table["best"]) == [BEST_MARK, ""]
@@ -192,7 +198,7 @@ def test_config_files_on_different_targets_are_rejected():
     at.file_uploader(key="compare_upload").set_value(
         [("a.json", config_json(), "application/json"), ("b.json", moons, "application/json")]
     ).run()
-    assert not at.exception and "a comparison needs one target" in at.error[0].value
+    assert not at.exception and "a comparison needs one target" in seen(at.error[0].value)
 
 
 @pytest.mark.parametrize(
@@ -210,7 +216,7 @@ def test_broken_config_files_show_an_error_not_an_exception(content, message):
         [("good.json", config_json(), "application/json"), ("bad.json", content, "application/json")]
     ).run()
     assert not at.exception, at.exception
-    assert message in at.error[0].value and at.button(key="compare_start_button").disabled
+    assert message in seen(at.error[0].value) and at.button(key="compare_start_button").disabled
 
 
 def test_stop_all_stops_running_and_queued_runs():

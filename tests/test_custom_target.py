@@ -26,6 +26,7 @@ from cnfviz.ui.custom_target import (
     pen_stroke,
     stroke_from_selection,
 )
+from cnfviz.ui.text import plain
 from tests.apptest import fresh_caches, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +203,7 @@ def test_a_bad_csv_shows_the_parsers_error():
     assert not at.exception, at.exception
     with pytest.raises(ConfigError) as err:
         samples_from_csv(b"a,b,c\n" + b"1,2,3\n" * 20)
-    assert any(str(err.value) in e.value for e in at.error), [e.value for e in at.error]
+    assert any(plain(str(err.value)) in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="train_train_button").disabled
 
 

@@ -531,7 +531,7 @@ def test_csv_one_column_and_sources(tmp_path: Path) -> None:
         (_csv([f"{i},{i},{i}" for i in range(12)]), {}, "3 columns; expected 1 or 2"),
         (_csv([*ROWS2[:4], "4,abc", *ROWS2[5:]], "x,y"), {}, "line 6, column 2: 'abc' is not a number"),
         (_csv([*ROWS2[:3], "3,nan", *ROWS2[4:]]), {}, "line 4, column 2.*not finite"),
-        (_csv([*ROWS2[:3], "3", *ROWS2[4:]]), {}, "line 4 has 1 columns; expected 2"),
+        (_csv([*ROWS2[:3], "3", *ROWS2[4:]]), {}, "line 4 has 1 column; every row needs the 2 columns"),
         (_csv(ROWS2[:5]), {}, r"at least 10 data rows \(got 5\)"),
         (_csv(ROWS2), {"max_rows": 10}, "12 data rows; the limit is 10"),
         (_csv(ROWS2), {"max_bytes": 20}, "larger than the limit of 20 bytes"),

@@ -8,6 +8,7 @@ library through the session's :class:`JobHolder`, and draw the views::
     holder = job_holder()
     run_buttons("train", controls, holder)
     sync_url("train", controls, lesson)          # the address bar follows the controls
+    checkpoint_panel("train", holder)            # a loaded checkpoint shows like a finished run
     live_views("train", holder)
     results("train", holder)
 
@@ -16,6 +17,7 @@ each module's docstring lists its keys.
 """
 
 from .actions import run_buttons
+from .checkpoint_panel import checkpoint_panel
 from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup
 from .custom_target import CUSTOM_SOURCES, custom_target_controls, drawing_panel, drawing_samples
 from .lessons import Lesson, code_panel, follow_link, share_panel, show_lesson, sync_url
@@ -46,6 +48,7 @@ __all__ = [
     "Lesson",
     "apply_config_to_state",
     "base_config",
+    "checkpoint_panel",
     "code_panel",
     "comparison_buttons",
     "comparison_live",

@@ -18,6 +18,7 @@ import streamlit as st
 
 from .session import JobHolder, job_holder
 from .sidebar import ControlsResult, apply_config_to_state
+from .text import plain
 
 __all__ = ["FIRST_POINT_WAIT_SECONDS", "run_buttons"]
 
@@ -134,11 +135,11 @@ def run_buttons(prefix: str, controls: ControlsResult, holder: JobHolder) -> Non
         help="Stop and clear the run, its plots and results.",
     )
     if start_error:
-        st.error(f"The run could not start: {start_error}", icon=":material/error:")
+        st.error(f"The run could not start: {plain(start_error)}", icon=":material/error:")
     if not controls.ok and controls.waiting and len(controls.errors) == 1:
-        st.info(controls.waiting, icon=":material/upload_file:")
+        st.info(plain(controls.waiting), icon=":material/upload_file:")
     elif not controls.ok:
-        lines = "\n".join(f"- {msg}" for msg in controls.errors if msg != controls.waiting)
+        lines = "\n".join(f"- {plain(msg)}" for msg in controls.errors if msg != controls.waiting)
         st.error(f"Fix the settings in the sidebar before training:\n{lines}", icon=":material/tune:")
     elif active and controls.config == snap.config and controls.target != job.target:
         # Only the custom data changed (a new upload or stroke): no question, the run keeps its copy.

@@ -84,11 +84,13 @@ from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
 from .session import JobHolder, job_slots
 from .sidebar import target_choices
 from .status import format_duration
+from .text import plain
 
 __all__ = [
     "COMPARE_POLL_SECONDS",
     "DEFAULT_BUDGET_SECONDS",
     "DEFAULT_ITERATIONS",
+    "MAX_CONFIG_MB",
     "MODES",
     "Setup",
     "compare_targets",
@@ -111,6 +113,8 @@ DEFAULT_ITERATIONS: dict[int, int] = {1: 300, 2: 400}
 the same count for every run keeps a comparison fair, and small counts keep it quick."""
 COMPARE_POLL_SECONDS = 1.0
 """How often the progress rows and the loss chart refresh while a run is active."""
+MAX_CONFIG_MB = 1
+"""The largest config file the upload takes (a config is about a kilobyte)."""
 _PLOT_CONFIG = {"displaylogo": False}
 _CHOICE_DEFAULTS = {"solver": ("rk4", "dopri5"), "trace": ("exact", "hutchinson-rademacher")}
 _STARTED = f"{PREFIX}__started"
@@ -290,6 +294,7 @@ def _files_setup() -> list[Run]:
         type=["json"],
         accept_multiple_files=True,
         key=_k("upload"),
+        max_upload_size=MAX_CONFIG_MB,
     )
     if not files:
         st.info(
@@ -299,10 +304,14 @@ def _files_setup() -> list[Run]:
         return []
     items = []
     for f in files:
+        if f.size > MAX_CONFIG_MB * 1_000_000:
+            raise ConfigError(f"{f.name} has {f.size:,} bytes; a config file is at most {MAX_CONFIG_MB} MB")
         try:
             text = f.getvalue().decode("utf-8")
         except UnicodeDecodeError:
-            raise ConfigError(f"{f.name} is not a text (JSON) file") from None
+            raise ConfigError(
+                f"{f.name} is not a text (JSON) file: upload the config JSON the Train page saves"
+            ) from None
         items.append((PurePath(f.name).stem, text))
     return runs_from_configs(items)
 
@@ -329,7 +338,7 @@ def comparison_setup() -> Setup:
     """Draw the set-up controls and read them into runs; never raises for bad input."""
     notice = _apply_link()
     if notice:
-        st.warning(notice)
+        st.warning(plain(notice))  # it quotes the link
     state = st.session_state
     if state.get(_k("budget")) is None:
         state[_k("budget")] = DEFAULT_BUDGET_SECONDS
@@ -366,7 +375,7 @@ def comparison_setup() -> Setup:
                 f"comparison takes at most about {format_duration(rounds * float(budget))} plus the final metrics."
             )
         for message in errors:
-            st.error(message, icon=":material/error:")
+            st.error(plain(message), icon=":material/error:")  # messages quote file names, labels and values
     return Setup(tuple(runs) if not errors else (), tuple(errors))
 
 
@@ -533,9 +542,9 @@ def _progress_row(e: _Entry) -> None:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     c1.markdown(_swatch(e.run.label, e.index), unsafe_allow_html=True)
     if e.snap is None:
-        c2.error(f"Could not start: {e.error}", icon=":material/error:")
+        c2.error(f"Could not start: {plain(e.error)}", icon=":material/error:")
     elif e.snap.state == "failed":
-        c2.error(f"Failed: {e.snap.reason}. The others carry on.", icon=":material/error:")
+        c2.error(f"Failed: {plain(e.snap.reason)}. The others carry on.", icon=":material/error:")
     else:
         c2.progress(_fraction(e.snap), text=run_status_text(e.snap))
 

@@ -35,6 +35,7 @@ import streamlit as st
 from .._validation import ConfigError
 from ..plots import target_preview_figure
 from ..targets import ImageTarget, SamplesTarget, Target, image_from_file, samples_from_csv
+from .text import plain
 
 __all__ = [
     "CANVAS_HALF_WIDTH",
@@ -266,7 +267,19 @@ def image_target(data: bytes, invert: bool | None = None) -> ImageTarget:
     """
     gray = image_from_file(data)
     inv = default_invert(gray) if invert is None else bool(invert)
-    return ImageTarget(image_weights(gray, inv))
+    weights = image_weights(gray, inv)
+    if not weights.any():
+        # Said in the checkbox's words: ImageTarget's own message speaks of the weights, not the picture.
+        if inv:
+            raise ConfigError(
+                'the picture has no dark pixels, so with "Dark pixels are likely" on it has no mass to learn: '
+                "untick the box, or upload a picture with dark strokes"
+            )
+        raise ConfigError(
+            'the picture is black everywhere, so with "Dark pixels are likely" off it has no mass to learn: '
+            "tick the box, or upload a picture with bright strokes"
+        )
+    return ImageTarget(weights)
 
 
 def source_dim(prefix: str, source: str, state: Mapping[str, Any] | None = None) -> int | None:
@@ -329,6 +342,12 @@ def _built(prefix: str, source: str, token: Any, build: Callable[[], Target]) ->
             cached = {"token": token, "target": build(), "error": None}
         except ConfigError as err:
             cached = {"token": token, "target": None, "error": str(err)}
+        except Exception as err:  # a file no parser foresaw (a PIL or numpy corner): say so, keep the page alive
+            cached = {
+                "token": token,
+                "target": None,
+                "error": f"could not read this file ({type(err).__name__}: {err})",
+            }
         st.session_state[key] = cached
     return CustomTarget(cached["target"], cached["error"])
 
@@ -405,7 +424,7 @@ def custom_target_controls(prefix: str, source: str, *, show: bool = True) -> Cu
         token = hashlib.sha1(json.dumps(strokes).encode()).hexdigest()
         result = _built(prefix, source, token, lambda: drawing_target(strokes))
     if result.error and show:
-        st.error(result.error, icon=":material/error:")
+        st.error(plain(result.error), icon=":material/error:")  # it may quote the upload's contents
     if result.target is not None and show:
         _preview(prefix, result.target)
     return result

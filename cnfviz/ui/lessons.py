@@ -39,6 +39,7 @@ from ..share import CONTROLS as LINK_CONTROLS
 from ..share import config_to_query, parse_query
 from .custom_target import CONFIG_TARGETS, custom_download
 from .sidebar import DEFAULT_TARGET, ControlsResult, apply_config_to_state
+from .text import plain
 
 __all__ = [
     "CONTROL_LABELS",
@@ -130,7 +131,7 @@ def show_lesson(prefix: str, lesson: Lesson) -> None:
         )
     if lesson.notices:
         with st.container(key=f"{prefix}_link_notices"):
-            lines = "\n".join(f"- {n}" for n in lesson.notices)
+            lines = "\n".join(f"- {plain(n)}" for n in lesson.notices)  # they quote the link's values
             st.warning(
                 f"Some settings in the link were ignored; their defaults are used instead:\n{lines}",
                 icon=":material/link_off:",

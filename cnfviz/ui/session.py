@@ -14,18 +14,34 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ..config import TrainConfig
 from ..job import JobSlots, TrainingJob
 from ..targets import Target
 from ..training import Trainer
 
-__all__ = ["DEFAULT_MAX_JOBS", "MAX_JOBS_ENV", "JobHolder", "job_holder", "job_slots", "max_jobs"]
+__all__ = [
+    "DEFAULT_MAX_JOBS",
+    "DEFAULT_RECONNECT_GRACE",
+    "MAX_JOBS_ENV",
+    "PARKING",
+    "RECONNECT_GRACE_ENV",
+    "JobHolder",
+    "ParkingLot",
+    "job_holder",
+    "job_slots",
+    "max_jobs",
+    "reconnect_grace",
+]
 
 MAX_JOBS_ENV = "CNFVIZ_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
+RECONNECT_GRACE_ENV = "CNFVIZ_RECONNECT_GRACE"
+DEFAULT_RECONNECT_GRACE = 60.0
 
 _log = logging.getLogger(__name__)
 
@@ -70,9 +86,19 @@ class JobHolder:
         with self._lock:
             return self._jobs.get(name)
 
-    def start(self, config: TrainConfig, *, name: str = "train", target: Target | None = None) -> TrainingJob:
-        """Build and start a job for ``config`` (on ``target`` if given), replacing any job under ``name``."""
-        job = TrainingJob(config, target=target, slots=self.slots)
+    def start(
+        self,
+        config: TrainConfig,
+        *,
+        name: str = "train",
+        target: Target | None = None,
+        init_state: Mapping[str, Any] | None = None,
+        evaluate_only: bool = False,
+    ) -> TrainingJob:
+        """Build and start a job for ``config`` (on ``target`` if given), replacing any job under ``name``.
+
+        ``init_state`` and ``evaluate_only`` go to :class:`~cnfviz.TrainingJob` (a loaded checkpoint)."""
+        job = TrainingJob(config, target=target, slots=self.slots, init_state=init_state, evaluate_only=evaluate_only)
         with self._lock:
             old = self._jobs.get(name)
             self._jobs[name] = job
@@ -88,12 +114,97 @@ class JobHolder:
             _abandon(job)
 
     def close(self) -> None:
-        """Stop every job; called when the session ends."""
+        """Stop every job and forget it; called when the session ends for good."""
         with self._lock:
             jobs = list(self._jobs.values())
             self._jobs.clear()
         for job in jobs:
             _abandon(job)
+
+    def suspend(self) -> None:
+        """Suspend every active job: their threads end within one evaluation of the dynamics, and
+        :meth:`proceed` continues them (see :meth:`TrainingJob.suspend`)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.suspend()
+
+    def proceed(self) -> None:
+        """Continue every suspended job."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.proceed()
+
+
+class ParkingLot:
+    """Where the jobs of a disconnected session wait for it to come back, for a grace period.
+
+    Streamlit releases a session's resources the moment its WebSocket closes, which happens both when a
+    tab closes and when a connection drops for a moment (a laptop lid, a flaky classroom Wi-Fi). Both
+    look the same to the server, so both are treated the same way: the session's jobs are suspended at
+    once (their threads end within about a second, their training slots go to the next in line), and
+    the holder is parked under the session's id. If the browser reconnects within ``grace`` seconds
+    (Streamlit's frontend does so by itself, with the same session id) the holder is handed back and its
+    runs continue where they stopped; otherwise it is closed and its memory freed.
+
+    Example:
+        >>> lot = ParkingLot(grace=60)
+        >>> holder = JobHolder(None)
+        >>> lot.park("session-1", holder)
+        >>> lot.claim("session-1") is holder, lot.claim("session-1")
+        (True, None)
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self._lock = threading.Lock()
+        self._parked: dict[str, tuple[JobHolder, threading.Timer]] = {}
+
+    def park(self, session_id: str, holder: JobHolder) -> None:
+        holder.suspend()
+        if self.grace <= 0:
+            holder.close()
+            return
+        timer = threading.Timer(self.grace, self._expire, (session_id, holder))
+        timer.daemon = True
+        with self._lock:
+            previous = self._parked.pop(session_id, None)
+            self._parked[session_id] = (holder, timer)
+        if previous is not None and previous[0] is not holder:
+            previous[1].cancel()
+            previous[0].close()
+        timer.start()
+
+    def claim(self, session_id: str) -> JobHolder | None:
+        """The holder parked for ``session_id`` (its jobs still suspended), or None."""
+        with self._lock:
+            entry = self._parked.pop(session_id, None)
+        if entry is None:
+            return None
+        entry[1].cancel()
+        return entry[0]
+
+    def _expire(self, session_id: str, holder: JobHolder) -> None:
+        with self._lock:
+            entry = self._parked.get(session_id)
+            if entry is None or entry[0] is not holder:
+                return
+            del self._parked[session_id]
+        holder.close()
+
+    def clear(self) -> None:
+        """Close every parked holder now (tests, shutdown)."""
+        with self._lock:
+            entries = list(self._parked.values())
+            self._parked.clear()
+        for holder, timer in entries:
+            timer.cancel()
+            holder.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._parked)
 
 
 def _abandon(job: TrainingJob) -> None:
@@ -145,12 +256,61 @@ def job_slots() -> JobSlots:
     return JobSlots(max_jobs())
 
 
+def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a disconnected session's runs wait for it to reconnect: ``$CNFVIZ_RECONNECT_GRACE``, else 60.
+
+    Example:
+        >>> reconnect_grace({"CNFVIZ_RECONNECT_GRACE": "5"}), reconnect_grace({"CNFVIZ_RECONNECT_GRACE": "-1"})
+        (5.0, 60.0)
+    """
+    raw = (os.environ if environ is None else environ).get(RECONNECT_GRACE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RECONNECT_GRACE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 86_400:
+        _log.warning("%s=%r is not a number of seconds; using %g", RECONNECT_GRACE_ENV, raw, DEFAULT_RECONNECT_GRACE)
+        return DEFAULT_RECONNECT_GRACE
+    return value
+
+
+PARKING = ParkingLot(reconnect_grace())
+"""The server's one :class:`ParkingLot` (a module global: it must outlive every session's resources)."""
+
+
+def _session_id() -> str | None:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+class _SessionHolder(JobHolder):
+    """A :class:`JobHolder` that remembers its session, so that its release can park it under that id."""
+
+    def __init__(self, slots: JobSlots | None, session_id: str | None) -> None:
+        super().__init__(slots)
+        self.session_id = session_id
+
+
 def _release(holder: JobHolder) -> None:
-    holder.close()
+    # Called on Streamlit's event loop when the WebSocket closes: nothing here may block.
+    session_id = getattr(holder, "session_id", None)
+    if session_id is None:
+        holder.close()
+    else:
+        PARKING.park(session_id, holder)
 
 
 @st.cache_resource(scope="session", on_release=_release, show_spinner=False)
 def job_holder() -> JobHolder:
-    """This browser session's :class:`JobHolder`; its jobs stop when the session disconnects."""
+    """This browser session's :class:`JobHolder`, or the one it left parked when its connection dropped
+    (whose runs then continue); see :class:`ParkingLot`."""
     _warm_up_process()
-    return JobHolder(job_slots())
+    session_id = _session_id()
+    if session_id is not None:
+        parked = PARKING.claim(session_id)
+        if parked is not None:
+            parked.proceed()
+            return parked
+    return _SessionHolder(job_slots(), session_id)

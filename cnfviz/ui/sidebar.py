@@ -70,6 +70,7 @@ from ..share import CONTROLS
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
+from .text import plain
 
 __all__ = [
     "CONTROLS",
@@ -401,6 +402,12 @@ def _ensure(state: MutableMapping[str, Any], values: dict[str, Any]) -> None:
             state[key] = value
 
 
+AFFINE_NOTE = (
+    "Depth 0 has no hidden layer: the field is affine in z, and an affine flow can only turn the Gaussian "
+    "into another Gaussian. Use depth 1 to 8 to learn any other shape."
+)
+
+
 def _route(message: str) -> str:
     """Which control group a ConfigError message belongs to, by the field it names."""
     m = message.lower()
@@ -448,7 +455,7 @@ def _named_target_controls(
                 msg = f"{target_name}: parameter {p.name} is required ({p.help})"
                 errors.append(("target", msg))
                 if show:
-                    st.error(msg)
+                    st.error(plain(msg))
             continue
         try:
             params[p.name] = p.validate(text, target_name)
@@ -456,7 +463,7 @@ def _named_target_controls(
             ok = False
             errors.append(("target", str(err)))
             if show:
-                st.error(str(err))
+                st.error(plain(err))
     if not ok:
         return None
     try:
@@ -464,7 +471,7 @@ def _named_target_controls(
     except ConfigError as err:
         errors.append(("target", str(err)))
         if show:
-            st.error(str(err))
+            st.error(plain(err))
         return None
     if show:
         st.plotly_chart(
@@ -623,6 +630,8 @@ def config_controls(
                     depth = st.slider(
                         "Depth (hidden layers)", 0, DEPTH_MAX, key=k("depth"), help="0 makes the field affine."
                     )
+                    if int(depth) == 0:
+                        st.caption(AFFINE_NOTE)
                 if shown("activation"):
                     activation = st.selectbox("Activation", list(ACTIVATIONS), key=k("activation"))
                     final_activation = st.checkbox(
@@ -658,7 +667,7 @@ def config_controls(
                 if t0 == t1:
                     msg = f"The time span needs t0 ≠ t1 (both are {t0:g})."
                     errors.append(("ode", msg))
-                    st.error(msg)
+                    st.error(plain(msg))
             if shown("solver"):
                 method = st.selectbox(
                     "Solver",

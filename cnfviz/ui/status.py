@@ -7,6 +7,7 @@ import math
 import streamlit as st
 
 from ..job import Snapshot
+from .text import plain
 
 __all__ = ["format_duration", "progress_text", "render_status"]
 
@@ -31,6 +32,10 @@ def format_duration(seconds: float | None) -> str:
 
 def progress_text(snap: Snapshot, *, stopping: bool = False) -> str:
     """One line for the progress bar: iteration, stage, iterations/s and ETA (or what the run is doing)."""
+    if snap.loaded:
+        return (
+            "Loaded from a checkpoint · computing its plots and metrics…" if snap.active else "Loaded from a checkpoint"
+        )
     stage = "LBFGS" if snap.stage == "lbfgs" else "Adam"
     head = f"Iteration {snap.iteration:,} / {snap.total:,} · {stage}"
     if snap.state == "queued":
@@ -72,13 +77,13 @@ def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: in
     c3.metric("NFE backward", f"{snap.nfe_backward:,}", help="Function evaluations in the backward pass.")
     c4.metric("Training time", format_duration(snap.elapsed))
     if snap.state == "done":
-        st.success(f"**Done**: {snap.reason}.", icon=":material/check_circle:")
+        st.success(f"**Done**: {plain(snap.reason)}.", icon=":material/check_circle:")
     elif snap.state == "stopped":
-        st.info(f"**Stopped**: {snap.reason}.", icon=":material/stop_circle:")
+        st.info(f"**Stopped**: {plain(snap.reason)}.", icon=":material/stop_circle:")
     elif snap.state == "failed":
         st.error(
-            f"**Failed**: {snap.reason}. The plots and downloads below show the last good model.",
+            f"**Failed**: {plain(snap.reason)}. The plots and downloads below show the last good model.",
             icon=":material/error:",
         )
     for note in snap.notes:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {plain(note)}")

@@ -39,11 +39,14 @@ from ..plots import (
     trajectory_figure,
 )
 from ..solver import SolverError
+from ..targets import ImageTarget, SamplesTarget, Target
 from ..visuals import LIVE_SOLVER
 from .session import JobHolder, job_slots
 from .status import render_status
+from .text import plain
 
 __all__ = [
+    "CHECKPOINT_IMAGE_SAMPLES",
     "FAST_POLL_FOR_SECONDS",
     "HEAVY_POLL_SECONDS",
     "POLL_SECONDS",
@@ -65,6 +68,9 @@ FAST_POLL_FOR_SECONDS = 15.0
 HEAVY_POLL_SECONDS = 2.0
 """How often the heavy figures look for new plot data while a run is active."""
 VIEW_TABS = ("Density", "Trajectories", "Vector field")
+CHECKPOINT_IMAGE_SAMPLES = 10_000
+"""A picture target travels in a checkpoint as this many of its samples (the loaded run estimates its
+density from them)."""
 _PLOT_CONFIG = {"displaylogo": False}
 
 
@@ -274,7 +280,7 @@ def _results(prefix: str, holder: JobHolder) -> None:
             samples = job.model.sample(int(n), generator=gen, solver=LIVE_SOLVER).double().cpu().numpy()
             state[store] = (job.job_id, samples)
         except (SolverError, RuntimeError, ValueError) as err:
-            st.error(f"Sampling failed: {err}")
+            st.error(f"Sampling failed: {plain(err)}")
     stored = state.get(store)
     if stored is not None and stored[0] == job.job_id:
         samples = stored[1]
@@ -295,7 +301,7 @@ def _results(prefix: str, holder: JobHolder) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download the checkpoint (.pt)",
-        data=lambda: checkpoint_bytes(model, cfg, extra=extra),
+        data=lambda: checkpoint_bytes(model, cfg, extra=extra, target_data=_checkpoint_data(job.target)),
         file_name=f"cnfviz-{_slug(cfg.target)}.pt",
         mime="application/octet-stream",
         key=_k(prefix, "checkpoint_download"),
@@ -311,6 +317,15 @@ def _results(prefix: str, holder: JobHolder) -> None:
         on_click="ignore",
         width="stretch",
     )
+
+
+def _checkpoint_data(target: Target) -> np.ndarray | None:
+    """The samples a custom target travels with in a checkpoint: it has no name to be rebuilt from."""
+    if isinstance(target, SamplesTarget):
+        return np.asarray(target.data)
+    if isinstance(target, ImageTarget):
+        return target.sample(CHECKPOINT_IMAGE_SAMPLES, seed=0)
+    return None
 
 
 def _slug(text: str) -> str:

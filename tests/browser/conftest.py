@@ -87,8 +87,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """A server's base URL that also knows the server's process id (``url.pid``), to look at its threads."""
+
+    pid: int
+
+
+def job_threads(pid: int) -> int:
+    """How many training threads (named ``cnfviz-job`` by the OS) the process ``pid`` has now."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            count += (task / "comm").read_text().strip() == "cnfviz-job"
+        except OSError:  # the thread ended while we looked
+            pass
+    return count
+
+
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Iterator[ServerURL]:
     """Run ``streamlit run app.py`` on a free port (with extra environment ``env``); yields its URL.
 
     Waits for ``/_stcore/health`` (failing the test with the server's log if it does not answer) and
@@ -109,7 +126,8 @@ def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Itera
     ]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
