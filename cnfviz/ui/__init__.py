@@ -16,6 +16,12 @@ Widget keys are prefixed with the page (``train_target``, ``train_width``, ``tra
 each module's docstring lists its keys.
 """
 
+# plotly and Streamlit use pandas when it is in sys.modules; imported lazily by whichever session
+# first needs it, another session's thread can find it there half-initialised ("partially initialized
+# module 'pandas' has no attribute 'Series'"). Importing it here, under the import lock, before any page
+# runs, closes that window.
+import pandas  # noqa: F401
+
 from .actions import run_buttons
 from .checkpoint_panel import checkpoint_panel
 from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup

@@ -86,21 +86,29 @@ def _snapshot(holder: JobHolder, prefix: str) -> tuple[TrainingJob | None, Snaps
 def live_views(prefix: str, holder: JobHolder) -> None:
     """Draw the status, the loss and the heavy figures of the page's job, polling only while it is active."""
     _, snap = _snapshot(holder, prefix)
-    active = snap is not None and snap.active
-    fast = active and snap.elapsed < FAST_POLL_FOR_SECONDS
-    st.session_state[f"{prefix}__drawn"] = (snap.job_id if snap else None, active, fast)
+    mode = _poll_mode(snap)
+    st.session_state[f"{prefix}__drawn"] = mode
+    _, active, fast, queued = mode
     poll = (POLL_SECONDS if fast else STEADY_POLL_SECONDS) if active else None
     st.fragment(_status_and_loss, run_every=poll)(prefix, holder)
-    st.fragment(_heavy_views, run_every=HEAVY_POLL_SECONDS if active else None)(prefix, holder)
+    # A queued run has no new plots: its page polls only its place in the line (thirty waiting tabs
+    # polling fast cost a classroom's server as much CPU as a run).
+    st.fragment(_heavy_views, run_every=HEAVY_POLL_SECONDS if active and not queued else None)(prefix, holder)
+
+
+def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool]:
+    """``(job id, active, fast polling, queued)``: when it changes, the page's polling must change too."""
+    active = snap is not None and snap.active
+    queued = active and snap.state == "queued"
+    fast = active and not queued and snap.elapsed < FAST_POLL_FOR_SECONDS
+    return (snap.job_id if snap else None, active, fast, queued)
 
 
 def _status_and_loss(prefix: str, holder: JobHolder) -> None:
     job, snap = _snapshot(holder, prefix)
     drawn = st.session_state.get(f"{prefix}__drawn")
-    active = snap is not None and snap.active
-    now = (snap.job_id if snap else None, active, active and snap.elapsed < FAST_POLL_FOR_SECONDS)
-    if drawn is not None and drawn[1] and now != drawn:
-        # The run ended (or was replaced, or is old enough for the slower polling): a full rerun redraws
+    if drawn is not None and drawn[1] and _poll_mode(snap) != drawn:
+        # The run ended (or was replaced, left the queue, or is old enough for the slower polling): a full rerun redraws
         # the buttons and the results, and sets the polling anew.
         st.rerun()
     render_status(
