@@ -19,6 +19,8 @@ FULL = [
     ["bench_speedup.py", "--pretrain", "30", "--repeats", "7"],
     ["bench_toy.py", "--budgets", "12", "30", "60"],
     ["bench_app.py", "--seconds", "60", "--memory-seconds", "300"],
+    ["bench_stop.py", "--repeats", "5"],
+    ["bench_classroom.py"],
 ]
 QUICK = [
     ["bench_seed.py", "--seeds", "0", "1", "2"],
@@ -26,6 +28,8 @@ QUICK = [
     ["bench_speedup.py", "--pretrain", "8", "--repeats", "3"],
     ["bench_toy.py", "--budgets", "12", "--targets", "8gaussians"],
     ["bench_app.py", "--seconds", "20"],
+    ["bench_stop.py", "--repeats", "2"],
+    ["bench_classroom.py", "--quick"],
 ]
 
 
