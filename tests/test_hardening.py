@@ -350,3 +350,24 @@ def test_threads_are_named_for_the_operating_system():
     job.join(5)
     assert names.count("cnfviz-job") >= 1
     assert threading.current_thread().name != "cnfviz-job"
+
+
+def test_an_expired_session_is_freed_without_waiting_for_a_script_run():
+    """A job and its trainer form a reference cycle; after a class nobody's script runs Streamlit's
+    after-run ``gc.collect()``, so the parking lot collects them itself when the grace period ends."""
+    import gc
+    import weakref
+
+    lot = ParkingLot(grace=0.1)
+    holder = JobHolder(None)
+    job = holder.start(TINY.replace(adam_iters=100_000))
+    wait_until(lambda j=job: j.snapshot().iteration > 0, 60)
+    model = weakref.ref(job.model)
+    del job
+    gc.disable()  # only the parking lot's own collection may free the cycle
+    try:
+        lot.park("s", holder)
+        del holder
+        wait_until(lambda: model() is None, 10)
+    finally:
+        gc.enable()
