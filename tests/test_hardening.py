@@ -303,6 +303,7 @@ def test_parking_expires_after_the_grace_period_and_frees_the_runs():
     assert holder.get() is None, "the expired holder forgot its jobs"
     assert lot.claim("s") is None
     assert not job.join(2).alive
+    lot.clear()
 
 
 def test_no_grace_closes_at_once():
@@ -371,3 +372,4 @@ def test_an_expired_session_is_freed_without_waiting_for_a_script_run():
         wait_until(lambda: model() is None, 10)
     finally:
         gc.enable()
+        lot.clear()

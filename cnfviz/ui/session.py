@@ -164,6 +164,7 @@ class ParkingLot:
         self.grace = grace
         self._lock = threading.Lock()
         self._parked: dict[str, tuple[JobHolder, threading.Timer]] = {}
+        self._timers: set[threading.Timer] = set()  # to join: an expiry frees tensors, not at exit
 
     def park(self, session_id: str, holder: JobHolder) -> None:
         holder.suspend()
@@ -175,6 +176,7 @@ class ParkingLot:
         with self._lock:
             previous = self._parked.pop(session_id, None)
             self._parked[session_id] = (holder, timer)
+            self._timers = {t for t in self._timers if t.is_alive()} | {timer}
         if previous is not None and previous[0] is not holder:
             previous[1].cancel()
             previous[0].close()
@@ -200,13 +202,17 @@ class ParkingLot:
         release_memory()
 
     def clear(self) -> None:
-        """Close every parked holder now (tests, shutdown)."""
+        """Close every parked holder now, and wait for expiries in progress (tests, shutdown): a thread
+        still freeing tensors while the interpreter finalizes aborts the process."""
         with self._lock:
             entries = list(self._parked.values())
             self._parked.clear()
+            timers, self._timers = self._timers, set()
         for holder, timer in entries:
             timer.cancel()
             holder.close()
+        for timer in timers:
+            timer.join(30)
 
     def __len__(self) -> int:
         with self._lock:
@@ -304,6 +310,7 @@ def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
 
 PARKING = ParkingLot(reconnect_grace())
 """The server's one :class:`ParkingLot` (a module global: it must outlive every session's resources)."""
+atexit.register(PARKING.clear)
 
 
 def _session_id() -> str | None:
