@@ -8,10 +8,7 @@ It appends to a history and refreshes plot data under a lock, and any thread may
 from __future__ import annotations
 
 import atexit
-import ctypes
-import ctypes.util
 import itertools
-import sys
 import threading
 import time
 import weakref
@@ -23,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .config import TrainConfig
-from .device import configure_threads
+from .device import configure_threads, name_native_thread
 from .ffjord import FFJORD
 from .metrics import Metrics
 from .solver import SolverConfig, SolverError, SolverInterrupted
@@ -59,17 +56,6 @@ def _stop_live_jobs() -> None:
         job.stop(evaluate=False)
     for job in jobs:
         job.join(30)
-
-
-def _name_native_thread(name: str) -> None:
-    """Give the calling thread an operating-system name (Linux only; Python's names are invisible there)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # 15 = PR_SET_NAME
-    except (OSError, AttributeError):  # a libc without prctl: the name is only a convenience
-        pass
 
 
 SUSPENDED_REASON = "the connection dropped; training continues when the page reconnects"
@@ -454,7 +440,7 @@ class TrainingJob:
             self._refresh_visuals(it)
 
     def _run(self) -> None:
-        _name_native_thread(THREAD_NAME)
+        name_native_thread(THREAD_NAME)
         acquired = False
         try:
             if self.slots is not None:

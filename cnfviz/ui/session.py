@@ -9,12 +9,9 @@ served, and its snapshot tells the page its place in the line.
 from __future__ import annotations
 
 import atexit
-import ctypes
-import ctypes.util
 import gc
 import logging
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +20,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ..config import TrainConfig
+from ..device import release_memory
 from ..job import JobSlots, TrainingJob
 from ..targets import Target
 from ..training import Trainer
@@ -271,21 +269,6 @@ def job_slots() -> JobSlots:
 def _join_all(jobs: list[TrainingJob]) -> None:
     for job in jobs:
         job.join(5)  # suspended or stopped: they end within one evaluation of the dynamics
-
-
-def release_memory() -> None:
-    """Collect the garbage of ended sessions and hand freed heap back to the operating system.
-
-    A job and its trainer reference each other (callbacks), so they are freed only by the cycle
-    collector, which Streamlit runs after script runs: after a class's last tab has closed, none come.
-    glibc's ``malloc_trim`` then returns the freed arenas that the ~50 threads of a busy class left.
-    """
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc: the memory is still free for Python to reuse
-            pass
 
 
 def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
