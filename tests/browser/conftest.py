@@ -4,7 +4,8 @@ test session, and a fresh page per test.
 Other browser tests reuse them by asking for the ``app`` fixture (a :class:`StreamlitApp` on a new page
 of the shared server) or for ``primed_app_url``, ``browser`` and ``artifacts_dir`` directly. Tests here are
 marked ``browser``; without Chromium (``/usr/bin/chromium`` or ``chromium`` on PATH) or the playwright
-package they are skipped with the reason. Screenshots go to ``$CNFVIZ_ARTIFACTS`` (default
+package they are skipped with the reason, except under ``CI=true`` or ``CNFVIZ_REQUIRE_BROWSER=1``, where
+that is a failure (see :func:`browser_required`). Screenshots go to ``$CNFVIZ_ARTIFACTS`` (default
 ``test-artifacts/`` at the repository root), along with the server's log and a screenshot of any
 failing test.
 """
@@ -62,15 +63,26 @@ def chromium_executable() -> str | None:
     return shutil.which("chromium")
 
 
+def browser_required() -> bool:
+    """In CI a browser test that cannot run must fail: a skip there would hide exactly what it checks."""
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("CNFVIZ_REQUIRE_BROWSER") == "1"
+
+
+def _cannot_run(reason: str) -> None:
+    if browser_required():
+        pytest.fail(f"browser tests are required here (CI=true or CNFVIZ_REQUIRE_BROWSER=1), but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = chromium_executable()
     if path is None:
-        pytest.skip("no Chromium: install Debian's `chromium` (./dev test does it with apt) to run browser tests")
+        _cannot_run("no Chromium: install Debian's `chromium` (./dev test does it with apt) to run browser tests")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright package is missing: pip install -e '.[test]'")
+        _cannot_run("the playwright package is missing: pip install -e '.[test]'")
     return path
 
 
