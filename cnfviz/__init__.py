@@ -19,8 +19,10 @@ from .ffjord import FFJORD, standard_normal_logprob
 from .job import JobSlots, Snapshot, TrainingJob, Visuals, compute_visuals
 from .metrics import EVAL_SOLVER, Metrics, evaluate, grid_metrics, seed_tv, test_nll
 from .presets import DEFAULT_TARGET, PRESETS, SEED_CONFIG, Preset, default_config
+from .scheduler import Scheduler
 from .share import config_to_query, parse_query
 from .solver import FIXED_GRID_SOLVERS, SOLVERS, SolverConfig, SolverError
+from .stack import StackGroup, stack_key, stacked_losses
 from .targets import TARGETS, ImageTarget, SamplesTarget, Target, make_target, target_names
 from .training import IterationRecord, Trainer, TrainResult, train
 
@@ -49,9 +51,11 @@ __all__ = [
     "ODENet",
     "Preset",
     "SamplesTarget",
+    "Scheduler",
     "Snapshot",
     "SolverConfig",
     "SolverError",
+    "StackGroup",
     "Target",
     "TrainConfig",
     "TrainResult",
@@ -76,6 +80,8 @@ __all__ = [
     "runs_from_knob",
     "save_checkpoint",
     "seed_tv",
+    "stack_key",
+    "stacked_losses",
     "standard_normal_logprob",
     "target_names",
     "test_nll",

@@ -1,5 +1,7 @@
 """Training in a background thread, observed through lock-guarded snapshots; a cap on concurrent jobs.
 
+The app's :class:`~cnfviz.scheduler.Scheduler` extends the cap: every admitted run trains at once, in stacks.
+
 This is the engine room of the app, and has no UI code: the worker thread never touches the UI.
 It appends to a history and refreshes plot data under a lock, and any thread may ask for a
 :class:`Snapshot`, an immutable copy, at any time.
@@ -131,6 +133,12 @@ class JobSlots:
     def running(self) -> int:
         with self._cond:
             return len(self._running)
+
+    def attach(self, trainer: Trainer) -> None:
+        """Called in a job's thread once it holds a slot, before it trains: share the cores between the slots.
+
+        A :class:`~cnfviz.scheduler.Scheduler` also sets the trainer up to train in a stack here."""
+        configure_threads(self.capacity)
 
     @property
     def waiting(self) -> int:
@@ -431,6 +439,18 @@ class TrainingJob:
                 log.test_nll.append(rec.test_nll)
             self._last = rec
         due = rec.iteration - self._last_visual_iter >= self.visual_every
+        group = self.trainer.stack_group
+        if group is not None:
+            # In a stack, the members share one budget for their live plots (cnfviz.stack.VISUAL_SHARE):
+            # thirty refreshes at once would starve the stack's training.
+            if (due or self._visuals is None) and group.visual_turn(self.trainer, self._visuals is None):
+                start = time.perf_counter()
+                try:
+                    with group.away(self.trainer):
+                        self._refresh_visuals(rec.iteration, live=True)
+                finally:
+                    group.visual_done(self.trainer, time.perf_counter() - start)
+            return
         if (due or self._visuals is None) and time.perf_counter() >= self._next_visual_time:
             self._refresh_visuals(rec.iteration, live=True)
 
@@ -452,7 +472,7 @@ class TrainingJob:
                         else:
                             self._state, self._reason = "stopped", "cancelled while waiting for a free slot"
                     return
-                configure_threads(self.slots.capacity)
+                self.slots.attach(self.trainer)
             with self._lock:
                 self._state = "paused" if self.trainer.paused else "running"
             if self.evaluate_only:

@@ -8,6 +8,7 @@ that gave a finite loss and ends with a reason instead of an exception.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -226,6 +227,9 @@ class Trainer:
         self._adam_done = 0
         self._lbfgs_evals = 0
         self._lbfgs_finished = False
+        # Set by a scheduler (cnfviz.scheduler) to train the Adam stage in a stack with runs of the same shape.
+        self.stacker: Any = None
+        self.stack_group: Any = None  # the stack this run trains in now, if any
 
     # ------------------------------------------------------------------ controls
     def stop(self) -> None:
@@ -266,14 +270,20 @@ class Trainer:
         if self._resume.is_set():
             return
         self._pause_clock()
-        if self.on_pause is not None:
-            self.on_pause()
-        while not self._resume.is_set() and not self._stop.is_set():
-            if self._steps.acquire(timeout=0.05):
-                break
+        with self._away():
+            if self.on_pause is not None:
+                self.on_pause()
+            while not self._resume.is_set() and not self._stop.is_set():
+                if self._steps.acquire(timeout=0.05):
+                    break
         self._start_clock()
         if self._stop.is_set():
             raise _Stop
+
+    def _away(self) -> contextlib.AbstractContextManager[Any]:
+        """While inside, this run's stack (if any) does not wait for it: it is paused, evaluating or plotting."""
+        group = self.stack_group
+        return group.away(self) if group is not None else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ clock
     def _start_clock(self) -> None:
@@ -312,6 +322,13 @@ class Trainer:
     def _loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         cfg = self.config
         logpx, kinetic, jac = self.model(x, regularize=cfg.regularized, solver=self.train_solver, generator=generator)
+        return self._loss_terms(logpx, kinetic, jac)
+
+    def _loss_terms(
+        self, logpx: torch.Tensor, kinetic: torch.Tensor | None, jac: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The training loss from the solve's outputs (each (N,)); a stacked solve calls it per member."""
+        cfg = self.config
         nll = -logpx.mean()
         loss = nll
         parts: dict[str, Any] = {"nll": float(nll.detach()), "kinetic": None, "jacobian": None}
@@ -395,39 +412,75 @@ class Trainer:
 
     # ------------------------------------------------------------------ stages
     def _adam(self) -> None:
-        cfg = self.config
         if self._adam_opt is None:
-            self._adam_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        opt = self._adam_opt
+            self._adam_opt = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
         self._stage = "adam"
-        while self._adam_done < cfg.adam_iters:
-            it = self._adam_done
-            self._gate()
-            if self._out_of_time():
-                raise _Stop("time budget reached")
-            lr = cfg.lr
-            if cfg.lr_decay:
-                lr = cfg.lr * _cosine(self._progress(it), cfg.lr_min_factor)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            x = self._batch()
-            opt.zero_grad(set_to_none=True)
-            f0, b0 = self.model.nfe_forward, self.model.nfe_backward
-            loss, parts = self._loss(x, self._noise)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {float(loss.detach())} at iteration {self._iteration + 1}")
-            self._remember_good()
-            loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
-            if not math.isfinite(grad_norm):
-                raise FloatingPointError(f"the gradient became {grad_norm} at iteration {self._iteration + 1}")
-            opt.step()
-            nfe = (self.model.nfe_forward - f0, self.model.nfe_backward - b0)
-            test, note = (None, None)
-            if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.adam_iters):
+        while self._adam_done < self.config.adam_iters:
+            # Joining, switching or leaving a stack happens here, between iterations: the shape can
+            # change (the solver guard halves the step), and a paused or stopped run leaves.
+            group = self.stack_group = self.stacker.group_for(self) if self.stacker is not None else None
+            lr, x = self._adam_begin()
+            if group is None:
+                loss, parts, nfe = self._forward_backward(x)
+            else:
+                loss, parts, nfe = group.submit(self, x)
+            self._adam_end(loss, parts, lr, nfe)
+        self._leave_stack()
+
+    def _leave_stack(self) -> None:
+        if self.stacker is not None:
+            self.stacker.leave(self)
+        self.stack_group = None
+
+    # The Adam iteration in three parts. A stacked iteration (cnfviz.stack) shares the first and the
+    # last with a solo one and replaces only the forward and backward pass, so every member keeps
+    # its own data, schedule, optimizer, checks and records exactly as it would alone.
+    def _adam_begin(self) -> tuple[float, torch.Tensor]:
+        """Wait at the gate, check the time budget, set this iteration's learning rate; returns ``(lr, batch)``."""
+        cfg = self.config
+        opt = self._adam_opt
+        assert opt is not None
+        self._gate()
+        if self._out_of_time():
+            raise _Stop("time budget reached")
+        lr = cfg.lr
+        if cfg.lr_decay:
+            lr = cfg.lr * _cosine(self._progress(self._adam_done), cfg.lr_min_factor)
+            for group in opt.param_groups:
+                group["lr"] = lr
+        x = self._batch()
+        opt.zero_grad(set_to_none=True)
+        return lr, x
+
+    def _forward_backward(self, x: torch.Tensor) -> tuple[float, dict[str, Any], tuple[int, int]]:
+        """Solve, check the loss, remember the parameters, backpropagate; returns ``(loss, parts, nfe)``."""
+        f0, b0 = self.model.nfe_forward, self.model.nfe_backward
+        loss, parts = self._loss(x, self._noise)
+        self._check_loss(float(loss.detach()))
+        self._remember_good()
+        loss.backward()
+        return float(loss.detach()), parts, (self.model.nfe_forward - f0, self.model.nfe_backward - b0)
+
+    def _check_loss(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss} at iteration {self._iteration + 1}")
+
+    def _adam_end(self, loss: float, parts: dict[str, Any], lr: float, nfe: tuple[int, int]) -> None:
+        """Clip, check and apply the gradient, evaluate when due, and record the iteration."""
+        cfg = self.config
+        opt = self._adam_opt
+        assert opt is not None
+        it = self._adam_done
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
+        if not math.isfinite(grad_norm):
+            raise FloatingPointError(f"the gradient became {grad_norm} at iteration {self._iteration + 1}")
+        opt.step()
+        test, note = (None, None)
+        if cfg.eval_every and ((it + 1) % cfg.eval_every == 0 or it + 1 == cfg.adam_iters):
+            with self._away():
                 test, note = self._periodic_eval()
-            self._record(float(loss.detach()), parts, lr, grad_norm, nfe, test_nll=test, note=note)
-            self._adam_done += 1
+        self._record(loss, parts, lr, grad_norm, nfe, test_nll=test, note=note)
+        self._adam_done += 1
 
     def _lbfgs(self) -> None:
         cfg = self.config
@@ -521,6 +574,7 @@ class Trainer:
             status, reason = "failed", f"{type(err).__name__}: {err} - kept the last good model"
             self._restore_good()
         finally:
+            self._leave_stack()
             self.model.interrupt = None
         self._pause_clock()
         self.model.eval()
