@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import torch
+
 from .device import configure_threads
 from .job import JobSlots
 from .stack import StackGroup, stack_key
@@ -29,6 +31,8 @@ class Scheduler(JobSlots):
         capacity: how many runs may train at once (beyond it a run waits, first come first served).
         stacking: train runs of one shape as one stack; False trains every run in its own thread.
         reserve: cores left to the web server and the plots.
+        threads: pin torch's thread count to this instead of sharing the cores (a benchmark, ``cnfviz sweep
+            --threads``).
 
     Example:
         >>> from cnfviz import TrainingJob, default_config
@@ -41,10 +45,13 @@ class Scheduler(JobSlots):
         9
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, stacking: bool = True, reserve: int = 1) -> None:
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, *, stacking: bool = True, reserve: int = 1, threads: int | None = None
+    ) -> None:
         super().__init__(capacity)
         self.stacking = stacking
         self.reserve = reserve
+        self.threads = threads
         self._lock = threading.RLock()
         self._groups: dict[tuple[Any, ...], StackGroup] = {}
         self._where: dict[int, StackGroup] = {}
@@ -71,6 +78,10 @@ class Scheduler(JobSlots):
 
     def configure_threads(self) -> int:
         """Split the cores between the stacks and the runs training alone; returns threads per unit."""
+        if self.threads is not None:
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
+            return self.threads
         with self._lock:
             stacked = sum(g.size for g in self._groups.values())
             units = len(self._groups) + max(0, self.running - stacked)

@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnfviz import SEED_CONFIG, JobSlots, TrainConfig, default_config
-from cnfviz.ui import DEFAULT_TARGET, JobHolder, config_to_state, max_jobs, progress_text
+from cnfviz.ui import DEFAULT_MAX_JOBS, DEFAULT_TARGET, JobHolder, config_to_state, max_jobs, progress_text
 from tests.apptest import fresh_caches, iteration, progress, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ def test_changing_the_config_while_running_asks_first():
 
 
 def test_jobs_beyond_the_cap_queue_with_their_position():
-    assert max_jobs({"CNFVIZ_MAX_JOBS": "3"}) == 3 and max_jobs({"CNFVIZ_MAX_JOBS": "0"}) == 2
+    assert max_jobs({"CNFVIZ_MAX_JOBS": "3"}) == 3 and max_jobs({"CNFVIZ_MAX_JOBS": "0"}) == DEFAULT_MAX_JOBS
     slots = JobSlots(1)
     first, second = JobHolder(slots), JobHolder(slots)
     cfg = TrainConfig(target="normal", adam_iters=100_000, batch_size=32, eval_every=0)

@@ -370,8 +370,13 @@ def comparison_setup() -> Setup:
         if runs and not errors:
             cap = job_slots().capacity
             rounds = math.ceil(len(runs) / cap)
+            when = (
+                "They all train at once (runs of one network shape as one stack)"
+                if rounds == 1
+                else f"This server trains {cap} at a time"
+            )
             c2.caption(
-                f"{len(runs)} runs: {' · '.join(r.label for r in runs)}. This server trains {cap} at a time, so the "
+                f"{len(runs)} runs: {' · '.join(r.label for r in runs)}. {when}, so the "
                 f"comparison takes at most about {format_duration(rounds * float(budget))} plus the final metrics."
             )
         for message in errors:

@@ -1,9 +1,10 @@
-"""Per-session training jobs and the server-wide cap on concurrent runs, kept as Streamlit resources.
+"""Per-session training jobs and the server-wide run scheduler, kept as Streamlit resources.
 
 Each browser session owns one :class:`JobHolder` (a session-scoped ``st.cache_resource``), which stops its
-jobs when the tab closes. All sessions share one :class:`~cnfviz.JobSlots`, whose capacity comes from the
-``CNFVIZ_MAX_JOBS`` environment variable (default 2); a run beyond it waits in a queue, first come first
-served, and its snapshot tells the page its place in the line.
+jobs when the tab closes. All sessions share one :class:`~cnfviz.Scheduler`: every run it admits trains at
+once, and runs of one network shape train together as one stack. Its admission cap (a memory limit) comes
+from the ``CNFVIZ_MAX_JOBS`` environment variable (default 32, a class of 30 and its teacher); a run beyond
+it waits in a queue, first come first served, and its snapshot tells the page its place in the line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ..config import TrainConfig
 from ..device import release_memory
 from ..job import JobSlots, TrainingJob
+from ..scheduler import DEFAULT_CAPACITY, Scheduler
 from ..targets import Target
 from ..training import Trainer
 
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 MAX_JOBS_ENV = "CNFVIZ_MAX_JOBS"
-DEFAULT_MAX_JOBS = 2
+DEFAULT_MAX_JOBS = DEFAULT_CAPACITY
 RECONNECT_GRACE_ENV = "CNFVIZ_RECONNECT_GRACE"
 DEFAULT_RECONNECT_GRACE = 60.0
 
@@ -48,11 +50,11 @@ _log = logging.getLogger(__name__)
 
 
 def max_jobs(environ: Mapping[str, str] | None = None) -> int:
-    """The server's cap on concurrent training jobs: ``$CNFVIZ_MAX_JOBS`` if it is a positive integer, else 2.
+    """The server's cap on concurrent training jobs: ``$CNFVIZ_MAX_JOBS`` if it is a positive integer, else 32.
 
     Example:
         >>> max_jobs({"CNFVIZ_MAX_JOBS": "4"}), max_jobs({"CNFVIZ_MAX_JOBS": "lots"}), max_jobs({})
-        (4, 2, 2)
+        (4, 32, 32)
     """
     raw = (os.environ if environ is None else environ).get(MAX_JOBS_ENV, "").strip()
     if not raw:
@@ -261,9 +263,9 @@ def _warm_up_process() -> threading.Thread:
 
 
 @st.cache_resource(show_spinner=False)
-def job_slots() -> JobSlots:
-    """The one :class:`~cnfviz.JobSlots` of this server process."""
-    return JobSlots(max_jobs())
+def job_slots() -> Scheduler:
+    """The one :class:`~cnfviz.Scheduler` of this server process (a :class:`~cnfviz.JobSlots` that stacks)."""
+    return Scheduler(max_jobs())
 
 
 def _join_all(jobs: list[TrainingJob]) -> None:

@@ -1,0 +1,161 @@
+"""Many runs at once: aggregate run-iterations per second, looped (one run after another) against stacked.
+
+For each M, M runs of one shape (other seeds and learning rates) train K Adam iterations each, first one
+after another with :class:`~cnfviz.Trainer` alone, then all at once through a :class:`~cnfviz.Scheduler`
+(one stack, the app's code path: a thread per run and one worker for the stack), side by side in one
+process at one thread. Then one run alone, timed with the Trainer before this change (``git show
+REV:cnfviz/training.py``) and after it, alternately, to check that a solo run did not get slower.
+
+    python benchmarks/bench_many_runs.py [--runs 1 4 8 16 30] [--iters 20] [--config default|classroom]
+        [--threads 1] [--device auto] [--before REV] [--batch N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from common import print_table
+
+from cnfviz import PRESETS, Scheduler, TrainConfig, Trainer, default_config, warm_up
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def base_config(name: str, iters: int, device: str, batch: int | None) -> TrainConfig:
+    """The default 2D set-up (width 64 x 3, batch 128, RK4 x 4 steps, exact trace), or the classroom preset."""
+    config = PRESETS["classroom"].config if name == "classroom" else default_config("8gaussians")
+    config = config.replace(adam_iters=iters, eval_every=0, max_seconds=None, n_test=100, device=device)
+    return config.replace(batch_size=batch) if batch else config
+
+
+def members(base: TrainConfig, m: int) -> list[TrainConfig]:
+    return [base.replace(seed=i, lr=base.lr * (1 + 0.1 * (i % 5))) for i in range(m)]
+
+
+def looped(configs: list[TrainConfig]) -> float:
+    """Seconds to train the runs one after another, each alone."""
+    trainers = [Trainer(c, keep_history=False) for c in configs]
+    start = time.perf_counter()
+    for tr in trainers:
+        tr.run(final_metrics=False)
+    return time.perf_counter() - start
+
+
+def stacked(configs: list[TrainConfig], threads: int) -> tuple[float, int]:
+    """Seconds to train the runs all at once in the scheduler's stack; and its largest round."""
+    scheduler = Scheduler(threads=threads)
+    trainers = [Trainer(c, keep_history=False) for c in configs]
+    for tr in trainers:
+        tr.stacker = scheduler
+    results: list[str] = []
+    threads_ = [
+        threading.Thread(target=lambda t=t: results.append(t.run(final_metrics=False).status)) for t in trainers
+    ]
+    start = time.perf_counter()
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    seconds = time.perf_counter() - start
+    assert results == ["done"] * len(configs), results
+    return seconds, scheduler.stats()["largest_round"]
+
+
+def old_trainer(rev: str) -> type | None:
+    """The Trainer class as it was at ``rev``, loaded beside the current one (None if git cannot show it)."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{rev}:cnfviz/training.py"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "training_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("cnfviz._training_before", path)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Trainer
+
+
+def solo_rate(cls: type, config: TrainConfig) -> float:
+    trainer = cls(config, keep_history=False)
+    start = time.perf_counter()
+    trainer.run(final_metrics=False)
+    return config.adam_iters / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, nargs="+", default=[1, 4, 8, 16, 30])
+    parser.add_argument("--iters", type=int, default=20, help="Adam iterations per run")
+    parser.add_argument("--config", choices=["default", "classroom"], default="default")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=None, help="override the batch size")
+    parser.add_argument("--before", default="d9d0525", help="revision whose Trainer is 'before' (solo check)")
+    parser.add_argument("--solo-repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warm_up()
+    base = base_config(args.config, args.iters, args.device, args.batch)
+    device = Trainer(base.replace(adam_iters=1)).device
+    print(
+        f"config: {args.config} (hidden {base.model.hidden}, batch {base.batch_size}, {base.solver.method} "
+        f"step {base.solver.step_size} over {base.model.tspan}, trace {base.model.trace}), "
+        f"{args.iters} iterations per run, {args.threads} thread(s), device {device}"
+    )
+    looped(members(base, 1))  # warm caches and allocators once
+    rows = []
+    for m in args.runs:
+        configs = members(base, m)
+        t_loop = looped(configs)
+        t_stack, largest = stacked(configs, args.threads)
+        work = m * args.iters
+        rows.append(
+            {
+                "runs": m,
+                "looped run-it/s": f"{work / t_loop:.1f}",
+                "stacked run-it/s": f"{work / t_stack:.1f}",
+                "ratio": f"{t_loop / t_stack:.2f}x",
+                "per-run it/s stacked": f"{args.iters / t_stack:.2f}",
+                "largest round": largest,
+            }
+        )
+        print(f"  M={m}: looped {t_loop:.2f} s, stacked {t_stack:.2f} s", flush=True)
+    print()
+    print_table(rows)
+
+    before = old_trainer(args.before)
+    if before is None:
+        print(f"\n(solo check skipped: git cannot show {args.before}:cnfviz/training.py)")
+        return
+    solo = base.replace(adam_iters=max(args.iters, 30))
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(args.solo_repeats):  # alternate, so that the machine's load hits both alike
+        rates["before"].append(solo_rate(before, solo))
+        rates["after"].append(solo_rate(Trainer, solo))
+    b, a = statistics.median(rates["before"]), statistics.median(rates["after"])
+    print(f"\nsolo run, {solo.adam_iters} iterations, median of {args.solo_repeats} alternating repeats:")
+    print_table(
+        [
+            {"trainer": f"before ({args.before})", "it/s": f"{b:.1f}"},
+            {"trainer": "after", "it/s": f"{a:.1f}"},
+            {"trainer": "after / before", "it/s": f"{a / b:.3f}"},
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
