@@ -1,4 +1,4 @@
-"""The ``cnfviz`` command line: ``cnfviz train`` and ``cnfviz sample``.
+"""The ``cnfviz`` command line: ``cnfviz train``, ``cnfviz sweep`` (many runs at once) and ``cnfviz sample``.
 
 Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback. That holds
 for the flags argparse checks itself too (an unknown solver, a word where a number goes): :class:`_Parser`
@@ -25,6 +25,7 @@ from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
 from .presets import PRESETS, default_config
 from .solver import SOLVERS
+from .sweep import add_sweep_parser, run_sweep
 from .targets import TARGETS, samples_from_csv
 from .training import IterationRecord, Trainer
 
@@ -62,7 +63,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnfviz", description="Train and sample FFJORD continuous normalizing flows.")
     # Subparsers are built with the parent's class, so their errors are one line as well.
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,sample}")
 
     tr = sub.add_parser("train", help="train a flow; prints metrics and optionally writes JSON and a checkpoint")
     tr.add_argument(
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--save", metavar="PATH", help="write a checkpoint")
     tr.add_argument("--json", metavar="PATH", help="write metrics and config as JSON ('-' for stdout)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    add_sweep_parser(sub, tr)
 
     sa = sub.add_parser("sample", help="draw samples from a trained checkpoint")
     sa.add_argument("--checkpoint", required=True, metavar="PATH")
@@ -274,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "sweep":
+            return run_sweep(parser._subparsers._group_actions[0].choices["train"], args, config_from_args)
         return _train(args) if args.command == "train" else _sample(args)
     except ConfigError as err:
         parser.exit(2, f"cnfviz: error: {err}\n")
