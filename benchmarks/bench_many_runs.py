@@ -137,6 +137,8 @@ def main() -> None:
     print()
     print_table(rows)
 
+    if args.solo_repeats < 1:
+        return
     before = old_trainer(args.before)
     if before is None:
         print(f"\n(solo check skipped: git cannot show {args.before}:cnfviz/training.py)")

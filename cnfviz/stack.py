@@ -14,10 +14,12 @@ replaces ``Trainer._forward_backward``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +56,19 @@ VISUAL_SHARE = 0.2
 _STRAGGLER_SECONDS = 0.5
 _ONE_THIRD = 1 / 3
 _TWO_THIRDS = 2 / 3
+
+# Live stacks, so that interpreter exit can end their workers: a daemon thread still inside torch when
+# the interpreter finalizes aborts the whole process.
+_live: weakref.WeakSet[StackGroup] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_stacks() -> None:
+    groups = list(_live)
+    for group in groups:
+        group.shutdown()
+    for group in groups:
+        group.join(10)
 
 
 def grid_steps(step_size: float | None, tspan: tuple[float, float]) -> int:
@@ -330,6 +345,17 @@ class StackGroup:
         self._last_visual: dict[int, float] = {}
         self._thread = threading.Thread(target=self._work, name=STACK_THREAD_NAME, daemon=True)
         self._thread.start()
+        _live.add(self)
+
+    def shutdown(self) -> None:
+        """Ask every member to stop (they leave at once, mid-round if need be); the worker then ends."""
+        with self._cond:
+            members = list(self._members.values())
+        for trainer in members:
+            trainer.stop()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
     # ------------------------------------------------------------------ membership
     @property
