@@ -227,6 +227,37 @@ def test_a_failing_member_fails_alone_with_its_last_good_model_and_its_mates_car
         assert_same_weights(weights(trainers[i]), weights(alone(configs[i])[0]))
 
 
+def halve_step_at(iteration: int, holder: list[Trainer]):
+    """A callback that halves the training step once ``iteration`` is recorded, as the solver guard does."""
+    from dataclasses import replace
+
+    def callback(rec) -> None:
+        if rec.iteration == iteration:
+            tr = holder[0]
+            tr.train_solver = replace(tr.train_solver, step_size=tr.train_solver.step_size / 2)
+
+    return callback
+
+
+def test_a_member_whose_step_is_halved_moves_to_the_stack_of_its_new_shape():
+    configs = variants(BASE_2D)[:3]
+    holder: list[Trainer] = []
+    scheduler = Scheduler()
+    trainers = stacked(configs, scheduler, cb0=halve_step_at(4, holder))
+    holder.append(trainers[0])
+    keys: list[object] = []
+    trainers[1].callback = lambda rec: keys.append(holder[0].stack_group.key if holder[0].stack_group else None)
+    in_threads(trainers)
+    assert len(set(keys) - {None}) == 2, "the halved run trained in the stack of its old, then its new shape"
+    solo_holder: list[Trainer] = []
+    solo = Trainer(configs[0], callback=halve_step_at(4, solo_holder))
+    solo_holder.append(solo)
+    solo.run(final_metrics=False)
+    assert_same_weights(weights(trainers[0]), weights(solo))
+    for i in (1, 2):
+        assert_same_weights(weights(trainers[i]), weights(alone(configs[i])[0]))
+
+
 EVAL_SECONDS = 0.02
 
 
