@@ -462,7 +462,23 @@ def runs_from_configs(items: Sequence[tuple[str, TrainConfig | Mapping[str, Any]
     return runs
 
 
-COMPARE_PRESETS: tuple[str, ...] = tuple(name for name, preset in PRESETS.items() if preset.compare)
+class _ComparePresets(Sequence[str]):
+    """The names of the presets with a comparison, read from :data:`~cnfviz.presets.PRESETS` on first use."""
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(name for name, preset in PRESETS.items() if preset.compare)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+COMPARE_PRESETS: Sequence[str] = _ComparePresets()
 """Names of the presets that carry a comparison (``hutchinson``, ``regularized``)."""
 
 

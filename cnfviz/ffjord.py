@@ -12,6 +12,7 @@ computed by integrating the augmented state ``[z, ℓ, (λ₁), (λ₂)]`` backw
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -31,40 +32,70 @@ def standard_normal_logprob(z: Tensor) -> Tensor:
     return -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * math.log(2 * math.pi))
 
 
-class _Augmented(nn.Module):
-    """Augmented dynamics on the packed state (N, d + 1 + r): z, ℓ with dℓ/dt = tr(∂f/∂z), r regularizers."""
+class _Solve(nn.Module):
+    """The dynamics of one solve, built afresh for each call: nothing of a call is left on the model.
 
-    def __init__(self, flow: FFJORD) -> None:
+    It evaluates either the bare field f(t, z) (``divergence=None``, for transport) or the augmented
+    dynamics on the packed state (N, d + 1 + r): z, ℓ with dℓ/dt = tr(∂f/∂z), and r regularizer
+    integrands. It counts its own evaluations, checks the owner's stop request and NFE cap at each
+    one, and adds its counts to the model's running totals. So one model can be solved from two
+    threads at once, each solve with its own estimator, probe, counters and cap (as zuko's
+    ``FreeFormJacobianTransform`` builds its augmented dynamics per call).
+    """
+
+    def __init__(
+        self,
+        flow: FFJORD,
+        solver: SolverConfig,
+        divergence: Callable[..., tuple[Tensor, Tensor, Tensor | None]] | None = None,
+        eps: Tensor | None = None,
+        n_reg: int = 0,
+    ) -> None:
         super().__init__()
         self.net = flow.net
-        self._flow = [flow]  # a list, so the flow is not registered as a submodule twice
-        self.estimator = TRACE_ESTIMATORS["exact"].fn
-        self.eps: Tensor | None = None
-        self.n_reg = 0
+        self._flow = [flow]  # a list, so the flow is not registered as a submodule
+        self.solver = solver
+        self.divergence = divergence
+        self.eps = eps
+        self.n_reg = n_reg
+        self.nfe = 0
+        self.backward = False  # set when a gradient reaches the solve's output: evaluations now are backward
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
-        self._flow[0]._count()
-        d = self.net.dim
-        f, div, frob = self.estimator(self.net, t, y[:, :d], self.eps, self.n_reg > 0)
-        if self.n_reg:
-            assert frob is not None
-            out = torch.cat([f, div[:, None], f.pow(2).sum(-1, keepdim=True), frob[:, None]], 1)
+        flow = self._flow[0]
+        flow._add_nfe(backward=self.backward)
+        # Checked per evaluation, not per iteration: one stiff adaptive solve can take minutes.
+        flow._check_interrupt(None)
+        self.nfe += 1
+        cap = self.solver.max_nfe
+        if cap is not None and self.nfe > cap:
+            raise nfe_exceeded(self.solver)
+        if self.divergence is None:
+            out = self.net(t, y)
         else:
-            out = torch.cat([f, div[:, None]], 1)
-        return self._flow[0]._guard(out)
+            d = self.net.dim
+            f, div, frob = self.divergence(self.net, t, y[:, :d], self.eps, self.n_reg > 0)
+            if self.n_reg:
+                assert frob is not None
+                out = torch.cat([f, div[:, None], f.pow(2).sum(-1, keepdim=True), frob[:, None]], 1)
+            else:
+                out = torch.cat([f, div[:, None]], 1)
+        # Backpropagating through a long solve takes as long as the solve, without evaluating the
+        # dynamics again: a hook on each evaluation's output checks for a stop there too.
+        if flow.interrupt is not None and out.requires_grad:
+            out.register_hook(flow._check_interrupt)
+        return out
 
+    def run(self, y0: Tensor, times: Tensor) -> Tensor:
+        out = odesolve(self, y0, times, self.solver, tuple(self.net.parameters()))
+        if out.requires_grad:
+            # A gradient reaching the solver's output means the backward solve (adjoint) or the
+            # traversal of the forward graph starts now; evaluations from here on are backward NFE.
+            out.register_hook(self._on_backward)
+        return out
 
-class _Plain(nn.Module):
-    """The bare dynamics f(t, z), for sampling and trajectories (no divergence needed)."""
-
-    def __init__(self, flow: FFJORD) -> None:
-        super().__init__()
-        self.net = flow.net
-        self._flow = [flow]
-
-    def forward(self, t: Tensor, z: Tensor) -> Tensor:
-        self._flow[0]._count()
-        return self._flow[0]._guard(self.net(t, z))
+    def _on_backward(self, grad: Tensor) -> None:
+        self.backward = True
 
 
 class FFJORD(nn.Module):
@@ -103,48 +134,24 @@ class FFJORD(nn.Module):
         self.solver = solver or SolverConfig()
         c = self.config
         self.net = ODENet(dim, c.hidden, c.activation, c.time, c.final_activation, c.linear, generator=generator)
-        self._augmented = [_Augmented(self)]
-        self._plain = [_Plain(self)]
+        # Running totals over every solve; each solve counts its own evaluations (see _Solve).
         self.nfe_forward = 0
         self.nfe_backward = 0
-        self._in_backward = False
+        self._nfe_lock = threading.Lock()
         self.interrupt: Callable[[], bool] | None = None
-        self._solve_nfe = 0
-        self._solve_config = self.solver
 
     # ------------------------------------------------------------------ counters
-    def _count(self) -> None:
-        if self._in_backward:
-            self.nfe_backward += 1
-        else:
-            self.nfe_forward += 1
-        # Checked per evaluation, not per iteration: one stiff adaptive solve can take minutes.
-        self._check_interrupt(None)
-        self._solve_nfe += 1
-        cap = self._solve_config.max_nfe
-        if cap is not None and self._solve_nfe > cap:
-            raise nfe_exceeded(self._solve_config)
-
-    def _guard(self, out: Tensor) -> Tensor:
-        # Backpropagating through a long solve takes as long as the solve, without evaluating the
-        # dynamics again: a hook on each evaluation's output checks for a stop there too.
-        if self.interrupt is not None and out.requires_grad:
-            out.register_hook(self._check_interrupt)
-        return out
+    def _add_nfe(self, *, backward: bool) -> None:
+        with self._nfe_lock:
+            if backward:
+                self.nfe_backward += 1
+            else:
+                self.nfe_forward += 1
 
     def _check_interrupt(self, grad: Tensor | None) -> None:
         interrupt = self.interrupt
         if interrupt is not None and interrupt():
             raise SolverInterrupted("stop requested")
-
-    def _mark_backward(self, out: Tensor) -> None:
-        # A gradient reaching the solver's output means the backward solve (adjoint) or the
-        # traversal of the forward graph starts now; evaluations from here on are backward NFE.
-        if out.requires_grad:
-            out.register_hook(self._on_backward)
-
-    def _on_backward(self, grad: Tensor) -> None:
-        self._in_backward = True
 
     def init_from_data(self, x: Tensor) -> None:
         """Fit the field's linear term (``linear=True`` models) so the initial flow maps N(0, I) to
@@ -154,8 +161,9 @@ class FFJORD(nn.Module):
         self.net.init_linear(x.mean(0), cov, self.tspan[1] - self.tspan[0])
 
     def reset_nfe(self) -> None:
-        self.nfe_forward = 0
-        self.nfe_backward = 0
+        with self._nfe_lock:
+            self.nfe_forward = 0
+            self.nfe_backward = 0
 
     @property
     def tspan(self) -> tuple[float, float]:
@@ -164,11 +172,9 @@ class FFJORD(nn.Module):
     def _times(self, start: float, end: float, like: Tensor) -> Tensor:
         return torch.tensor([start, end], dtype=like.dtype, device=like.device)
 
-    def _solve(self, func: nn.Module, y0: Tensor, times: Tensor, solver: SolverConfig | None) -> Tensor:
-        self._in_backward = False
-        self._solve_nfe = 0
-        self._solve_config = solver or self.solver
-        return odesolve(func, y0, times, self._solve_config, tuple(self.net.parameters()))
+    def _transport(self, y0: Tensor, times: Tensor, solver: SolverConfig | None) -> Tensor:
+        """Solve the bare dynamics dz/dt = f(t, z) from ``y0`` (N, d); returns (T, N, d)."""
+        return _Solve(self, solver or self.solver).run(y0, times)
 
     # ------------------------------------------------------------------ density
     def forward(
@@ -195,15 +201,13 @@ class FFJORD(nn.Module):
             ``(logpx, λ₁, λ₂)``: each of shape (N,); λ₁ and λ₂ are ``None`` unless ``regularize``.
         """
         self._check_input(x)
-        aug = self._augmented[0]
-        aug.n_reg = 2 if regularize else 0
+        n_reg = 2 if regularize else 0
         est = lookup(TRACE_ESTIMATORS, trace or self.config.trace, "trace estimator")
-        aug.estimator = est.fn
-        aug.eps = draw_noise(est.noise, x, generator) if est.noise else None
+        eps = draw_noise(est.noise, x, generator) if est.noise else None
         t0, t1 = self.tspan
-        y0 = torch.cat([x, x.new_zeros(x.shape[0], 1 + aug.n_reg)], 1)
-        yt = self._solve(aug, y0, self._times(t1, t0, x), solver)[-1]
-        self._mark_backward(yt)
+        y0 = torch.cat([x, x.new_zeros(x.shape[0], 1 + n_reg)], 1)
+        aug = _Solve(self, solver or self.solver, est.fn, eps, n_reg)
+        yt = aug.run(y0, self._times(t1, t0, x))[-1]
         # Integrated from t1 down to t0, ℓ(t0) = -∫_{t0}^{t1} tr dt.
         logpx = standard_normal_logprob(yt[:, : self.dim]) + yt[:, self.dim]
         if not regularize:
@@ -224,13 +228,13 @@ class FFJORD(nn.Module):
         """Map base samples z (N, d) at t0 to data space at t1; returns (N, d)."""
         self._check_input(z)
         t0, t1 = self.tspan
-        return self._solve(self._plain[0], z, self._times(t0, t1, z), solver)[-1]
+        return self._transport(z, self._times(t0, t1, z), solver)[-1]
 
     def inverse(self, x: Tensor, *, solver: SolverConfig | None = None) -> Tensor:
         """Map data x (N, d) at t1 back to the base space at t0; returns (N, d)."""
         self._check_input(x)
         t0, t1 = self.tspan
-        return self._solve(self._plain[0], x, self._times(t1, t0, x), solver)[-1]
+        return self._transport(x, self._times(t1, t0, x), solver)[-1]
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, solver: SolverConfig | None = None) -> Tensor:
         """Draw ``n`` samples (n, d): z ~ N(0, I) pushed from t0 to t1, without gradients."""
@@ -270,7 +274,7 @@ class FFJORD(nn.Module):
         if times.ndim != 1 or len(times) < 2 or float(times[0]) not in (t0, t1):
             raise ConfigError(f"times must be a 1-D sequence of at least 2 times starting at t0 = {t0} or t1 = {t1}")
         with torch.no_grad():
-            return times, self._solve(self._plain[0], z, times, solver)
+            return times, self._transport(z, times, solver)
 
     def vector_field(self, points: Tensor, t: float) -> Tensor:
         """The dynamics f(t, z) at ``points`` (M, d); returns (M, d)."""
@@ -289,13 +293,11 @@ class FFJORD(nn.Module):
             ``(paths, logp)`` of shapes (T, n, d) and (T, n).
         """
         self._check_input(z)
-        aug = self._augmented[0]
-        aug.n_reg = 0
-        aug.estimator = TRACE_ESTIMATORS["exact"].fn  # a density path needs the true divergence
-        aug.eps = None
+        # A density path needs the true divergence, whatever the model trains with.
+        aug = _Solve(self, solver or self.solver, TRACE_ESTIMATORS["exact"].fn)
         y0 = torch.cat([z, z.new_zeros(z.shape[0], 1)], 1)
         with torch.no_grad():
-            yt = self._solve(aug, y0, times.to(z), solver)
+            yt = aug.run(y0, times.to(z))
         # Integrated up from t0, ℓ(t) = ∫_{t0}^{t} tr dt, so log p_t(z(t)) = log N(z0) - ℓ(t).
         return yt[..., : self.dim], standard_normal_logprob(z)[None] - yt[..., self.dim]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,4 +167,25 @@ def _presets() -> dict[str, Preset]:
     }
 
 
-PRESETS: dict[str, Preset] = _presets()
+class _Presets(Mapping[str, Preset]):
+    """The preset table, built on first use: the fast defaults ask which device there is (a CUDA machine
+    gets a bigger batch), and importing cnfviz must not probe devices."""
+
+    @functools.cached_property
+    def _table(self) -> dict[str, Preset]:
+        return _presets()
+
+    def __getitem__(self, name: str) -> Preset:
+        return self._table[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        return f"PRESETS({list(self)})"
+
+
+PRESETS: Mapping[str, Preset] = _Presets()

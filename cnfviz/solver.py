@@ -10,20 +10,36 @@ from typing import Any
 import torch
 import torchdiffeq
 from torch import Tensor, nn
-from torchdiffeq._impl.odeint import SOLVERS as _TORCHDIFFEQ_SOLVERS
-from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from ._validation import ConfigError, check_range
 
 __all__ = ["FIXED_GRID_SOLVERS", "SOLVERS", "SolverConfig", "SolverError", "SolverInterrupted", "odesolve"]
 
-# scipy_solver round-trips through numpy and cannot backpropagate; every other torchdiffeq
-# method is offered.
-SOLVERS: tuple[str, ...] = tuple(name for name in _TORCHDIFFEQ_SOLVERS if name != "scipy_solver")
+# torchdiffeq 0.2.x's methods, for a torchdiffeq whose private registry has moved.
+_KNOWN_ADAPTIVE = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
+_KNOWN_FIXED_GRID = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
+
+
+def _torchdiffeq_methods() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every method, the fixed-grid ones), read from torchdiffeq's registry.
+
+    The one use of torchdiffeq's private ``_impl``: it has no public list of its methods. If the
+    registry moves, the known 0.2.x lists stand in (tests/test_solver.py fails loudly on that).
+    scipy_solver round-trips through numpy and cannot backpropagate, so it is never offered.
+    """
+    try:
+        from torchdiffeq._impl.odeint import SOLVERS as registry
+        from torchdiffeq._impl.solvers import FixedGridODESolver
+    except ImportError:
+        return _KNOWN_ADAPTIVE + _KNOWN_FIXED_GRID, _KNOWN_FIXED_GRID
+    methods = tuple(name for name in registry if name != "scipy_solver")
+    return methods, tuple(name for name in methods if issubclass(registry[name], FixedGridODESolver))
+
+
+SOLVERS: tuple[str, ...]
 # Fixed-grid methods take a step size; the adaptive ones take rtol/atol and a step limit.
-FIXED_GRID_SOLVERS: tuple[str, ...] = tuple(
-    name for name in SOLVERS if issubclass(_TORCHDIFFEQ_SOLVERS[name], FixedGridODESolver)
-)
+FIXED_GRID_SOLVERS: tuple[str, ...]
+SOLVERS, FIXED_GRID_SOLVERS = _torchdiffeq_methods()
 
 
 class SolverError(RuntimeError):

@@ -312,6 +312,13 @@ def stacked_losses(
     return out
 
 
+def _add_nfe(model: Any, evals: int) -> None:
+    """Count a stacked solve's evaluations as the run's own forward NFE, under its counter lock if it has one."""
+    lock = getattr(model, "_nfe_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        model.nfe_forward += evals
+
+
 @dataclass
 class _Request:
     trainer: Any
@@ -504,7 +511,7 @@ class StackGroup:
         if finite:
             torch.stack(finite).sum().backward()
         for tr in trainers:
-            tr.model.nfe_forward += evals
+            _add_nfe(tr.model, evals)
 
     # ------------------------------------------------------------------ live plots
     def visual_turn(self, trainer: Any, first: bool) -> bool:

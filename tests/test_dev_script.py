@@ -58,14 +58,15 @@ def test_dev_test_installs_chromium_when_missing(fresh_machine):
 
 
 def test_dev_test_fails_in_ci_when_chromium_cannot_be_installed(fresh_machine):
-    env, calls = fresh_machine
+    env, _ = fresh_machine
     os.unlink(Path(env["PATH"]) / "apt-get")
     out = subprocess.run(
         ["bash", str(ROOT / "dev"), "test", "--version"], env={**env, "CI": "true"}, capture_output=True, text=True
     )
     assert out.returncode != 0
     assert "no Chromium" in out.stderr
-    outside_ci = subprocess.run(["bash", str(ROOT / "dev"), "test", "--version"], env=env, capture_output=True, text=True)
+    dev = ["bash", str(ROOT / "dev"), "test", "--version"]
+    outside_ci = subprocess.run(dev, env=env, capture_output=True, text=True)
     assert outside_ci.returncode == 0
     assert "will be skipped" in outside_ci.stderr
 

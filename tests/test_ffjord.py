@@ -224,3 +224,51 @@ def test_linear_term_is_part_of_the_jacobian():
     _, jac = flow.net.jacobian(t, z)
     auto = torch.stack([torch.autograd.functional.jacobian(lambda v: flow.net(t, v[None])[0], zi) for zi in z])
     torch.testing.assert_close(jac, auto)
+
+
+def test_one_model_solved_from_two_threads_gives_the_single_threaded_answers():
+    # Each solve builds its own dynamics (estimator, probe, regularizer states, counters), so two
+    # threads using one model at once cannot see each other's settings.
+    import threading
+
+    flow = FFJORD(2, ModelConfig(hidden=(16, 16), trace="hutchinson-gaussian"), SolverConfig("dopri5"))
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(3))
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        exact_alone = flow(x, trace="exact")[0]
+        hutch_alone = flow(x, regularize=True, generator=torch.Generator().manual_seed(5))
+        sample_alone = flow.transform(z)
+    results: dict[str, list] = {"exact": [], "hutch": [], "sample": []}
+
+    def work(kind: str) -> None:
+        with torch.no_grad():
+            for _ in range(5):
+                if kind == "exact":
+                    results[kind].append(flow(x, trace="exact")[0])
+                elif kind == "hutch":
+                    results[kind].append(flow(x, regularize=True, generator=torch.Generator().manual_seed(5)))
+                else:
+                    results[kind].append(flow.transform(z))
+
+    threads = [threading.Thread(target=work, args=(kind,)) for kind in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results["exact"]:
+        torch.testing.assert_close(got, exact_alone)
+    for logpx, kinetic, jac in results["hutch"]:
+        torch.testing.assert_close(logpx, hutch_alone[0])
+        torch.testing.assert_close(kinetic, hutch_alone[1])
+        torch.testing.assert_close(jac, hutch_alone[2])
+    for got in results["sample"]:
+        torch.testing.assert_close(got, sample_alone)
+
+
+def test_nfe_cap_counts_each_solve_on_its_own():
+    # The cap is per solve: two solves of 100 evaluations each stay under a cap of 150.
+    flow = FFJORD(1, ModelConfig(hidden=(4,)), SolverConfig("euler", step_size=0.01, max_nfe=150))
+    x = torch.randn(8, 1)
+    flow.log_prob(x)
+    flow.log_prob(x)
+    assert flow.nfe_forward == 200

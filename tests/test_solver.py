@@ -54,3 +54,15 @@ def test_a_stiff_problem_raises_a_solver_error_with_advice():
     cfg = SolverConfig("dopri5", rtol=1e-8, atol=1e-8, max_steps=50)
     with pytest.raises(SolverError, match="too stiff"):
         odesolve(lambda t, y: -1e6 * (y - torch.cos(t)), torch.zeros(1, 1), torch.tensor([0.0, 1.0]), cfg)
+
+
+def test_the_solver_menu_comes_from_torchdiffeqs_registry():
+    # The one private torchdiffeq import: if it moves upstream, the fallback lists stand in, and this
+    # test says so loudly instead of the menu silently going stale.
+    from torchdiffeq._impl.odeint import SOLVERS as registry  # noqa: F401
+
+    from cnfviz import solver
+
+    assert solver.SOLVERS == solver._KNOWN_ADAPTIVE + solver._KNOWN_FIXED_GRID
+    assert solver.FIXED_GRID_SOLVERS == solver._KNOWN_FIXED_GRID
+    assert "scipy_solver" not in solver.SOLVERS
