@@ -336,3 +336,26 @@ def test_runs_that_cannot_stack_train_alone_beside_a_stack_and_the_cap_still_adm
         assert job.join(120).snapshot().state == "done"
     assert_same_weights(weights(jobs[2].trainer), weights(alone(adaptive)[0]))
     assert_same_weights(weights(jobs[3].trainer), weights(alone(configs[3])[0]))
+
+
+def test_live_plots_in_a_stack_go_one_at_a_time_oldest_first_within_their_share():
+    from cnfviz import StackGroup
+
+    group = StackGroup(("shape",))
+    a, b = Trainer(BASE_1D), Trainer(BASE_1D.replace(seed=1))
+    group.add(a)
+    group.add(b)
+    try:
+        assert group.visual_turn(a, first=True)
+        assert not group.visual_turn(b, first=True), "one member's plots at a time"
+        group.visual_done(a, 0.0)
+        assert not group.visual_turn(a, first=False), "b has never refreshed: b goes first"
+        assert group.visual_turn(b, first=True)
+        group.visual_done(b, 10.0)  # ten seconds of plotting, far beyond the share of the time so far
+        assert not group.visual_turn(a, first=False), "over the stack's plotting share"
+        with group.away(b):
+            assert group.size == 2
+    finally:
+        group.remove(a)
+        assert group.remove(b) and group.closed
+        group.join(5)
