@@ -10,8 +10,8 @@ ensure_app_navigation()
 st.title("Compare runs")
 st.caption(
     "Train two to six flows side by side: vary one knob, or write each run's settings, press **Start**, and watch "
-    "their losses; at the end, compare the learned densities and the metrics. The runs queue for the same "
-    "training slots as the Train page."
+    "their losses; at the end, compare the learned densities and the metrics. The runs all train at once "
+    "(variants of one network shape as one stack), beside the Train page's runs."
 )
 holder = job_holder()
 setup = comparison_setup()
