@@ -467,7 +467,8 @@ class StackGroup:
             self.rounds += 1
             self.run_iterations += len(batch)
             if self.on_round is not None:
-                self.on_round(len(batch), time.perf_counter() - start)
+                with contextlib.suppress(Exception):  # statistics must never stop the worker
+                    self.on_round(len(batch), time.perf_counter() - start)
 
     @staticmethod
     def _compute(batch: list[_Request]) -> None:
