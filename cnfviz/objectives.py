@@ -70,10 +70,10 @@ OBJECTIVES: dict[str, Objective] = {
 FLOW_MATCHING: frozenset[str] = frozenset(n for n, o in OBJECTIVES.items() if o.coupling is not None)
 """The objectives that train by regression instead of by likelihood."""
 
-OT_MAX_POINTS = 1024
-"""The largest assignment problem solved at once. The Hungarian algorithm costs O(n³): about 10 ms at
-256 points, 0.2 s at 1,024 and several seconds at 4,096 here (benchmarks/bench_objectives.py --ot-cost),
-so a larger batch is paired in chunks of at most this many points."""
+OT_MAX_POINTS = 256
+"""The largest assignment problem solved at once. An exact assignment grows as about n³: some 15 ms at
+256 points, over a second at 1,024 and minutes at 4,096 on a CPU core (benchmarks/bench_objectives.py
+--ot-cost), against a few ms for a whole flow-matching iteration, so a larger batch is paired in chunks."""
 
 
 def check_objective(config: TrainConfig) -> None:
@@ -152,9 +152,9 @@ def ot_pairing(x0: Tensor, x1: Tensor, *, max_points: int = OT_MAX_POINTS) -> Te
     perm = np.empty(n, dtype=np.int64)
     chunks = max(1, -(-n // max_points))
     for idx in np.array_split(np.arange(n), chunks):
-        ca, cb = a[idx], b[idx]
-        cost = (ca**2).sum(1)[:, None] + (cb**2).sum(1)[None, :] - 2 * ca @ cb.T
-        rows, cols = linear_sum_assignment(cost)
+        # ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b, and every assignment sums the same ‖a‖² and ‖b‖²: the cross
+        # term alone has the same optimum, and the solver finishes it sooner.
+        rows, cols = linear_sum_assignment(-2 * a[idx] @ b[idx].T)
         perm[idx[rows]] = idx[cols]
     return torch.as_tensor(perm, device=x1.device)
 
