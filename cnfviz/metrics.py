@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVAL_SOLVER",
+    "SAMPLING_POINTS",
     "Metrics",
     "evaluate",
     "grid_densities",
@@ -97,9 +98,7 @@ def grid_metrics(
     }
 
 
-def sampling_nfe(
-    model: FFJORD, n: int = SAMPLING_POINTS, *, solver: SolverConfig | None = None, seed: int = 0
-) -> int:
+def sampling_nfe(model: FFJORD, n: int = SAMPLING_POINTS, *, solver: SolverConfig | None = None, seed: int = 0) -> int:
     """Function evaluations the adaptive solver needs to draw ``n`` samples: the cost of sampling.
 
     A straighter field (flow matching, OT flow matching, regularized likelihood) takes fewer steps.
