@@ -22,6 +22,7 @@ FULL = [
     ["bench_stop.py", "--repeats", "5"],
     ["bench_classroom.py"],
     ["bench_many_runs.py"],
+    ["bench_objectives.py"],
 ]
 QUICK = [
     ["bench_seed.py", "--seeds", "0", "1", "2"],
@@ -32,6 +33,7 @@ QUICK = [
     ["bench_stop.py", "--repeats", "2"],
     ["bench_classroom.py", "--quick"],
     ["bench_many_runs.py", "--runs", "1", "8", "16", "--iters", "10", "--solo-repeats", "2"],
+    ["bench_objectives.py", "--quick"],
 ]
 
 

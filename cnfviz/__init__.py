@@ -17,7 +17,8 @@ from .dynamics import ACTIVATIONS, TIME_CONDITIONING, ODENet
 from .export import config_to_code
 from .ffjord import FFJORD, standard_normal_logprob
 from .job import JobSlots, Snapshot, TrainingJob, Visuals, compute_visuals
-from .metrics import EVAL_SOLVER, Metrics, evaluate, grid_metrics, seed_tv, test_nll
+from .metrics import EVAL_SOLVER, Metrics, evaluate, grid_metrics, sampling_nfe, seed_tv, test_nll
+from .objectives import OBJECTIVES, flow_matching_loss, ot_pairing
 from .presets import DEFAULT_TARGET, PRESETS, SEED_CONFIG, Preset, default_config
 from .scheduler import Scheduler
 from .share import config_to_query, parse_query
@@ -35,6 +36,7 @@ __all__ = [
     "EVAL_SOLVER",
     "FFJORD",
     "FIXED_GRID_SOLVERS",
+    "OBJECTIVES",
     "PRESETS",
     "SEED_CONFIG",
     "SOLVERS",
@@ -70,14 +72,17 @@ __all__ = [
     "default_config",
     "device_label",
     "evaluate",
+    "flow_matching_loss",
     "grid_metrics",
     "load_checkpoint",
     "make_target",
+    "ot_pairing",
     "parameter_count",
     "parse_query",
     "resolve_device",
     "results_table",
     "runs_from_knob",
+    "sampling_nfe",
     "save_checkpoint",
     "seed_tv",
     "stack_key",

@@ -23,6 +23,7 @@ from .config import DEVICES, TrainConfig
 from .device import configure_threads, resolve_device, warm_up
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .objectives import OBJECTIVES
 from .presets import PRESETS, default_config
 from .solver import SOLVERS
 from .sweep import add_sweep_parser, run_sweep
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--step-size", type=float, help="step size of fixed-grid solvers")
     tr.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None)
     tr.add_argument("--trace", choices=list(TRACE_ESTIMATORS))
+    tr.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        help="likelihood (FFJORD, a solve per iteration), flow-matching or ot-flow-matching (regression, no solve)",
+    )
     tr.add_argument("--adam-iters", type=int)
     tr.add_argument("--lbfgs-iters", type=int)
     tr.add_argument("--lr", type=float)
@@ -173,6 +179,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "max_seconds": args.max_seconds,
         "eval_every": args.eval_every,
         "n_test": args.n_test,
+        "objective": args.objective,
     }
     changes.update({k: v for k, v in simple.items() if v is not None})
     if args.batch is not None:
@@ -255,6 +262,8 @@ def _train(args: argparse.Namespace) -> int:
     line = f"{result.status}: {result.reason}; {result.iterations} iterations in {result.train_seconds:.2f}s"
     if m is not None:
         line += f"; seed_tv {m.seed_tv:.4f}, tv {m.tv:.4f}, test_nll {m.test_nll:.4f}, ∫p {m.integral:.4f}"
+        if m.sample_nfe is not None:
+            line += f", sampling NFE {m.sample_nfe}"
     print(line, file=sys.stderr if args.json == "-" else sys.stdout)
     return 0 if result.status != "failed" else 1
 

@@ -63,9 +63,13 @@ def loss_curves_figure(
 ) -> go.Figure:
     """The training NLL of every run (left) and its ODE function evaluations per iteration (right).
 
+    A flow-matching run computes no training likelihood (its ``nll`` is NaN), so its curve is its test
+    NLL every k iterations instead, drawn with markers: the figure every objective shares.
+
     Arguments:
         curves: ``(label, history)`` per run, in order; a history is a :class:`~cnfviz.Snapshot` history
-            with ``iteration`` and ``nll`` (n,) and optionally ``nfe`` (n,, cumulative forward NFE).
+            with ``iteration`` and ``nll`` (n,) and optionally ``nfe`` (n,, cumulative forward NFE),
+            ``test_iteration`` and ``test_nll`` (k,).
         max_points: each curve is decimated to at most this many points.
 
     Returns:
@@ -82,11 +86,17 @@ def loss_curves_figure(
     for i, (label, history) in enumerate(curves):
         color = run_color(i)
         it = np.asarray(history.get("iteration", np.zeros(0)))
-        nll = np.asarray(history.get("nll", np.zeros(0)))
+        nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
         any_points = any_points or len(it) > 0
-        x, y = decimate(it, nll, max_points)
+        mode = "lines"
+        if len(nll) and np.isnan(nll).all():
+            x = np.asarray(history.get("test_iteration", np.zeros(0)))
+            y = np.asarray(history.get("test_nll", np.zeros(0)))
+            mode, label = "lines+markers", f"{label} (test NLL)"
+        else:
+            x, y = decimate(it, nll, max_points)
         fig.add_trace(
-            go.Scatter(x=x, y=_f32(y), name=label, legendgroup=label, mode="lines", line={"color": color, "width": 2}),
+            go.Scatter(x=x, y=_f32(y), name=label, legendgroup=label, mode=mode, line={"color": color, "width": 2}),
             row=1,
             col=1,
         )

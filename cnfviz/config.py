@@ -14,6 +14,7 @@ from typing import Any
 from ._validation import ConfigError, check_choice, check_int_range, check_range, lookup
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .objectives import OBJECTIVES, check_objective
 from .solver import SolverConfig
 
 __all__ = ["DEVICES", "ModelConfig", "TrainConfig"]
@@ -110,6 +111,11 @@ class TrainConfig:
         eval_every: compute the test NLL (with an accurate adaptive solver) every k Adam iterations;
             0 disables it.
         grad_clip: clip the gradient norm to this value (``None`` to disable).
+        objective: how the flow is trained, one of :data:`~cnfviz.objectives.OBJECTIVES`:
+            ``likelihood`` (FFJORD's maximum likelihood, an ODE solve per iteration), ``flow-matching``
+            (regression onto straight noise-to-data velocities, no solve) or ``ot-flow-matching`` (the
+            same with noise and data paired by minibatch optimal transport). Flow matching needs a time
+            input (``model.time`` not ``none``), no LBFGS stage and no regularizers.
 
     Example:
         >>> cfg = TrainConfig(target="normal", adam_iters=50)
@@ -136,6 +142,7 @@ class TrainConfig:
     max_seconds: float | None = None
     eval_every: int = 50
     grad_clip: float | None = None
+    objective: str = "likelihood"
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
@@ -185,6 +192,8 @@ class TrainConfig:
         for name in ("lr_decay",):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        check_choice(self.objective, OBJECTIVES, "objective")
+        check_objective(self)
 
     @property
     def regularized(self) -> bool:

@@ -70,7 +70,13 @@ class _Layer(nn.Module):
             self.hyper_bias = nn.Parameter(torch.zeros(n_out))
 
     def forward(self, t: Tensor, h: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Map primal ``h`` (N, in) and ``tangents`` (k, N, in) to (N, out) and (k, N, out)."""
+        """Map primal ``h`` (N, in) and ``tangents`` (k, N, in) to (N, out) and (k, N, out).
+
+        ``t`` is a scalar tensor (one time for the batch, as in an ODE solve) or, for flow matching,
+        one time per sample of shape (N, 1).
+        """
+        if t.ndim and self.time != "none":
+            return self._per_sample(t, h, tangents)
         if self.time == "none":
             w, shift = self.weight, self.bias
         elif self.time == "concat":
@@ -83,6 +89,17 @@ class _Layer(nn.Module):
             shift = torch.addcmul(t * self.hyper_bias, self.bias, gate)
         wt = w.T
         return torch.addmm(shift, h, wt), None if tangents is None else tangents @ wt
+
+    def _per_sample(self, t: Tensor, h: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The same layer with times ``t`` (N, 1): the gate differs per row, so it cannot fold into W."""
+        wt = self.weight.T
+        if self.time == "concat":
+            return torch.addmm(torch.addcmul(self.bias, t, self.time_weight), h, wt), (
+                None if tangents is None else tangents @ wt
+            )
+        gate = torch.sigmoid(torch.addcmul(self.gate_bias, t, self.gate_weight))  # (N, out)
+        out = torch.addcmul(t * self.hyper_bias, torch.addmm(self.bias, h, wt), gate)
+        return out, None if tangents is None else (tangents @ wt) * gate
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator | None) -> Tensor:
@@ -190,7 +207,7 @@ class ODENet(nn.Module):
         return f, tangents
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
-        """Evaluate f(t, z). ``t``: scalar tensor; ``z``: (N, d). Returns (N, d)."""
+        """Evaluate f(t, z). ``t``: scalar tensor, or per-sample times (N, 1); ``z``: (N, d). Returns (N, d)."""
         return self._field(t, z, None)[0]
 
     def jacobian(self, t: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,11 +15,20 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .explain import AffineDemo, HutchinsonDemo, LinearFlowDemo, RegularizerRun, SamplingDemo, TimeSpanRun
+from .explain import (
+    AffineDemo,
+    FlowMatchingDemo,
+    HutchinsonDemo,
+    LinearFlowDemo,
+    RegularizerRun,
+    SamplingDemo,
+    TimeSpanRun,
+)
 
 __all__ = [
     "COLORS",
     "change_of_variables_figure",
+    "flow_matching_figure",
     "hutchinson_figure",
     "linear_flow_figure",
     "regularizer_figure",
@@ -358,3 +367,65 @@ def sampling_figure(demo: SamplingDemo, frame: int) -> go.Figure:
     fig.update_yaxes(range=[lo, hi], scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_yaxes(range=[lo, hi], row=1, col=2)
     return _compact(fig, 460, legend_below=True)
+
+
+def flow_matching_figure(demo: FlowMatchingDemo) -> go.Figure:
+    """Flow matching's two kinds of path side by side: 6 traces.
+
+    Left, the straight conditional paths x0 → x1 of the pairing; right, the marginal paths from the same
+    x0 along the exact marginal field. Both panels mark the start points (grey) and the mixture means.
+    """
+    pairing = "independent pairs" if demo.pairing == "independent" else "OT pairs"
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=(
+            f"conditional paths, {pairing}: {demo.crossings} crossings",
+            f"marginal paths: straightness {demo.marginal_straightness:.2f}",
+        ),
+    )
+    segments = np.stack([demo.x0, demo.x1])  # (2, n, 2)
+    for col, paths, name in ((1, segments, "straight path x0 → x1"), (2, demo.marginal, "marginal path")):
+        x, y = _joined(paths)
+        fig.add_scatter(
+            x=x,
+            y=y,
+            mode="lines",
+            line={"color": "rgba(46, 134, 171, 0.55)", "width": 1.2},
+            name=name,
+            hoverinfo="skip",
+            row=1,
+            col=col,
+        )
+        fig.add_scatter(
+            x=demo.x0[:, 0],
+            y=demo.x0[:, 1],
+            mode="markers",
+            marker={"color": COLORS["base"], "size": 5},
+            name="noise x0 (t₀)",
+            legendgroup="x0",
+            showlegend=col == 1,
+            row=1,
+            col=col,
+        )
+        ends = demo.x1 if col == 1 else demo.marginal[-1]
+        fig.add_scatter(
+            x=ends[:, 0],
+            y=ends[:, 1],
+            mode="markers",
+            marker={"color": COLORS["true"], "size": 5},
+            name="end (t₁)",
+            legendgroup="end",
+            showlegend=col == 1,
+            row=1,
+            col=col,
+        )
+    lim = float(np.abs(np.concatenate([demo.x0, demo.x1, demo.marginal.reshape(-1, 2)])).max()) + 0.3
+    fig.update_xaxes(range=[-lim, lim], constrain="domain")
+    fig.update_yaxes(range=[-lim, lim], scaleanchor="x", scaleratio=1, row=1, col=1)
+    fig.update_yaxes(range=[-lim, lim], row=1, col=2)
+    fig.update_annotations(font_size=13)
+    return _compact(fig, 440, legend_below=True)

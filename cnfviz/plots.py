@@ -158,15 +158,23 @@ def loss_figure(
         max_points: curves are decimated to at most this many points.
 
     Returns:
-        a figure whose first trace is the training NLL.
+        a figure whose first trace is the training NLL, or for a flow-matching run (whose ``nll`` is NaN:
+        it computes no training likelihood) its regression loss; the test NLL is what compares the two.
     """
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     it = np.asarray(history.get("iteration", np.zeros(0)))
-    nll = np.asarray(history.get("nll", np.zeros(0)))
-    x, y = decimate(it, nll, max_points)
-    fig.add_trace(go.Scatter(x=x, y=_f32(y), name="training NLL", mode="lines", line={"color": LEARNED_COLOR}))
+    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
     loss = history.get("loss")
-    if loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
+    regression = bool(len(nll)) and bool(np.isnan(nll).all()) and loss is not None and len(loss) == len(nll)
+    if regression:
+        x, y = decimate(it, np.asarray(loss), max_points)
+        fig.add_trace(
+            go.Scatter(x=x, y=_f32(y), name="flow-matching loss", mode="lines", line={"color": LEARNED_COLOR})
+        )
+    else:
+        x, y = decimate(it, nll, max_points)
+        fig.add_trace(go.Scatter(x=x, y=_f32(y), name="training NLL", mode="lines", line={"color": LEARNED_COLOR}))
+    if not regression and loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
         x, y = decimate(it, np.asarray(loss), max_points)
         fig.add_trace(go.Scatter(x=x, y=_f32(y), name="loss (NLL + λ terms)", mode="lines", line={"color": "#f4a259"}))
     test_it = history.get("test_iteration")
@@ -193,7 +201,7 @@ def loss_figure(
     if lbfgs_from is not None and len(it) and it[-1] >= lbfgs_from:
         fig.add_vline(x=lbfgs_from, line={"dash": "dash", "color": "#888"}, annotation_text="LBFGS")
     fig.update_xaxes(title_text="iteration")
-    fig.update_yaxes(title_text="nats", secondary_y=False)
+    fig.update_yaxes(title_text="loss; test NLL (nats)" if regression else "nats", secondary_y=False)
     fig.update_yaxes(
         title_text="NFE per iteration", secondary_y=True, showgrid=False, rangemode="tozero", tickmode="auto", nticks=5
     )

@@ -41,6 +41,8 @@ eval       test NLL every k iterations (0 = off)        ``100``
 ntest      held-out samples for the test NLL            ``2000``
 clip       gradient-norm clip (``none`` for off)        ``10``
 device     ``auto``, ``cpu``, ``cuda`` or ``mps``       ``cpu``
+objective  ``likelihood`` (a link without it),           ``flow-matching``
+           ``flow-matching``, ``ot-flow-matching``
 hide       controls to hide                             ``solver,trace``
 autostart  start training on open (0/1)                 ``1``
 =========  ==========================================  ===========================
@@ -86,6 +88,7 @@ CONTROLS: tuple[str, ...] = (
     "lambdas",
     "seed",
     "device",
+    "objective",
 )
 
 
@@ -195,6 +198,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], Callable[[str], Any], Callable[[Any], 
     "ntest": (("n_test",), _int, str),
     "clip": (("grad_clip",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
     "device": (("device",), str, str),
+    "objective": (("objective",), str, str),
 }
 
 
@@ -292,7 +296,8 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
 
     config = base
     unknown: list[str] = []
-    for key, raw in q.items():
+    # The objective goes last: whether it fits depends on the other settings (no LBFGS, a time input...).
+    for key, raw in sorted(q.items(), key=lambda item: item[0] == "objective"):
         if key in ("preset", "target", "hide", "autostart") or key.startswith("p."):
             continue
         if key not in _FIELDS:

@@ -99,8 +99,8 @@ def stack_key(trainer: Any) -> tuple[Any, ...] | None:
     m = cfg.model
     if solver.method not in STACKABLE_METHODS or solver.adjoint or m.trace == "exact-autograd":
         return None
-    if not _default_objective(cfg):
-        return None  # the stacked loss is the likelihood's; other objectives train alone
+    if cfg.objective != "likelihood":
+        return None  # the stacked loss is the likelihood's; flow-matching runs train alone
     steps = grid_steps(solver.step_size, m.tspan)
     if solver.max_nfe is not None and steps * STACKABLE_METHODS[solver.method] > solver.max_nfe:
         return None  # alone, the solve fails on its NFE cap: let it, with the solo message
@@ -118,12 +118,6 @@ def stack_key(trainer: Any) -> tuple[Any, ...] | None:
         steps,
         str(trainer.device),
     )
-
-
-def _default_objective(cfg: Any) -> bool:
-    """Whether the run trains by maximum likelihood, the config's default (configs may name other objectives)."""
-    declared = getattr(type(cfg), "__dataclass_fields__", {}).get("objective")
-    return declared is None or getattr(cfg, "objective", None) == declared.default
 
 
 class _StackedNet:

@@ -311,3 +311,43 @@ def test_a_failed_run_says_why_and_points_at_the_last_good_model():
     assert not at.exception, at.exception
     (error,) = at.error
     assert "Failed" in error.value and "nan at iteration 3" in error.value and "last good model" in error.value
+
+
+def test_the_objective_select_box_round_trips_and_explains_what_cannot_work():
+    config = default_config("moons", objective="ot-flow-matching", eval_every=500)
+    at = AppTest.from_function(_controls_app, args=(config.to_json(), ()), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.session_state["result"] == config
+    box = at.selectbox(key="demo_objective")
+    assert box.value == "ot-flow-matching" and box.options == ["likelihood", "flow-matching", "ot-flow-matching"]
+    box.set_value("likelihood").run()
+    assert at.session_state["result"] == config.replace(objective="likelihood")
+    at.selectbox(key="demo_time").set_value("none").run()
+    assert at.session_state["result"].model.time == "none", "a likelihood run may drop the time input"
+    at.selectbox(key="demo_objective").set_value("flow-matching").run()
+    assert not at.exception, at.exception
+    assert at.session_state["result"] is None
+    assert any('model.time "none" cannot be trained with objective "flow-matching"' in e.value for e in at.error)
+
+
+def test_the_objective_control_can_be_hidden():
+    config = default_config("moons", objective="flow-matching")
+    at = AppTest.from_function(_controls_app, args=(config.to_json(), ("objective",)), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert "demo_objective" not in {w.key for w in at.selectbox}
+    assert at.session_state["result"] == config
+
+
+def test_a_flow_matching_run_shows_its_loss_test_nll_and_sampling_cost():
+    at = train_page()
+    at.number_input(key="train_adam_iters").set_value(60).run()
+    at.selectbox(key="train_objective").set_value("ot-flow-matching").run()
+    at.button(key="train_train_button").click().run()
+    assert not at.exception, at.exception
+    wait_for(at, lambda a: bool(a.get("table")) and bool(a.success or a.error), timeout=90)
+    assert at.success and "Done" in at.success[0].value
+    loss = chart(at, "train_loss_chart")
+    names = [t.get("name") for t in loss["data"]]
+    assert names[0] == "flow-matching loss" and "test NLL" in names
+    assert any("Sampling cost:" in c.value and "function evaluations" in c.value for c in at.caption)
+    chart(at, "train_density_chart")

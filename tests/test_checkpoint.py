@@ -206,3 +206,14 @@ def test_custom_target_data_must_fit_the_dim(trained):
 
     with pytest.raises(ConfigError, match=r"target_data must be samples of shape \(n, 2\) \(got \(30,\)\)"):
         load_checkpoint(_resaved(trained, flat))
+
+
+def test_a_flow_matching_checkpoint_keeps_its_objective_and_weights():
+    from cnfviz import default_config
+
+    trained = Trainer(default_config("moons", objective="ot-flow-matching", adam_iters=3, eval_every=0))
+    trained.run(final_metrics=False)
+    model, config, _ = load_checkpoint(checkpoint_bytes(trained.model, trained.config))
+    assert config == trained.config and config.objective == "ot-flow-matching"
+    for name, value in trained.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name

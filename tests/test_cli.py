@@ -116,3 +116,32 @@ def test_the_module_entry_point_never_prints_a_traceback():
         [sys.executable, "-m", "cnfviz", "train", "--solver", "tsit5"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "invalid choice: 'tsit5'" in proc.stderr
+
+
+def test_objective_flag_trains_by_flow_matching(tmp_path):
+    args = build_parser().parse_args(["train", "--target", "moons", "--objective", "ot-flow-matching"])
+    assert config_from_args(args).objective == "ot-flow-matching"
+    assert config_from_args(build_parser().parse_args(["train", "--target", "moons"])).objective == "likelihood"
+    out = tmp_path / "fm.json"
+    assert main(["train", "--target", "moons", "--objective", "flow-matching", *FAST, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["objective"] == "flow-matching" and data["iterations"] == 4
+    assert data["nfe_forward"] == 4 and data["nfe_backward"] == 0, "one field evaluation per iteration, no solve"
+    assert data["sample_nfe"] > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--objective", "mle"], "invalid choice: 'mle'"),
+        (["train", "--preset", "seed", "--objective", "flow-matching"], 'model.time "none" cannot be trained'),
+        (["train", "--objective", "flow-matching", "--lbfgs-iters", "5"], "lbfgs_iters must be 0 with objective"),
+        (["train", "--objective", "flow-matching", "--lambda-kinetic", "0.1"], "lambda_kinetic (λ₁) must be 0"),
+    ],
+)
+def test_bad_objective_combinations_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnfviz: error: ") and message in err and err.count("\n") == 1

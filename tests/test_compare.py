@@ -44,6 +44,11 @@ KNOB_CASES = {
     "lambdas": ("0.01, 0.1", [0.01, 0.1], {"lambda_kinetic", "lambda_jacobian"}),
     "lr": ("0.003, 0.01, 0.03", [0.003, 0.01, 0.03], {"lr"}),
     "seed": ("0, 1, 2, 3", [0, 1, 2, 3], {"seed"}),
+    "objective": (
+        ["likelihood", "flow-matching", "ot-flow-matching"],
+        ["likelihood", "flow-matching", "ot-flow-matching"],
+        {"objective"},
+    ),
 }
 
 
@@ -210,14 +215,14 @@ def test_configs_must_share_one_buildable_target():
 
 
 def test_presets_load_their_comparison_lists():
-    assert set(COMPARE_PRESETS) == {"hutchinson", "regularized"}
+    assert set(COMPARE_PRESETS) == {"hutchinson", "regularized", "two_ways"}
     for name in COMPARE_PRESETS:
         runs = runs_from_preset(name)
         assert [(r.label, r.config) for r in runs] == list(PRESETS[name].compare)
     hutch = runs_from_preset("hutchinson")
     assert differences(hutch[0].config, hutch[1].config) == ["trace = hutchinson-rademacher"]
     with pytest.raises(
-        ConfigError, match=r"comparison preset \"seed\". Must be one of \['hutchinson', 'regularized'\]"
+        ConfigError, match=r"comparison preset \"seed\". Must be one of \['hutchinson', 'regularized', 'two_ways'\]"
     ):
         runs_from_preset("seed")
 
@@ -310,3 +315,27 @@ def test_outcome_from_a_real_job():
     assert out.nfe_forward == snap.nfe_forward > 0
     row = results_table([out]).rows[0]
     assert row["test NLL"] == pytest.approx(snap.metrics.test_nll) and row["best"] == BEST_MARK
+
+
+def test_the_two_ways_preset_trains_one_network_by_each_objective():
+    runs = runs_from_preset("two_ways")
+    assert [r.config.objective for r in runs] == ["likelihood", "flow-matching", "ot-flow-matching"]
+    assert len({(r.config.target, r.config.model, r.config.max_seconds, r.config.seed) for r in runs}) == 1
+    assert differences(runs[0].config, runs[2].config) == ["objective = ot-flow-matching"]
+    assert config_summary(runs[1].config).startswith("8gaussians · flow-matching · net 64×3")
+    assert "flow-matching" not in config_summary(runs[0].config)
+
+
+def test_the_objective_knob_builds_valid_runs_or_says_why_not():
+    runs = runs_from_knob(default_config("moons"), "objective", ["likelihood", "flow-matching"])
+    assert [r.label for r in runs] == ["objective = likelihood", "objective = flow-matching"]
+    with pytest.raises(CompareError, match="lambda_kinetic"):
+        runs_from_knob(default_config("moons", lambda_kinetic=0.1), "objective", ["likelihood", "flow-matching"])
+
+
+def test_the_results_table_shows_the_sampling_cost():
+    m = lambda nfe: Metrics(0.01, 0.02, 0.0, 1.0, 1.0, "exact", sample_nfe=nfe)  # noqa: E731
+    runs = [RunOutcome(name, "done", "", 10, 1.0, 10, 0, 9, m(nfe)) for name, nfe in (("a", 80), ("b", 32))]
+    table = results_table(runs)
+    assert [r["sampling NFE"] for r in table.rows] == [80, 32]
+    assert table.best["sampling NFE"] == (1,)

@@ -235,3 +235,34 @@ def test_stop_all_stops_running_and_queued_runs(monkeypatch):
     assert "cancelled while waiting" in texts[2]
     assert list(at.table[0].value["best"]) == ["", "", ""], "runs that stopped early compete for nothing"
     assert at.button(key="compare_stop_button").disabled and not at.button(key="compare_start_button").disabled
+
+
+def test_the_two_ways_preset_lists_its_three_objectives():
+    at = compare_page({"preset": "two_ways"})
+    assert at.selectbox(key="compare_preset").value == "two_ways"
+    assert any("3 runs: likelihood · flow matching · OT flow matching" in c.value for c in at.caption)
+    assert not at.error and not at.button(key="compare_start_button").disabled
+
+
+def test_the_objective_knob_trains_one_network_three_ways_with_comparable_figures():
+    at = compare_page()
+    at.selectbox(key="compare_target").set_value("normal").run()
+    at.number_input(key="compare_adam_iters").set_value(20).run()
+    at.selectbox(key="compare_knob").set_value("objective").run()
+    choices = at.multiselect(key="compare_choices_objective")
+    assert choices.value == ["likelihood", "flow-matching", "ot-flow-matching"]
+    at.button(key="compare_start_button").click().run()
+    assert not at.exception, at.exception
+    wait_for(at, ended, timeout=120)
+    loss = chart(at, "compare_loss_chart")
+    names = [t["name"] for t in loss["data"] if t.get("showlegend") is not False]
+    assert names == [
+        "objective = likelihood",
+        "objective = flow-matching (test NLL)",
+        "objective = ot-flow-matching (test NLL)",
+    ]
+    table = at.table[0].value
+    assert list(table["iterations"]) == ["20", "20", "20"]
+    assert all(v not in ("–", "") for v in table["test NLL"]) and all(v not in ("–", "") for v in table["sampling NFE"])
+    cost = list(table["NFE / iteration"])
+    assert cost[1:] == [":green-background[**1.0**]"] * 2, "flow matching: one evaluation, no solve, the cheapest"

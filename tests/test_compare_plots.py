@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cnfviz.compare_plots import (
     RUN_COLORS,
@@ -73,3 +74,17 @@ def test_target_figure_shows_the_density_or_the_data():
     assert target_density_figure(view_2d(true=False)).data[0].mode == "markers"
     names = [t.name for t in target_density_figure(view_1d()).data]
     assert names == ["data", "true pdf"]
+
+
+def test_a_flow_matching_run_is_drawn_by_its_test_nll():
+    fm = {
+        "iteration": np.arange(1, 101),
+        "nll": np.full(100, np.nan),
+        "nfe": np.arange(1, 101),
+        "test_iteration": np.array([50, 100]),
+        "test_nll": np.array([3.0, 2.8]),
+    }
+    fig = loss_curves_figure([("likelihood", history(10)), ("flow matching", fm)])
+    curve = next(t for t in fig.data if t.name == "flow matching (test NLL)")
+    assert list(curve.x) == [50, 100] and list(curve.y) == pytest.approx([3.0, 2.8])
+    assert curve.mode == "lines+markers"

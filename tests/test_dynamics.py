@@ -78,3 +78,24 @@ def test_bad_configs_list_the_valid_choices():
         ODENet(2, (8,), time="sometimes")
     with pytest.raises(ConfigError, match=r"hidden\[1\]"):
         ODENet(2, (8, 0))
+
+
+@pytest.mark.parametrize("time", ["none", "concat", "concatsquash"])
+@pytest.mark.parametrize("linear", [False, True])
+def test_a_per_sample_time_gives_each_row_the_field_at_its_own_time(time, linear):
+    """Flow matching evaluates f at one time per sample, (N, 1): row n must equal f(t_n, z_n) with a scalar t."""
+    net = ODENet(2, (8, 8), time=time, linear=linear, generator=torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # a non-zero linear term and MLP output layer
+    z = torch.randn(6, 2, dtype=torch.float64)
+    t = torch.linspace(-1.0, 2.0, 6, dtype=torch.float64)[:, None]
+    rows = torch.cat([net(t[n, 0], z[n : n + 1]) for n in range(6)])
+    torch.testing.assert_close(net(t, z), rows)
+    f, cols = net.jacobian_columns(t, z)
+    expected = torch.cat([net.jacobian_columns(t[n, 0], z[n : n + 1])[1] for n in range(6)], 1)
+    torch.testing.assert_close(f, rows)
+    torch.testing.assert_close(cols, expected)
+    # and gradients reach every parameter through the per-sample path
+    net(t, z).pow(2).sum().backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in net.parameters())

@@ -35,7 +35,15 @@ def test_exported_snippet_reproduces_the_run():
         assert float(printed[name]) == pytest.approx(getattr(expected, name), rel=1e-3, abs=1e-6), name
 
 
-@pytest.mark.parametrize("config", [SEED_CONFIG, TrainConfig(), TrainConfig(target="moons", lambda_kinetic=0.1)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        SEED_CONFIG,
+        TrainConfig(),
+        TrainConfig(target="moons", lambda_kinetic=0.1),
+        TrainConfig(target="moons", objective="ot-flow-matching"),
+    ],
+)
 def test_snippet_rebuilds_the_same_config(config):
     namespace: dict = {}
     code = config_to_code(config)
@@ -48,3 +56,9 @@ def test_custom_targets_read_their_data_from_a_file():
     code = config_to_code(TrainConfig(target="samples"))
     assert 'samples_from_csv("data.csv")' in code and "SamplesTarget" in code
     assert 'image_from_file("image.png")' in config_to_code(TrainConfig(target="image"))
+
+
+def test_a_flow_matching_snippet_names_its_objective():
+    code = config_to_code(TrainConfig(target="moons", objective="flow-matching"))
+    assert "objective='flow-matching'" in code
+    assert "objective" not in config_to_code(TrainConfig(target="moons"))

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "pages" / "learn.py"
-N_CHARTS = 6
+N_CHARTS = 7
 
 # key -> (new value, index of the chart it drives), in page order.
 KNOBS = {
@@ -22,6 +22,7 @@ KNOBS = {
     "learn_tspan": (1.0, 3),
     "learn_reg": ("both", 4),
     "learn_sample_t": (0, 5),
+    "learn_fm_pairing": ("ot", 6),
 }
 
 
@@ -132,5 +133,18 @@ def test_page_without_precomputed_assets_still_renders_the_live_sections(tmp_pat
     (tmp_path / "pages").mkdir()
     shutil.copy(PAGE, tmp_path / "pages" / "learn.py")
     at = _run(tmp_path / "pages" / "learn.py")
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 4
     assert len(at.info) == 3 and "make_learn_assets.py" in at.info[0].value
+
+
+def test_the_flow_matching_section_draws_its_demo_and_links_the_comparison():
+    at = _run()
+    headers = [h.value for h in at.header]
+    assert headers[6].startswith("7. Two ways to train")
+    caption = at.caption[6].value
+    assert "pairs of which cross" in caption
+    _widget(at, "learn_fm_pairing").set_value("ot").run()
+    assert not at.exception
+    crossings = [int(c.value.split(" pairs of which cross")[0].split()[-1]) for c in at.caption if "cross" in c.value]
+    assert crossings and crossings[0] < int(caption.split(" pairs of which cross")[0].split()[-1])
+    assert any("compare?preset=two_ways" in m.value for m in at.markdown)

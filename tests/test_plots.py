@@ -213,3 +213,20 @@ def test_samples_figure_1d_and_2d():
     assert [t.name for t in one.data] == ["500 model samples", "true pdf"]
     two = samples_figure(rng.normal(size=(7000, 2)))
     assert len(two.data[0].x) == 5000 and "7000" in two.layout.title.text
+
+
+def test_a_flow_matching_loss_figure_shows_the_regression_loss_and_the_test_nll():
+    n = 50
+    history = {
+        "iteration": np.arange(1, n + 1),
+        "nll": np.full(n, np.nan),
+        "loss": np.linspace(3.0, 2.0, n),
+        "nfe": np.arange(1, n + 1),
+        "test_iteration": np.array([25, 50]),
+        "test_nll": np.array([3.1, 2.9]),
+    }
+    fig = loss_figure(history)
+    names = [t.name for t in fig.data]
+    assert names == ["flow-matching loss", "test NLL", "NFE per iteration"]
+    np.testing.assert_allclose(fig.data[0].y, history["loss"], rtol=1e-6)
+    assert fig.layout.yaxis.title.text == "loss; test NLL (nats)"

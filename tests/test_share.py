@@ -79,3 +79,34 @@ def test_good_values_survive_next_to_bad_ones():
 
 def test_every_control_can_be_hidden():
     assert parse_query({"hide": ",".join(CONTROLS)}).hidden == set(CONTROLS)
+
+
+@pytest.mark.parametrize("objective", ["flow-matching", "ot-flow-matching"])
+def test_a_link_carries_the_objective(objective):
+    config = default_config("8gaussians", objective=objective, eval_every=500, batch_size=256)
+    query = config_to_query(config)
+    assert query["objective"] == objective
+    state = parse_query(query)
+    assert state.notices == () and state.config == config
+
+
+def test_a_link_without_an_objective_opens_as_likelihood():
+    assert "objective" not in config_to_query(default_config("moons"))
+    assert parse_query({"target": "moons", "lr": "0.02"}).config.objective == "likelihood"
+
+
+def test_the_objective_applies_after_the_settings_it_depends_on():
+    # Written first, it still meets the seed preset's network only after time=concat and lbfgs=0 fixed it.
+    state = parse_query({"objective": "flow-matching", "preset": "seed", "time": "concat", "lbfgs": "0"})
+    assert state.notices == ()
+    assert state.config.objective == "flow-matching" and state.config.model.time == "concat"
+
+
+def test_an_objective_that_cannot_work_is_dropped_with_a_notice():
+    state = parse_query({"preset": "seed", "objective": "flow-matching"})
+    assert state.config == SEED_CONFIG
+    (notice,) = state.notices
+    assert notice.startswith('Ignored "objective=flow-matching" in the link: model.time "none" cannot be trained')
+    (bad,) = parse_query({"objective": "maximum"}).notices
+    assert "Must be one of ['likelihood', 'flow-matching', 'ot-flow-matching']" in bad
+    assert parse_query({"hide": "objective"}).hidden == {"objective"}

@@ -116,7 +116,11 @@ COMPARE_POLL_SECONDS = 1.0
 MAX_CONFIG_MB = 1
 """The largest config file the upload takes (a config is about a kilobyte)."""
 _PLOT_CONFIG = {"displaylogo": False}
-_CHOICE_DEFAULTS = {"solver": ("rk4", "dopri5"), "trace": ("exact", "hutchinson-rademacher")}
+_CHOICE_DEFAULTS = {
+    "solver": ("rk4", "dopri5"),
+    "trace": ("exact", "hutchinson-rademacher"),
+    "objective": ("likelihood", "flow-matching", "ot-flow-matching"),
+}
 _STARTED = f"{PREFIX}__started"
 _DRAWN = f"{PREFIX}__drawn"
 _REQUEST = f"{PREFIX}__request"

@@ -70,6 +70,7 @@ CONTROL_LABELS: dict[str, str] = {
     "batch": "Batch size",
     "lambdas": "Regularizers λ₁, λ₂",
     "seed": "Seed",
+    "objective": "Objective",
 }
 """How the lesson-link builder names the controls a link can hide."""
 

@@ -33,6 +33,7 @@ lbfgs_iters    ``p_lbfgs_iters``
 batch          ``p_batch``, ``p_full_batch``
 lambdas        ``p_lambda_kinetic`` (λ₁), ``p_lambda_jacobian`` (λ₂)
 seed           ``p_seed``
+objective      ``p_objective`` (selectbox: likelihood, flow-matching, ot-flow-matching)
 device         the GPU/CPU badge (no widget)
 ============== ===================================================================================
 
@@ -64,6 +65,7 @@ from ..config import TrainConfig
 from ..device import device_label
 from ..divergence import TRACE_ESTIMATORS
 from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
+from ..objectives import OBJECTIVES
 from ..plots import target_preview_figure
 from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..share import CONTROLS
@@ -251,6 +253,7 @@ def config_to_state(prefix: str, config: TrainConfig, *, source: str | None = No
         k("lambda_kinetic"): float(config.lambda_kinetic),
         k("lambda_jacobian"): float(config.lambda_jacobian),
         k("seed"): int(config.seed),
+        k("objective"): config.objective,
     }
     if custom:
         return values
@@ -699,7 +702,16 @@ def config_controls(
         # ---------------------------------------------------------------- training
         adam_iters, lr, lbfgs_iters = base.adam_iters, base.lr, base.lbfgs_iters
         batch_size, lam1, lam2, seed = base.batch_size, base.lambda_kinetic, base.lambda_jacobian, base.seed
+        objective = base.objective
         with st.expander("Training", expanded=True):
+            if shown("objective"):
+                objective = st.selectbox(
+                    "Objective",
+                    list(OBJECTIVES),
+                    key=k("objective"),
+                    help="Likelihood solves the ODE every iteration; flow matching regresses the field onto "
+                    "straight noise-to-data velocities without a solve. Both report the same test NLL.",
+                )
             if shown("adam_iters"):
                 adam_iters = st.number_input("Adam iterations", 0, 1_000_000, step=100, key=k("adam_iters"))
             if shown("lr"):
@@ -758,6 +770,7 @@ def config_controls(
                 lambda_kinetic=float(lam1),
                 lambda_jacobian=float(lam2),
                 seed=int(seed),
+                objective=objective,
             )
         except ConfigError as err:
             group = _route(str(err))
