@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -168,10 +169,17 @@ def link_url(query: Mapping[str, str], base: str | None = None) -> str:
     return f"{base or ''}?{urlencode(dict(query), safe=',:')}"
 
 
-def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
-    """The "Share a link" expander: this exact setup as a link, and a lesson link that hides controls and
-    may start training on open. ``st.code`` gives each link a copy button."""
-    with st.expander("Share a link", icon=":material/link:", key=f"{prefix}_share"):
+def _panel(label: str, short: str, icon: str, key: str, popover: bool) -> Any:
+    """An expander, or a toolbar popover (``short`` label) that opens over the page without moving it."""
+    if popover:
+        return st.popover(short, icon=icon, key=key, help=label)
+    return st.expander(label, icon=icon, key=key)
+
+
+def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson, *, popover: bool = False) -> None:
+    """The "Share a link" expander (or popover): this exact setup as a link, and a lesson link that hides
+    controls and may start training on open. ``st.code`` gives each link a copy button."""
+    with _panel("Share a link", "Share", ":material/link:", f"{prefix}_share", popover):
         if controls.config is not None and controls.config.target in CONFIG_TARGETS.values():
             st.info(
                 "A link carries the settings, not your data: uploads and drawings cannot go into a URL. "
@@ -209,9 +217,10 @@ def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
         )
 
 
-def code_panel(prefix: str, controls: ControlsResult) -> None:
-    """The "Show code" expander: a short script that reproduces the current run with the cnfviz API."""
-    with st.expander("Show code", icon=":material/code:", key=f"{prefix}_code"):
+def code_panel(prefix: str, controls: ControlsResult, *, popover: bool = False) -> None:
+    """The "Show code" expander (or popover): a short script that reproduces the current run with the cnfviz
+    API."""
+    with _panel("Show code", "Code", ":material/code:", f"{prefix}_code", popover):
         if not controls.ok or controls.config is None:
             st.info("Fix the settings in the sidebar first: the code reproduces a valid setup.", icon=":material/tune:")
             return
