@@ -58,7 +58,8 @@ def presentation_mode(prefix: str) -> bool:
 
 def _set(prefix: str, on: bool) -> None:
     st.session_state[f"{prefix}__present"] = on
-    st.session_state[f"{prefix}__present_seen"] = "1" if on else "0"
+    # The link's value is taken as seen, so it does not switch the mode back before the URL follows.
+    st.session_state[f"{prefix}__present_seen"] = st.query_params.get(PRESENT_KEY)
 
 
 def presentation_button(prefix: str, present: bool) -> None:

@@ -39,6 +39,7 @@ from ..presets import default_config
 from ..share import CONTROLS as LINK_CONTROLS
 from ..share import config_to_query, parse_query
 from .custom_target import CONFIG_TARGETS, custom_download
+from .layout import PRESENT_KEY
 from .sidebar import DEFAULT_TARGET, ControlsResult, apply_config_to_state
 from .text import plain
 
@@ -90,7 +91,8 @@ class Lesson:
 
 
 def _query() -> dict[str, str]:
-    return {k: str(v) for k, v in st.query_params.to_dict().items()}
+    """The link's settings: the query, less presentation mode (``present``, see :mod:`cnfviz.ui.layout`)."""
+    return {k: str(v) for k, v in st.query_params.to_dict().items() if k != PRESENT_KEY}
 
 
 def follow_link(prefix: str) -> Lesson:
@@ -150,8 +152,9 @@ def sync_url(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
         return
     want = config_to_query(controls.config, hidden=lesson.hidden)
     state = st.session_state
-    if want != _query():
-        st.query_params.from_dict(want)
+    present = {PRESENT_KEY: "1"} if state.get(f"{prefix}__present") else {}
+    if want != _query() or st.query_params.get(PRESENT_KEY) != present.get(PRESENT_KEY):
+        st.query_params.from_dict({**want, **present})
     mine = state.get(f"{prefix}__url_mine") or []
     if not mine or mine[-1] != want:
         state[f"{prefix}__url_mine"] = [*mine[-1:], want]

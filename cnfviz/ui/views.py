@@ -69,7 +69,7 @@ HEAVY_POLL_SECONDS = 2.0
 CHART_HEIGHT = 400
 """The live charts' height in pixels: with the sidebar open, the toolbar, the status and all three charts
 fit a 1366×768 screen."""
-PRESENT_CHART_HEIGHT = 560
+PRESENT_CHART_HEIGHT = 480
 """...and in presentation mode (no sidebar, no toolbar)."""
 CHECKPOINT_IMAGE_SAMPLES = 10_000
 """A picture target travels in a checkpoint as this many of its samples (the loaded run estimates its
