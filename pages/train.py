@@ -18,6 +18,7 @@ from cnfviz.ui import (
     page_style,
     presentation_button,
     presentation_mode,
+    qr_popover,
     results,
     run_buttons,
     share_panel,
@@ -32,10 +33,11 @@ PREFIX = "train"
 
 present = presentation_mode(PREFIX)
 page_style(PREFIX, present=present)
-with st.container(horizontal=True, vertical_alignment="center", key=f"{PREFIX}_title"):
-    st.title("Train a continuous normalizing flow", width="content")
-    presentation_button(PREFIX, present)
 lesson = follow_link(PREFIX)
+title = st.container(horizontal=True, vertical_alignment="center", key=f"{PREFIX}_title")
+title.title("Train a continuous normalizing flow", width="content")
+with title:
+    presentation_button(PREFIX, present)
 show_lesson(PREFIX, lesson)
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
 drawing_panel(PREFIX)
@@ -51,6 +53,9 @@ with st.container(key=f"{PREFIX}_toolbar"):
             lambda: checkpoint_panel(PREFIX, holder, popover=True),
         ),
     )
+if present:
+    with title:
+        qr_popover(PREFIX, controls, lesson)
 sync_url(PREFIX, controls, lesson)
 live_views(PREFIX, holder, present=present)
 with st.container(key=f"{PREFIX}_page_caption"):

@@ -11,7 +11,8 @@ How the URL and the controls stay in step (prefix ``p``):
    :func:`cnfviz.share.config_to_query` (keeping ``hide``, dropping ``autostart``), so a reload or a
    copied address gives the same setup and never starts a second run. The last two queries written
    are remembered, so a stale echo of the previous write never re-applies an old config over an edit.
-   An invalid config, or one with custom data (which a URL cannot carry), leaves the URL as it is.
+   An invalid config leaves the URL as it is; one with custom data (which a URL cannot carry) writes
+   ``?data=own``, and a link with it says so when opened.
 
 An empty query (plain ``/train``, or coming back from another page) keeps the session's settings.
 
@@ -37,9 +38,10 @@ from .._validation import ConfigError
 from ..export import config_to_code
 from ..presets import default_config
 from ..share import CONTROLS as LINK_CONTROLS
-from ..share import config_to_query, parse_query
+from ..share import OWN_DATA, config_to_query, parse_query
 from .custom_target import CONFIG_TARGETS, custom_download
 from .layout import PRESENT_KEY
+from .qr import local_only, qr_png
 from .sidebar import DEFAULT_TARGET, ControlsResult, apply_config_to_state
 from .text import plain
 
@@ -48,7 +50,9 @@ __all__ = [
     "Lesson",
     "code_panel",
     "follow_link",
+    "link_qr",
     "link_url",
+    "qr_popover",
     "share_panel",
     "show_lesson",
     "sync_url",
@@ -147,10 +151,11 @@ def _shareable(controls: ControlsResult) -> bool:
 
 
 def sync_url(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
-    """Write the current valid config into the address bar (keeping the lesson's ``hide``)."""
-    if not _shareable(controls):
+    """Write the current valid config into the address bar (keeping the lesson's ``hide``), or, for the
+    user's own data, which no link carries, :data:`~cnfviz.share.OWN_DATA`."""
+    if not controls.ok or controls.config is None:
         return
-    want = config_to_query(controls.config, hidden=lesson.hidden)
+    want = config_to_query(controls.config, hidden=lesson.hidden) if _shareable(controls) else dict(OWN_DATA)
     state = st.session_state
     present = {PRESENT_KEY: "1"} if state.get(f"{prefix}__present") else {}
     if want != _query() or st.query_params.get(PRESENT_KEY) != present.get(PRESENT_KEY):
@@ -212,12 +217,44 @@ def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson, *, popove
         autostart = c2.checkbox("Start training on open", key=auto_key)
         with st.container(key=f"{prefix}_lesson_link"):
             query = config_to_query(controls.config, hidden=set(hide), autostart=autostart)
-            st.code(link_url(query), language=None, wrap_lines=True)
+            lesson_link = link_url(query)
+            st.code(lesson_link, language=None, wrap_lines=True)
+        link_qr(prefix, lesson_link, relative=relative)
         note = " Put the app's address in front of it (the part before `?`)." if relative else ""
         st.caption(
             "Hover a link and press the copy icon at its right. The address bar always holds the first link, "
             f"too.{note}"
         )
+
+
+def link_qr(prefix: str, link: str, *, relative: bool = False, width: int = 200) -> None:
+    """A link as a QR code to scan off a projector, with a warning when the link only works on this computer.
+
+    Widget keys: ``p_link_qr`` (container of the picture), ``p_link_local`` (container of the warning)."""
+    if relative:
+        return  # no host to scan to (no browser behind the session)
+    if local_only(link):
+        with st.container(key=f"{prefix}_link_local"):
+            st.warning(
+                "This link names this computer (localhost): students' devices cannot open it. Start the server "
+                "with `--server.address 0.0.0.0` and open the app at this computer's network address (such as "
+                "`http://192.168.1.20:8501`), then share that link.",
+                icon=":material/wifi_off:",
+            )
+    with st.container(key=f"{prefix}_link_qr"):
+        st.image(qr_png(link), width=width, caption="Scan to open the lesson link.")
+
+
+def qr_popover(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
+    """A small "QR code" popover: the link to this setup (with the lesson's hidden controls), large enough to
+    scan off a projector. Widget key: ``p_qr`` (the popover)."""
+    with st.popover("QR code", icon=":material/qr_code_2:", key=f"{prefix}_qr", type="tertiary"):
+        if not _shareable(controls):
+            st.info("A link carries settings, not your data: there is no link to this run.", icon=":material/info:")
+            return
+        link = link_url(config_to_query(controls.config, hidden=lesson.hidden))
+        st.code(link, language=None, wrap_lines=True)
+        link_qr(prefix, link, relative=not link.startswith("http"), width=320)
 
 
 def code_panel(prefix: str, controls: ControlsResult, *, popover: bool = False) -> None:

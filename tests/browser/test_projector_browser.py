@@ -55,6 +55,18 @@ def chart_state(frame: object) -> dict:
     )
 
 
+def drag_zoom(page: object, frame: object) -> None:
+    """A mouse drag over the inner 40 % of a chart's plot area (Plotly zooms to it)."""
+    drag = frame.locator("rect.nsewdrag").first.bounding_box()
+    x0, y0 = drag["x"] + 0.3 * drag["width"], drag["y"] + 0.3 * drag["height"]
+    x1, y1 = drag["x"] + 0.7 * drag["width"], drag["y"] + 0.7 * drag["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+
 def screenshot(app: StreamlitApp, name: str) -> None:
     app.page.screenshot(path=str(app.artifacts / f"projector-{name}.png"))  # the viewport: what the class sees
 
@@ -91,19 +103,15 @@ def test_one_screen_holds_every_live_chart_and_a_zoom_survives_training(projecto
     # A real drag-zoom on the loss chart: the inner 40 % of its plot area.
     loss = frames["train_loss_chart"]
     before = chart_state(loss)
-    drag = loss.locator("rect.nsewdrag").first.bounding_box()
-    x0, y0 = drag["x"] + 0.3 * drag["width"], drag["y"] + 0.3 * drag["height"]
-    x1, y1 = drag["x"] + 0.7 * drag["width"], drag["y"] + 0.7 * drag["height"]
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
-    page.mouse.move(x1, y1, steps=5)
-    page.mouse.up()
+    drag_zoom(page, loss)
     zoomed = app.until(lambda: chart_state(loss), lambda s: s["auto"] is False, 10, "the zoom to apply")
     assert before["auto"] is True
     assert zoomed["x"][1] - zoomed["x"][0] < 0.6 * zoomed["last"], (before, zoomed)
+    # And one on the flow, whose figure sets its axis ranges from each model's paths.
     flow = frames["train_flow_chart"]
-    flow_before = chart_state(flow)
+    flow_full = chart_state(flow)
+    drag_zoom(page, flow)
+    flow_before = app.until(lambda: chart_state(flow), lambda s: s["x"] != flow_full["x"], 10, "the flow zoom")
     it_before = app.iteration()
     screenshot(app, "02-zoomed")
 
@@ -116,6 +124,8 @@ def test_one_screen_holds_every_live_chart_and_a_zoom_survives_training(projecto
     flow_after = chart_state(flow)
     assert flow_after["frames"] > flow_before["frames"] + 5, "the points kept flowing"
     assert flow_after["t"] != flow_before["t"]
+    assert flow_after["x"] == pytest.approx(flow_before["x"]), "the flow kept its zoom"
+    print(f"\nflow redrawn {flow_after['reacts'] - flow_before['reacts']} times with a new model during the wait")
     assert all(in_viewport(app.key(key).bounding_box()) for key in LIVE_CHARTS), "nothing moved off screen"
     assert all(abs(app.key(k).bounding_box()["y"] - boxes[k]["y"]) < 1 for k in LIVE_CHARTS), "nothing jumped"
     screenshot(app, "03-zoom-kept")

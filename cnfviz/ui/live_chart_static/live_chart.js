@@ -29,9 +29,30 @@
     return out;
   }
 
+  // Axis ranges the user zoomed or panned to. uirevision keeps them only while the new figure gives an axis
+  // the same range as before; a figure whose ranges follow its data (the flow) would lose them, so they are
+  // put back into every new layout until the user resets the axes (double click).
+  const userRanges = {};
+  function rememberZoom(event) {
+    if (!event) return;
+    for (const key of Object.keys(event)) {
+      const m = /^([xy]axis\d*)\.(range|autorange)(?:\[(\d)\])?$/.exec(key);
+      if (!m) continue;
+      const axis = m[1];
+      if (m[2] === "autorange") { delete userRanges[axis]; continue; }
+      const current = (div._fullLayout[axis] && div._fullLayout[axis].range) || [null, null];
+      const range = userRanges[axis] || current.slice();
+      if (m[3] === undefined) { range[0] = event[key][0]; range[1] = event[key][1]; } else { range[Number(m[3])] = event[key]; }
+      userRanges[axis] = range;
+    }
+  }
+
   function draw(fig, anim) {
     const layout = fig.layout || {};
     if (layout.uirevision === undefined) layout.uirevision = "keep";
+    for (const axis of Object.keys(userRanges)) {
+      layout[axis] = Object.assign({}, layout[axis] || {}, { range: userRanges[axis].slice(), autorange: false });
+    }
     layout.height = state.height;
     layout.autosize = true;
     const config = Object.assign({ displaylogo: false, responsive: true }, fig.config || {});
@@ -39,6 +60,7 @@
     state.fieldIndex = -1;
     playButton.style.display = anim ? "block" : "none";
     return Plotly.react(div, fig.data || [], layout, config).then(function () {
+      if (!state.listening) { div.on("plotly_relayout", rememberZoom); state.listening = true; }
       state.reacts += 1;
       document.body.dataset.reacts = String(state.reacts);
     });
