@@ -162,9 +162,8 @@ def test_scipy_starts_are_rounded():
 
 
 def _own_data_app() -> None:
-    import streamlit as st
-
     import numpy as np
+    import streamlit as st
 
     from cnfviz import TrainConfig
     from cnfviz.targets import SamplesTarget
