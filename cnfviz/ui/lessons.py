@@ -227,21 +227,22 @@ def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson, *, popove
         )
 
 
-def link_qr(prefix: str, link: str, *, relative: bool = False, width: int = 200) -> None:
+def link_qr(prefix: str, link: str, *, relative: bool = False, width: int = 200, name: str = "link") -> None:
     """A link as a QR code to scan off a projector, with a warning when the link only works on this computer.
 
-    Widget keys: ``p_link_qr`` (container of the picture), ``p_link_local`` (container of the warning)."""
+    Widget keys: ``p_<name>_qr`` (container of the picture), ``p_<name>_local`` (container of the warning);
+    ``name`` tells two QR codes on one page apart."""
     if relative:
         return  # no host to scan to (no browser behind the session)
     if local_only(link):
-        with st.container(key=f"{prefix}_link_local"):
+        with st.container(key=f"{prefix}_{name}_local"):
             st.warning(
                 "This link names this computer (localhost): students' devices cannot open it. Start the server "
                 "with `--server.address 0.0.0.0` and open the app at this computer's network address (such as "
                 "`http://192.168.1.20:8501`), then share that link.",
                 icon=":material/wifi_off:",
             )
-    with st.container(key=f"{prefix}_link_qr"):
+    with st.container(key=f"{prefix}_{name}_qr"):
         st.image(qr_png(link), width=width, caption="Scan to open the lesson link.")
 
 
@@ -254,7 +255,7 @@ def qr_popover(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
             return
         link = link_url(config_to_query(controls.config, hidden=lesson.hidden))
         st.code(link, language=None, wrap_lines=True)
-        link_qr(prefix, link, relative=not link.startswith("http"), width=320)
+        link_qr(prefix, link, relative=not link.startswith("http"), width=320, name="present_link")
 
 
 def code_panel(prefix: str, controls: ControlsResult, *, popover: bool = False) -> None:
