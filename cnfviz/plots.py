@@ -35,6 +35,7 @@ __all__ = [
     "field_figure",
     "flow_figure",
     "loss_figure",
+    "loss_series",
     "nfe_per_iteration",
     "samples_figure",
     "shared_density_max",
@@ -204,6 +205,40 @@ def loss_figure(
     if not len(it):
         fig.add_annotation(text="no iterations yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return _finish(fig, "Loss: negative log-likelihood", height)
+
+
+def loss_series(
+    history: Mapping[str, np.ndarray], *, lbfgs_from: int | None = None, max_points: int = MAX_LINE_POINTS
+) -> tuple[tuple[str, ...], list[tuple[np.ndarray, np.ndarray]], bool]:
+    """The curves :func:`loss_figure` draws, without building a figure: a live view refreshing twice a second
+    can rebuild the figure only when these names change and otherwise send new arrays into the same one.
+
+    Returns:
+        the trace names in :func:`loss_figure`'s order, each trace's ``(x, y)`` as it would hold them, and
+        whether the figure marks the start of LBFGS.
+
+    Example:
+        >>> names, curves, lbfgs = loss_series({"iteration": np.arange(1, 4), "nll": np.array([3.0, 2.0, 1.5])})
+        >>> names, curves[0][1].tolist(), lbfgs
+        (('training NLL',), [3.0, 2.0, 1.5], False)
+    """
+    it = np.asarray(history.get("iteration", np.zeros(0)))
+    nll = np.asarray(history.get("nll", np.zeros(0)))
+    names, curves = ["training NLL"], [decimate(it, nll, max_points)]
+    loss = history.get("loss")
+    if loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
+        names.append("loss (NLL + λ terms)")
+        curves.append(decimate(it, np.asarray(loss), max_points))
+    test_it = history.get("test_iteration")
+    if test_it is not None and len(test_it):
+        names.append("test NLL")
+        curves.append((np.asarray(test_it), np.asarray(history["test_nll"])))
+    nfe = history.get("nfe")
+    if nfe is not None and len(nfe) == len(it) and len(nfe):
+        names.append("NFE per iteration")
+        curves.append(decimate(it, nfe_per_iteration(nfe), max_points))
+    lbfgs = lbfgs_from is not None and bool(len(it)) and it[-1] >= lbfgs_from
+    return tuple(names), [(x, _f32(y)) for x, y in curves], bool(lbfgs)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,20 +21,23 @@ the flow), ``p_metrics`` (container of the metrics table), ``p_sample_n``, ``p_s
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import streamlit as st
 import torch
 
 from ..checkpoint import checkpoint_bytes
 from ..job import Snapshot, TrainingJob, Visuals
 from ..metrics import Metrics
-from ..plots import density_figure, flow_figure, loss_figure, samples_figure
+from ..plots import density_figure, flow_figure, loss_figure, loss_series, samples_figure
 from ..solver import SolverError
 from ..targets import ImageTarget, SamplesTarget, Target
 from ..visuals import LIVE_SOLVER
@@ -54,6 +57,7 @@ __all__ = [
     "live_views",
     "metrics_rows",
     "refresh_costs",
+    "respec",
     "results",
     "samples_csv",
 ]
@@ -149,19 +153,54 @@ def refresh_costs() -> dict[str, tuple[int, float, float]]:
     return dict(st.session_state.get(_COSTS_KEY, {}))
 
 
-def _loss(prefix: str, holder: JobHolder, height: int, present: bool) -> None:
-    _, snap = _snapshot(holder, prefix)
-    if snap is None:
-        return
-    start = time.perf_counter()
-    cfg = snap.config
-    lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
+def _loss_figure(snap: Snapshot, lbfgs_from: int | None, height: int, present: bool) -> go.Figure:
     fig = loss_figure(snap.history, lbfgs_from=lbfgs_from, height=height)
     # Narrow: no legend or axis titles (the caption below names the curves), more room for the curve.
     fig.update_layout(title={"text": "Loss: NLL (nats)"}, margin={"t": 50, "l": 35, "r": 30}, showlegend=False)
     fig.update_yaxes(title_text=None)
     fig.update_xaxes(title_text=None)
-    spec = chart_spec(_big(fig, present))
+    return _big(fig, present)
+
+
+def _typed(a: np.ndarray) -> dict[str, str]:
+    """An array as plotly.js's typed-array JSON (what plotly.py writes for numpy arrays)."""
+    a = np.asarray(a)
+    a = a.astype(np.int32) if a.dtype.kind in "iu" else a.astype(np.float32)
+    return {"dtype": "i4" if a.dtype.kind == "i" else "f4", "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _loss_spec(prefix: str, snap: Snapshot, height: int, present: bool) -> str:
+    """The loss chart's spec. Building a plotly figure costs tens of ms, twice a second: the figure is built
+    when its set of curves changes, and otherwise its layout and trace styles are reused with new arrays."""
+    cfg = snap.config
+    lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
+    names, curves, lbfgs = loss_series(snap.history, lbfgs_from=lbfgs_from)
+    stamp = (snap.job_id, names, lbfgs, height, present, not len(curves[0][0]))
+    key = f"{prefix}__loss_skeleton"
+    skeleton = st.session_state.get(key)
+    if skeleton is None or skeleton[0] != stamp:
+        fig = _loss_figure(snap, lbfgs_from, height, present)
+        plain_fig = json.loads(pio.to_json(fig, validate=False))
+        styles = [{k: v for k, v in t.items() if k not in ("x", "y")} for t in plain_fig["data"]]
+        st.session_state[key] = (stamp, json.dumps(plain_fig["layout"]), styles)
+        return chart_spec(fig)
+    _, layout, styles = skeleton
+    return respec(layout, styles, curves)
+
+
+def respec(layout: str, styles: list[dict[str, Any]], curves: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """A live chart's spec from a figure's layout (JSON), its trace styles (each trace's JSON less ``x`` and
+    ``y``) and new ``(x, y)`` arrays for them: what a refresh sends when only the data changed."""
+    data = [{**style, "x": _typed(x), "y": _typed(y)} for style, (x, y) in zip(styles, curves, strict=True)]
+    return f'{{"figure": {{"data": {json.dumps(data)}, "layout": {layout}}}, "anim": null}}'
+
+
+def _loss(prefix: str, holder: JobHolder, height: int, present: bool) -> None:
+    _, snap = _snapshot(holder, prefix)
+    if snap is None:
+        return
+    start = time.perf_counter()
+    spec = _loss_spec(prefix, snap, height, present)
     _record_cost("loss", time.perf_counter() - start)
     live_chart(spec, key=_k(prefix, "loss_chart"), height=height)
 
