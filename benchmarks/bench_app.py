@@ -134,7 +134,9 @@ def main() -> None:
                 m = re.search(r"Iteration ([\d,]+)", bar.first.inner_text() if bar.count() else "")
                 return int(m.group(1).replace(",", "")) if m else 0
 
-            js = """() => { const p = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
+            # The loss chart is a live chart: its plot is inside the component's (same-origin) iframe.
+            js = """() => { const f = document.querySelector('.st-key-train_loss_chart iframe');
+                const p = f && f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
                 return p && p._fullData && p._fullData.length ? p._fullData[0]._length : -1; }"""
             clicked = time.perf_counter()
             page.locator(".st-key-train_train_button button").filter(visible=True).click()

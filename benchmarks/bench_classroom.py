@@ -128,10 +128,12 @@ OBSERVER_JS = r"""
       const bar = document.querySelector('[data-testid="stProgress"]');
       if (bar) { if (S.progress === null) S.progress = t; S.lastProgress = bar.textContent; }
       if (S.loss === null) {
-        const p = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
+        const f = document.querySelector('.st-key-train_loss_chart iframe');  // a live chart's iframe
+        const p = f && f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
         if (p && p._fullData && p._fullData.length && p._fullData[0]._length > 0) S.loss = t;
       }
-      const density = document.querySelector('.st-key-train_density_chart .js-plotly-plot .main-svg');
+      const g = document.querySelector('.st-key-train_density_chart iframe');
+      const density = g && g.contentDocument && g.contentDocument.querySelector('.js-plotly-plot .main-svg');
       if (S.density === null && density) S.density = t;
       for (const a of document.querySelectorAll('[data-testid="stAlertContentInfo"]')) {
         const m = a.textContent.match(/number (\d+) in the queue/);

@@ -291,6 +291,7 @@ class TrainingJob:
     ) -> None:
         self.job_id = f"job-{next(_ids)}"
         self.config = config
+        self._first_config = config
         self.slots = slots
         self.evaluate_only = evaluate_only
         self.trainer = Trainer(
@@ -364,6 +365,48 @@ class TrainingJob:
             self._state, self._reason = ("queued" if self.slots is not None else "running"), ""
         self._cancel.clear()
         self.trainer.rearm()
+        self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
+        self._thread.start()
+        return True
+
+    def update_config(self, config: TrainConfig) -> None:
+        """Apply a new learning rate or λ weights from the next iteration on (see
+        :meth:`~cnfviz.Trainer.update_config`; raises ``ValueError`` for any other change)."""
+        self.trainer.update_config(config)
+        with self._lock:
+            self.config = config
+
+    @property
+    def can_continue(self) -> bool:
+        """The run ended done or stopped (not failed, not a loaded checkpoint), so :meth:`continue_training`
+        can train it on."""
+        with self._lock:
+            state = self._state
+        return state in ("done", "stopped") and not self.evaluate_only and not self._thread.is_alive()
+
+    def continue_training(self) -> bool:
+        """Train a run that ended done or stopped on from where it is, in a new worker thread: the model, the
+        optimizer's state, the history and the iteration count carry on. A run that used up its Adam
+        iterations gets as many again, one that used up its time budget gets that budget again. False if
+        the run cannot continue (see :attr:`can_continue`)."""
+        if not self.can_continue:
+            return False
+        trainer = self.trainer
+        round_iters = self._first_config.adam_iters
+        budget = self._first_config.max_seconds
+        if trainer.out_of_time and budget is not None:
+            trainer.extend(max_seconds=trainer.config.max_seconds + budget)
+        if trainer.adam_finished:
+            trainer.extend(adam_iters=trainer.config.adam_iters + max(round_iters, 1))
+        with self._lock:
+            self.config = trainer.config
+            self._state, self._reason = ("queued" if self.slots is not None else "running"), ""
+            self._metrics = None
+            self._result = None
+        self.compute_final_metrics = True
+        self._cancel.clear()
+        self._abort.clear()
+        trainer.rearm()
         self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
         self._thread.start()
         return True

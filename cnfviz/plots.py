@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,13 +28,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_LINE_POINTS",
+    "FlowFigure",
     "decimate",
     "density_figure",
     "density_path_figure",
     "field_figure",
+    "flow_figure",
     "loss_figure",
+    "loss_series",
     "nfe_per_iteration",
     "samples_figure",
+    "shared_density_max",
     "target_preview_figure",
     "trajectory_figure",
 ]
@@ -210,6 +215,40 @@ def loss_figure(
     return _finish(fig, "Loss: negative log-likelihood", height)
 
 
+def loss_series(
+    history: Mapping[str, np.ndarray], *, lbfgs_from: int | None = None, max_points: int = MAX_LINE_POINTS
+) -> tuple[tuple[str, ...], list[tuple[np.ndarray, np.ndarray]], bool]:
+    """The curves :func:`loss_figure` draws, without building a figure: a live view refreshing twice a second
+    can rebuild the figure only when these names change and otherwise send new arrays into the same one.
+
+    Returns:
+        the trace names in :func:`loss_figure`'s order, each trace's ``(x, y)`` as it would hold them, and
+        whether the figure marks the start of LBFGS.
+
+    Example:
+        >>> names, curves, lbfgs = loss_series({"iteration": np.arange(1, 4), "nll": np.array([3.0, 2.0, 1.5])})
+        >>> names, curves[0][1].tolist(), lbfgs
+        (('training NLL',), [3.0, 2.0, 1.5], False)
+    """
+    it = np.asarray(history.get("iteration", np.zeros(0)))
+    nll = np.asarray(history.get("nll", np.zeros(0)))
+    names, curves = ["training NLL"], [decimate(it, nll, max_points)]
+    loss = history.get("loss")
+    if loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
+        names.append("loss (NLL + λ terms)")
+        curves.append(decimate(it, np.asarray(loss), max_points))
+    test_it = history.get("test_iteration")
+    if test_it is not None and len(test_it):
+        names.append("test NLL")
+        curves.append((np.asarray(test_it), np.asarray(history["test_nll"])))
+    nfe = history.get("nfe")
+    if nfe is not None and len(nfe) == len(it) and len(nfe):
+        names.append("NFE per iteration")
+        curves.append(decimate(it, nfe_per_iteration(nfe), max_points))
+    lbfgs = lbfgs_from is not None and bool(len(it)) and it[-1] >= lbfgs_from
+    return tuple(names), [(x, _f32(y)) for x, y in curves], bool(lbfgs)
+
+
 # --------------------------------------------------------------------------------------------------
 # Densities
 # --------------------------------------------------------------------------------------------------
@@ -226,7 +265,7 @@ def _hist_bars(data: np.ndarray, lo: float, hi: float, bins: int, name: str) -> 
     )
 
 
-def density_figure(view: DensityView, *, height: int = 420) -> go.Figure:
+def density_figure(view: DensityView, *, height: int = 420, compact: bool = False) -> go.Figure:
     """Learned against true density.
 
     1D: the true pdf, the learned pdf and a histogram of the training data, overlaid. 2D: the true and
@@ -235,6 +274,7 @@ def density_figure(view: DensityView, *, height: int = 420) -> go.Figure:
 
     Arguments:
         view: a :class:`~cnfviz.visuals.DensityView`.
+        compact: short panel titles and one set of y tick labels, for a narrow live chart.
     """
     xs = view.axes[0]
     if len(view.axes) == 1:
@@ -255,10 +295,17 @@ def density_figure(view: DensityView, *, height: int = 420) -> go.Figure:
         left_title = "Training data"
     else:
         left_title = "True density (histogram estimate)" if view.true_is_estimate else "True density"
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(left_title, "Learned density + model samples"))
+    right_title = "Learned density + model samples"
+    if compact:
+        left_title = left_title.replace("True density (histogram estimate)", "True (estimated)")
+        right_title = "Learned + samples"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(left_title, right_title), horizontal_spacing=0.05)
+    # One colour scale for both pictures, so that equal colours mean equal densities.
+    zmax = shared_density_max(view.learned, view.true)
+    heat = {"colorscale": DENSITY_SCALE, "zmin": 0.0, "zmax": zmax, "zsmooth": "best"}
     if view.true is not None:
         fig.add_trace(
-            go.Heatmap(x=_f32(xs), y=_f32(ys), z=_f32(view.true), colorscale=DENSITY_SCALE, showscale=False),
+            go.Heatmap(x=_f32(xs), y=_f32(ys), z=_f32(view.true), showscale=False, name="true density", **heat),
             row=1,
             col=1,
         )
@@ -270,7 +317,14 @@ def density_figure(view: DensityView, *, height: int = 420) -> go.Figure:
             col=1,
         )
     fig.add_trace(
-        go.Heatmap(x=_f32(xs), y=_f32(ys), z=_f32(view.learned), colorscale=DENSITY_SCALE, showscale=False),
+        go.Heatmap(
+            x=_f32(xs),
+            y=_f32(ys),
+            z=_f32(view.learned),
+            name="learned density",
+            colorbar={"title": {"text": "p(x)", "side": "right"}, "thickness": 10, "len": 0.9},
+            **heat,
+        ),
         row=1,
         col=2,
     )
@@ -288,8 +342,42 @@ def density_figure(view: DensityView, *, height: int = 420) -> go.Figure:
     )
     for col in (1, 2):
         fig.update_xaxes(range=[float(xs[0]), float(xs[-1])], row=1, col=col, constrain="domain")
-        fig.update_yaxes(range=[float(ys[0]), float(ys[-1])], row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}")
+        fig.update_yaxes(
+            range=[float(ys[0]), float(ys[-1])],
+            row=1,
+            col=col,
+            scaleanchor=f"x{col if col > 1 else ''}",
+            showticklabels=not (compact and col == 2),
+            zeroline=False,
+            constrain="domain",
+        )
+        fig.update_xaxes(zeroline=False, row=1, col=col)
     return _finish(fig, "Learned vs true density", height, legend=False)
+
+
+def shared_density_max(learned: np.ndarray, true: np.ndarray | None, percentile: float = 99.5) -> float:
+    """The top of one colour scale for the true and learned density pictures.
+
+    The larger of the two pictures' ``percentile``-th percentiles: a young model's needle-thin peak is
+    clipped (it would turn everything else dark) while a real mode of either picture sets the scale.
+
+    Arguments:
+        learned: the learned density on a grid, any shape.
+        true: the true density on the same grid, or None.
+
+    Example:
+        >>> shared_density_max(np.array([0.0, 0.1, 0.2]), np.array([0.0, 0.4, 0.5]), percentile=100)
+        0.5
+    """
+    tops = []
+    for z in (learned, true):
+        if z is None:
+            continue
+        finite = np.asarray(z, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            tops.append(float(np.percentile(finite, percentile)))
+    return max([*tops, 1e-12])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -483,6 +571,194 @@ def density_path_figure(
     fig.update_xaxes(title_text="t", range=[float(view.times[0]), float(view.times[-1])])
     fig.update_yaxes(title_text="x", range=[lo, hi])
     return _finish(fig, "Density p(x, t) along the flow, with sample paths", height)
+
+
+@dataclass(frozen=True)
+class FlowFigure:
+    """A trajectory figure made to be animated on the client (see :func:`flow_figure`).
+
+    ``moving``: index of the trace of points that flow; ``paths``: where they are, shape (T, n, 2), as
+    (x₁, x₂) in 2D and (t, x) in 1D; ``t0``/``t1``: the times of the first and last rows; ``field``:
+    index of the arrow trace (2D, or None), redrawn at each of ``field_times`` with ``field_x`` and
+    ``field_y``; ``label``: index of the annotation that shows t.
+    """
+
+    figure: go.Figure
+    moving: int
+    paths: np.ndarray
+    t0: float
+    t1: float
+    field: int | None = None
+    field_times: tuple[float, ...] = ()
+    field_x: tuple[np.ndarray, ...] = ()
+    field_y: tuple[np.ndarray, ...] = ()
+    label: int | None = None
+
+
+def flow_figure(
+    view: TrajectoryView,
+    *,
+    field: FieldView | None = None,
+    density_path: DensityPathView | None = None,
+    max_lines: int = 80,
+    height: int = 420,
+    title: str = "The flow: z (t0) → x (t1)",
+) -> FlowFigure:
+    """The trajectories as a live picture: faint paths, and points that flow along them from z to x.
+
+    2D: the paths in the plane, the base points in grey, and, given ``field``, the velocity arrows at the
+    points' current t on top. 1D: x against t over the density p(x, t) (``density_path``) or, given
+    ``field``, over the velocity f(t, x). The points start at t0 (the same base points for every model of
+    a run, fixed by its seed), so a browser can swap models between loops without a jump.
+
+    Arguments:
+        view: times (T,) and paths (T, n, d).
+        field: the vector field to overlay, or None.
+        density_path: 1D only, p(x, t) to draw under the paths.
+        max_lines: draw at most this many paths (the points: all of them).
+    """
+    times, paths = np.asarray(view.times), np.asarray(view.paths)
+    n_t, n, d = paths.shape
+    fig = go.Figure()
+    field_index = None
+    fx: list[np.ndarray] = []
+    fy: list[np.ndarray] = []
+    if d == 1:
+        if field is not None:
+            fig.add_trace(
+                go.Heatmap(
+                    x=_f32(field.times),
+                    y=_f32(field.axes[0]),
+                    z=_f32(np.asarray(field.values)[..., 0].T),
+                    colorscale="RdBu",
+                    reversescale=True,
+                    zmid=0.0,
+                    zsmooth="best",
+                    colorbar={"title": {"text": "f(t, x)"}, "thickness": 10},
+                    hoverinfo="skip",
+                )
+            )
+        elif density_path is not None:
+            dens = np.asarray(density_path.density)
+            fig.add_trace(
+                go.Heatmap(
+                    x=_f32(density_path.times),
+                    y=_f32(density_path.xs),
+                    z=_f32(dens.T),
+                    colorscale=DENSITY_SCALE,
+                    zmin=0.0,
+                    zmax=shared_density_max(dens, None),
+                    zsmooth="best",
+                    colorbar={"title": {"text": "p(x, t)"}, "thickness": 10},
+                    hoverinfo="skip",
+                )
+            )
+    keys = _path_colour_keys(paths[0])
+    shown = np.linspace(0, n - 1, min(n, max_lines)).astype(int)
+    groups = np.minimum((keys[shown] * _PATH_GROUPS).astype(int), _PATH_GROUPS - 1)
+    palette = _sample_scale(PATH_SCALE, _PATH_GROUPS)
+    line_colour = None if d == 2 else "rgba(255, 255, 255, 0.5)"
+    for g in range(_PATH_GROUPS):
+        sel = shown[groups == g]
+        if not len(sel):
+            continue
+        if d == 2:
+            lx, ly = _nan_joined(paths[:, sel, 0].T, paths[:, sel, 1].T)
+        else:
+            lx, ly = _nan_joined(np.broadcast_to(times, (len(sel), n_t)), paths[:, sel, 0].T)
+        fig.add_trace(
+            go.Scatter(
+                x=_f32(lx),
+                y=_f32(ly),
+                mode="lines",
+                line={"width": 1, "color": line_colour or palette[g]},
+                opacity=0.35,
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+    if d == 2:
+        fig.add_trace(
+            go.Scatter(
+                x=_f32(paths[0, :, 0]),
+                y=_f32(paths[0, :, 1]),
+                mode="markers",
+                name="z (t0)",
+                marker={"size": 3, "color": "#c4c4c4"},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        if field is not None:
+            xs, ys = field.axes
+            spacing = min(float(xs[1] - xs[0]), float(ys[1] - ys[0]))
+            vmax = float(np.max(np.linalg.norm(field.values, axis=-1)))
+            scale = 0.9 * spacing / vmax if vmax > 0 else 0.0
+            for k in range(len(field.times)):
+                arrows = _arrows(field, k, scale, full=False)
+                fx.append(_f32(arrows.x))
+                fy.append(_f32(arrows.y))
+            fig.add_trace(
+                go.Scatter(
+                    x=fx[0],
+                    y=fy[0],
+                    mode="lines",
+                    line={"width": 1.2, "color": "rgba(60, 60, 60, 0.55)"},
+                    name="f(t, x)",
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+            field_index = len(fig.data) - 1
+        flowing = paths.astype(np.float32)
+    else:
+        flowing = np.stack([np.broadcast_to(times[:, None], (n_t, n)), paths[..., 0]], -1).astype(np.float32)
+    fig.add_trace(
+        go.Scatter(
+            x=flowing[0, :, 0],
+            y=flowing[0, :, 1],
+            mode="markers",
+            name="samples at t",
+            marker={"size": 5, "color": _f32(keys), "colorscale": PATH_SCALE, "cmin": 0, "cmax": 1},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    moving = len(fig.data) - 1
+    fig.add_annotation(
+        text=f"t = {times[0]:.2f}", xref="paper", yref="paper", x=0.0, y=1.0, xanchor="left", yanchor="bottom",
+        showarrow=False, font={"size": 13},
+    )
+    if d == 2:
+        lo = np.minimum(paths.min((0, 1)), paths[-1].min(0))
+        hi = paths.max((0, 1))
+        pad = 0.05 * (hi - lo)
+        fig.update_xaxes(
+            title_text="x₁", range=[float(lo[0] - pad[0]), float(hi[0] + pad[0])], constrain="domain", zeroline=False
+        )
+        fig.update_yaxes(
+            title_text="x₂",
+            range=[float(lo[1] - pad[1]), float(hi[1] + pad[1])],
+            scaleanchor="x",
+            constrain="domain",
+            zeroline=False,
+        )
+    else:
+        fig.update_xaxes(title_text="t", range=[float(times[0]), float(times[-1])])
+        fig.update_yaxes(title_text="x")
+    _finish(fig, title, height, legend=False)
+    return FlowFigure(
+        fig,
+        moving,
+        flowing,
+        float(times[0]),
+        float(times[-1]),
+        field=field_index,
+        field_times=tuple(float(t) for t in field.times) if field_index is not None else (),
+        field_x=tuple(fx),
+        field_y=tuple(fy),
+        label=0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,7 +45,11 @@ objective  ``likelihood`` (a link without it),           ``flow-matching``
            ``flow-matching``, ``ot-flow-matching``
 hide       controls to hide                             ``solver,trace``
 autostart  start training on open (0/1)                 ``1``
+data       ``own``: made on the author's own data        ``own``
 =========  ==========================================  ===========================
+
+A link cannot carry an upload or a drawing: the Train page's address then reads ``?data=own``
+(:data:`OWN_DATA`), and opening it says so instead of showing another target's settings.
 """
 
 from __future__ import annotations
@@ -59,7 +63,19 @@ from .config import TrainConfig
 from .presets import DEFAULT_TARGET, PRESETS, default_config
 from .targets import SCIPY_PREFIX, make_target, scipy_params
 
-__all__ = ["CONTROLS", "MAX_NOTICES", "MAX_VALUE_CHARS", "SHOWN_CHARS", "LinkState", "config_to_query", "parse_query"]
+__all__ = [
+    "CONTROLS",
+    "MAX_NOTICES",
+    "MAX_VALUE_CHARS",
+    "OWN_DATA",
+    "SHOWN_CHARS",
+    "LinkState",
+    "config_to_query",
+    "parse_query",
+]
+
+OWN_DATA = {"data": "own"}
+"""The query of a setup on the user's own data (an upload or a drawing), which no link can carry."""
 
 MAX_VALUE_CHARS = 1_000
 """A longer value in a link is ignored unread: no setting needs a tenth of it."""
@@ -269,6 +285,11 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
         else:
             q[key] = text
 
+    if q.get("data") == OWN_DATA["data"]:
+        notices.append(
+            "This link was made on someone's own data (an upload or a drawing), which a link cannot carry; "
+            "the page shows the default target instead."
+        )
     base = default_config(DEFAULT_TARGET)
     preset = q.get("preset")
     if preset is not None:
@@ -298,7 +319,7 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
     unknown: list[str] = []
     # The objective goes last: whether it fits depends on the other settings (no LBFGS, a time input...).
     for key, raw in sorted(q.items(), key=lambda item: item[0] == "objective"):
-        if key in ("preset", "target", "hide", "autostart") or key.startswith("p."):
+        if key in ("preset", "target", "hide", "autostart", "data") or key.startswith("p."):
             continue
         if key not in _FIELDS:
             unknown.append(f'"{_short(key)}"')

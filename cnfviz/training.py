@@ -29,12 +29,52 @@ from .objectives import OBJECTIVES, flow_matching_loss, objective_notes
 from .solver import SolverConfig, SolverError, SolverInterrupted
 from .targets import Target, make_target
 
-__all__ = ["IterationRecord", "TrainResult", "Trainer", "build_target", "load_weights", "train"]
+__all__ = [
+    "LIVE_FIELDS",
+    "IterationRecord",
+    "TrainResult",
+    "Trainer",
+    "build_target",
+    "lbfgs_max_evaluations",
+    "live_update",
+    "load_weights",
+    "train",
+]
 
 # A fixed-step solver is refined when its NLL and an adaptive solve's NLL differ by more than
 # this many nats: the flow has started to exploit the discretisation error.
 SOLVER_GAP_TOLERANCE = 0.05
 _EVAL_POINTS = 1000
+
+
+LIVE_FIELDS = ("lr", "lambda_kinetic", "lambda_jacobian")
+"""The settings a run can take mid-run (:meth:`Trainer.update_config`)."""
+
+
+def live_update(old: TrainConfig, new: TrainConfig) -> bool:
+    """Whether ``new`` differs from ``old`` only in :data:`LIVE_FIELDS` (and does differ).
+
+    Example:
+        >>> from cnfviz import TrainConfig
+        >>> a = TrainConfig(target="normal")
+        >>> live_update(a, a.replace(lr=0.05)), live_update(a, a.replace(adam_iters=7)), live_update(a, a)
+        (True, False, False)
+    """
+    if old == new:
+        return False
+    same = {name: getattr(old, name) for name in LIVE_FIELDS}
+    return new.replace(**same) == old
+
+
+def lbfgs_max_evaluations(lbfgs_iters: int) -> int:
+    """The most loss evaluations an LBFGS stage of ``lbfgs_iters`` iterations makes (each is one recorded
+    iteration: the line search evaluates the loss more than once per LBFGS step).
+
+    Example:
+        >>> lbfgs_max_evaluations(50), lbfgs_max_evaluations(0)
+        (63, 0)
+    """
+    return lbfgs_iters * 5 // 4 + 1 if lbfgs_iters > 0 else 0
 
 
 class _Stop(Exception):
@@ -251,6 +291,35 @@ class Trainer:
         """
         self._stop.clear()
 
+    def update_config(self, config: TrainConfig) -> None:
+        """Switch to ``config`` from the next iteration on, when it differs from the current one only in
+        :data:`LIVE_FIELDS` (the learning rate, the λ weights), which a running optimizer can take
+        mid-run; any thread may call it. Anything else raises ``ValueError``: it needs a new run."""
+        if not live_update(self.config, config):
+            raise ValueError("only the learning rate and the λ weights can change during a run")
+        self.config = config  # one reference swap: the training thread sees the old or the new config whole
+
+    def extend(self, *, adam_iters: int | None = None, max_seconds: float | None = None) -> None:
+        """Raise the Adam iterations or the time budget of a run that ended, so that the next :meth:`run`
+        (after :meth:`rearm`) trains on."""
+        changes: dict[str, Any] = {}
+        if adam_iters is not None:
+            changes["adam_iters"] = max(int(adam_iters), self._adam_done)
+        if max_seconds is not None:
+            changes["max_seconds"] = max_seconds
+        if changes:
+            self.config = self.config.replace(**changes)
+
+    @property
+    def adam_finished(self) -> bool:
+        """Every Adam iteration of the config is done."""
+        return self._adam_done >= self.config.adam_iters
+
+    @property
+    def out_of_time(self) -> bool:
+        """The time budget is spent."""
+        return self._out_of_time()
+
     def pause(self) -> None:
         self._resume.clear()
 
@@ -452,11 +521,11 @@ class Trainer:
         self._gate()
         if self._out_of_time():
             raise _Stop("time budget reached")
-        lr = cfg.lr
+        lr = cfg.lr  # read at each iteration: the learning rate and the λ weights may change live
         if cfg.lr_decay:
             lr = cfg.lr * _cosine(self._progress(self._adam_done), cfg.lr_min_factor)
-            for group in opt.param_groups:
-                group["lr"] = lr
+        for group in opt.param_groups:
+            group["lr"] = lr
         x = self._batch()
         opt.zero_grad(set_to_none=True)
         return lr, x
@@ -502,7 +571,7 @@ class Trainer:
             x = self._to_tensor(self.target.sample(max(cfg.batch_size or 0, 1000), seed=cfg.seed + 3_000_017))
         # The closure must be deterministic for the line search: the same probe noise every call.
         noise_seed = cfg.seed + 4_000_037
-        max_eval = cfg.lbfgs_iters * 5 // 4 + 1 - self._lbfgs_evals
+        max_eval = lbfgs_max_evaluations(cfg.lbfgs_iters) - self._lbfgs_evals
         if self._lbfgs_finished or max_eval < 1:
             return
         opt = torch.optim.LBFGS(

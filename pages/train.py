@@ -1,7 +1,8 @@
 """Train page: pick a target, press Train, and watch a continuous normalizing flow learn it.
 
 A link restores its settings here (``?target=moons&hide=solver,trace&autostart=1``), and the address bar
-follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.lessons`.
+follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.lessons`. ``?present=1``
+opens it in presentation mode (see :mod:`cnfviz.ui.layout`).
 """
 
 import streamlit as st
@@ -14,6 +15,10 @@ from cnfviz.ui import (
     follow_link,
     job_holder,
     live_views,
+    page_style,
+    presentation_button,
+    presentation_mode,
+    qr_popover,
     results,
     run_buttons,
     share_panel,
@@ -26,20 +31,36 @@ ensure_app_navigation()
 
 PREFIX = "train"
 
-st.title("Train a continuous normalizing flow")
-st.caption(
-    "An FFJORD flow learns to carry a standard Gaussian onto the target along an ODE. Change the settings in "
-    "the sidebar, press **Train**, and watch the loss, the density and the trajectories as it learns."
-)
+present = presentation_mode(PREFIX)
+page_style(PREFIX, present=present)
 lesson = follow_link(PREFIX)
+title = st.container(horizontal=True, vertical_alignment="center", key=f"{PREFIX}_title")
+title.title("Train a continuous normalizing flow", width="content")
+with title:
+    presentation_button(PREFIX, present)
 show_lesson(PREFIX, lesson)
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
 drawing_panel(PREFIX)
 holder = job_holder()
-run_buttons(PREFIX, controls, holder)
+with st.container(key=f"{PREFIX}_toolbar"):
+    run_buttons(
+        PREFIX,
+        controls,
+        holder,
+        tools=(
+            lambda: share_panel(PREFIX, controls, lesson, popover=True),
+            lambda: code_panel(PREFIX, controls, popover=True),
+            lambda: checkpoint_panel(PREFIX, holder, popover=True),
+        ),
+    )
+if present:
+    with title:
+        qr_popover(PREFIX, controls, lesson)
 sync_url(PREFIX, controls, lesson)
-share_panel(PREFIX, controls, lesson)
-code_panel(PREFIX, controls)
-checkpoint_panel(PREFIX, holder)
-live_views(PREFIX, holder)
+live_views(PREFIX, holder, present=present)
+with st.container(key=f"{PREFIX}_page_caption"):
+    st.caption(
+        "An FFJORD flow learns to carry a standard Gaussian onto the target along an ODE. Change the settings in "
+        "the sidebar, press **Train**, and watch the loss, the density and the flow as it learns."
+    )
 results(PREFIX, holder)

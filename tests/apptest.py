@@ -7,6 +7,7 @@ jobs of the previous test through the session cache's ``on_release``).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,23 @@ def fresh_caches() -> Iterator[None]:
     for thread in threading.enumerate():
         if thread.name.startswith("job-"):
             thread.join(timeout=20)
+
+
+def live_charts(at: AppTest) -> dict[str, dict]:
+    """The live charts on the page (:func:`cnfviz.ui.live_chart.live_chart`), by key: each one's parsed spec,
+    ``{"figure": plotly JSON, "anim": animation or None}``."""
+    out = {}
+    for c in at.get("component_instance"):
+        if c.proto.component_name.endswith("cnfviz_live_chart"):
+            out[c.key] = json.loads(json.loads(c.proto.json_args)["spec"])
+    return out
+
+
+def live_chart_figure(at: AppTest, key: str) -> dict:
+    """The plotly figure (JSON) of the live chart ``key``; fails the test if there is none."""
+    charts = live_charts(at)
+    assert key in charts, f"no live chart {key}: {sorted(charts)}"
+    return charts[key]["figure"]
 
 
 def progress_texts(at: AppTest) -> list[str]:

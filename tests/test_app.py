@@ -20,7 +20,13 @@ from streamlit.testing.v1 import AppTest
 
 from cnfviz import SEED_CONFIG, JobSlots, TrainConfig, default_config
 from cnfviz.ui import DEFAULT_MAX_JOBS, DEFAULT_TARGET, JobHolder, config_to_state, max_jobs, progress_text
-from tests.apptest import fresh_caches, iteration, progress, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
+from tests.apptest import (  # noqa: F401 - fresh_caches is an autouse fixture
+    fresh_caches,
+    iteration,
+    live_chart_figure,
+    progress,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -35,9 +41,11 @@ def train_page() -> AppTest:
 
 
 def chart(at: AppTest, key: str) -> dict:
+    """The figure of the chart ``key``: a plotly chart, or a live chart (its figure travels as JSON)."""
     charts = [c for c in at.get("plotly_chart") if key in c.proto.id or getattr(c, "key", None) == key]
-    assert charts, f"no chart {key}: {[c.proto.id[:40] for c in at.get('plotly_chart')]}"
-    return json.loads(charts[0].proto.spec)
+    if charts:
+        return json.loads(charts[0].proto.spec)
+    return live_chart_figure(at, key)
 
 
 def trace_values(trace: dict, axis: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from cnfviz.ui.checkpoint_panel import MAX_CHECKPOINT_MB, LoadedCheckpoint, load
 from cnfviz.ui.session import JobHolder
 from cnfviz.ui.views import _checkpoint_data
 from cnfviz.visuals import LIVE_SOLVER
-from tests.apptest import TRAIN, fresh_caches, iteration, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
+from tests.apptest import TRAIN, fresh_caches, iteration, live_charts, wait_for  # noqa: F401 - fresh_caches is autouse
 
 # The package re-exports the panel function under the module's name, so fetch the module itself.
 panel_module = importlib.import_module("cnfviz.ui.checkpoint_panel")
@@ -63,7 +63,7 @@ def shown(at: AppTest) -> AppTest:
 
 
 def chart_keys(at: AppTest) -> set[str]:
-    return {c.proto.id for c in at.get("plotly_chart")}
+    return {c.proto.id for c in at.get("plotly_chart")} | set(live_charts(at))
 
 
 def test_a_checkpoint_shows_like_a_finished_run(gamma):

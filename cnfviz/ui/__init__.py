@@ -26,7 +26,9 @@ from .actions import run_buttons
 from .checkpoint_panel import checkpoint_panel
 from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup
 from .custom_target import CUSTOM_SOURCES, custom_target_controls, drawing_panel, drawing_samples
-from .lessons import Lesson, code_panel, follow_link, share_panel, show_lesson, sync_url
+from .layout import page_style, presentation_button, presentation_mode
+from .lessons import Lesson, code_panel, follow_link, qr_popover, share_panel, show_lesson, sync_url
+from .live_chart import live_chart
 from .session import DEFAULT_MAX_JOBS, MAX_JOBS_ENV, JobHolder, job_holder, job_slots, max_jobs
 from .sidebar import (
     CONTROLS,
@@ -69,11 +71,16 @@ __all__ = [
     "format_duration",
     "job_holder",
     "job_slots",
+    "live_chart",
     "live_views",
     "max_jobs",
     "metrics_rows",
+    "page_style",
     "param_key",
+    "presentation_button",
+    "presentation_mode",
     "progress_text",
+    "qr_popover",
     "render_status",
     "results",
     "run_buttons",

@@ -142,7 +142,7 @@ def _describe(config: TrainConfig) -> str:
     )
 
 
-def checkpoint_panel(prefix: str, holder: JobHolder) -> None:
+def checkpoint_panel(prefix: str, holder: JobHolder, *, popover: bool = False) -> None:
     """The "Load a checkpoint" expander: upload a ``.pt`` file to see its model as a finished run.
 
     Draw it after :func:`~cnfviz.ui.run_buttons` and before :func:`~cnfviz.ui.live_views`. While a run
@@ -153,7 +153,14 @@ def checkpoint_panel(prefix: str, holder: JobHolder) -> None:
     loaded = st.session_state.get(_state_key(prefix))
     if not isinstance(loaded, LoadedCheckpoint):
         loaded = None
-    with st.expander("Load a checkpoint", icon=":material/upload_file:", key=_key(prefix, "checkpoint")):
+    icon, key = ":material/upload_file:", _key(prefix, "checkpoint")
+    # A popover opens over the page (the Train page's toolbar); an expander pushes what follows down.
+    box = (
+        st.popover("Load", icon=icon, key=key, help="Load a checkpoint")
+        if popover
+        else st.expander("Load a checkpoint", icon=icon, key=key)
+    )
+    with box:
         st.file_uploader(
             "A checkpoint (.pt) saved by cnfviz",
             type=["pt"],

@@ -11,7 +11,8 @@ How the URL and the controls stay in step (prefix ``p``):
    :func:`cnfviz.share.config_to_query` (keeping ``hide``, dropping ``autostart``), so a reload or a
    copied address gives the same setup and never starts a second run. The last two queries written
    are remembered, so a stale echo of the previous write never re-applies an old config over an edit.
-   An invalid config, or one with custom data (which a URL cannot carry), leaves the URL as it is.
+   An invalid config leaves the URL as it is; one with custom data (which a URL cannot carry) writes
+   ``?data=own``, and a link with it says so when opened.
 
 An empty query (plain ``/train``, or coming back from another page) keeps the session's settings.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -36,8 +38,10 @@ from .._validation import ConfigError
 from ..export import config_to_code
 from ..presets import default_config
 from ..share import CONTROLS as LINK_CONTROLS
-from ..share import config_to_query, parse_query
+from ..share import OWN_DATA, config_to_query, parse_query
 from .custom_target import CONFIG_TARGETS, custom_download
+from .layout import PRESENT_KEY
+from .qr import local_only, qr_png
 from .sidebar import DEFAULT_TARGET, ControlsResult, apply_config_to_state
 from .text import plain
 
@@ -46,7 +50,9 @@ __all__ = [
     "Lesson",
     "code_panel",
     "follow_link",
+    "link_qr",
     "link_url",
+    "qr_popover",
     "share_panel",
     "show_lesson",
     "sync_url",
@@ -90,7 +96,8 @@ class Lesson:
 
 
 def _query() -> dict[str, str]:
-    return {k: str(v) for k, v in st.query_params.to_dict().items()}
+    """The link's settings: the query, less presentation mode (``present``, see :mod:`cnfviz.ui.layout`)."""
+    return {k: str(v) for k, v in st.query_params.to_dict().items() if k != PRESENT_KEY}
 
 
 def follow_link(prefix: str) -> Lesson:
@@ -145,13 +152,15 @@ def _shareable(controls: ControlsResult) -> bool:
 
 
 def sync_url(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
-    """Write the current valid config into the address bar (keeping the lesson's ``hide``)."""
-    if not _shareable(controls):
+    """Write the current valid config into the address bar (keeping the lesson's ``hide``), or, for the
+    user's own data, which no link carries, :data:`~cnfviz.share.OWN_DATA`."""
+    if not controls.ok or controls.config is None:
         return
-    want = config_to_query(controls.config, hidden=lesson.hidden)
+    want = config_to_query(controls.config, hidden=lesson.hidden) if _shareable(controls) else dict(OWN_DATA)
     state = st.session_state
-    if want != _query():
-        st.query_params.from_dict(want)
+    present = {PRESENT_KEY: "1"} if state.get(f"{prefix}__present") else {}
+    if want != _query() or st.query_params.get(PRESENT_KEY) != present.get(PRESENT_KEY):
+        st.query_params.from_dict({**want, **present})
     mine = state.get(f"{prefix}__url_mine") or []
     if not mine or mine[-1] != want:
         state[f"{prefix}__url_mine"] = [*mine[-1:], want]
@@ -169,10 +178,17 @@ def link_url(query: Mapping[str, str], base: str | None = None) -> str:
     return f"{base or ''}?{urlencode(dict(query), safe=',:')}"
 
 
-def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
-    """The "Share a link" expander: this exact setup as a link, and a lesson link that hides controls and
-    may start training on open. ``st.code`` gives each link a copy button."""
-    with st.expander("Share a link", icon=":material/link:", key=f"{prefix}_share"):
+def _panel(label: str, short: str, icon: str, key: str, popover: bool) -> Any:
+    """An expander, or a toolbar popover (``short`` label) that opens over the page without moving it."""
+    if popover:
+        return st.popover(short, icon=icon, key=key, help=label)
+    return st.expander(label, icon=icon, key=key)
+
+
+def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson, *, popover: bool = False) -> None:
+    """The "Share a link" expander (or popover): this exact setup as a link, and a lesson link that hides
+    controls and may start training on open. ``st.code`` gives each link a copy button."""
+    with _panel("Share a link", "Share", ":material/link:", f"{prefix}_share", popover):
         if controls.config is not None and controls.config.target in CONFIG_TARGETS.values():
             st.info(
                 "A link carries the settings, not your data: uploads and drawings cannot go into a URL. "
@@ -202,7 +218,9 @@ def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
         autostart = c2.checkbox("Start training on open", key=auto_key)
         with st.container(key=f"{prefix}_lesson_link"):
             query = config_to_query(controls.config, hidden=set(hide), autostart=autostart)
-            st.code(link_url(query), language=None, wrap_lines=True)
+            lesson_link = link_url(query)
+            st.code(lesson_link, language=None, wrap_lines=True)
+        link_qr(prefix, lesson_link, relative=relative)
         note = " Put the app's address in front of it (the part before `?`)." if relative else ""
         st.caption(
             "Hover a link and press the copy icon at its right. The address bar always holds the first link, "
@@ -210,9 +228,41 @@ def share_panel(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
         )
 
 
-def code_panel(prefix: str, controls: ControlsResult) -> None:
-    """The "Show code" expander: a short script that reproduces the current run with the cnfviz API."""
-    with st.expander("Show code", icon=":material/code:", key=f"{prefix}_code"):
+def link_qr(prefix: str, link: str, *, relative: bool = False, width: int = 200, name: str = "link") -> None:
+    """A link as a QR code to scan off a projector, with a warning when the link only works on this computer.
+
+    Widget keys: ``p_<name>_qr`` (container of the picture), ``p_<name>_local`` (container of the warning);
+    ``name`` tells two QR codes on one page apart."""
+    if relative:
+        return  # no host to scan to (no browser behind the session)
+    if local_only(link):
+        with st.container(key=f"{prefix}_{name}_local"):
+            st.warning(
+                "This link names this computer (localhost): students' devices cannot open it. Start the server "
+                "with `--server.address 0.0.0.0` and open the app at this computer's network address (such as "
+                "`http://192.168.1.20:8501`), then share that link.",
+                icon=":material/wifi_off:",
+            )
+    with st.container(key=f"{prefix}_{name}_qr"):
+        st.image(qr_png(link), width=width, caption="Scan to open the lesson link.")
+
+
+def qr_popover(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
+    """A small "QR code" popover: the link to this setup (with the lesson's hidden controls), large enough to
+    scan off a projector. Widget key: ``p_qr`` (the popover)."""
+    with st.popover("QR code", icon=":material/qr_code_2:", key=f"{prefix}_qr", type="tertiary"):
+        if not _shareable(controls):
+            st.info("A link carries settings, not your data: there is no link to this run.", icon=":material/info:")
+            return
+        link = link_url(config_to_query(controls.config, hidden=lesson.hidden))
+        st.code(link, language=None, wrap_lines=True)
+        link_qr(prefix, link, relative=not link.startswith("http"), width=320, name="present_link")
+
+
+def code_panel(prefix: str, controls: ControlsResult, *, popover: bool = False) -> None:
+    """The "Show code" expander (or popover): a short script that reproduces the current run with the cnfviz
+    API."""
+    with _panel("Show code", "Code", ":material/code:", f"{prefix}_code", popover):
         if not controls.ok or controls.config is None:
             st.info("Fix the settings in the sidebar first: the code reproduces a valid setup.", icon=":material/tune:")
             return

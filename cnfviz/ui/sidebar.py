@@ -34,6 +34,7 @@ batch          ``p_batch``, ``p_full_batch``
 lambdas        ``p_lambda_kinetic`` (λ₁), ``p_lambda_jacobian`` (λ₂)
 seed           ``p_seed``
 objective      ``p_objective`` (selectbox: likelihood, flow-matching, ot-flow-matching)
+time budget    ``p_max_seconds`` (seconds, 0 for none; a new target clears it)
 device         the GPU/CPU badge (no widget)
 ============== ===================================================================================
 
@@ -201,7 +202,8 @@ def _default_param_texts(target: str) -> dict[str, str]:
         if p.required:
             value = example[shape_i] if shape_i < len(example) else None
             shape_i += 1
-            out[p.name] = _param_text(float(value) if isinstance(value, (int, float)) else value)
+            # scipy's table holds values like 1.9932305483800778: a start need not show sixteen digits.
+            out[p.name] = _param_text(float(f"{value:.4g}") if isinstance(value, (int, float)) else value)
         else:
             out[p.name] = _param_text(list(p.default) if isinstance(p.default, tuple) else p.default)
     return out
@@ -254,6 +256,7 @@ def config_to_state(prefix: str, config: TrainConfig, *, source: str | None = No
         k("lambda_jacobian"): float(config.lambda_jacobian),
         k("seed"): int(config.seed),
         k("objective"): config.objective,
+        k("max_seconds"): float(config.max_seconds or 0.0),
     }
     if custom:
         return values
@@ -357,6 +360,8 @@ def _on_target_change(prefix: str) -> None:
         apply_config_to_state(prefix, _defaults_for(new, new_dim).replace(seed=int(seed)))
         what = f"your data ({_target_label(new)})" if new in CUSTOM_SOURCES else new
         _notice(prefix, f"Loaded the fast {new_dim}D defaults for {what}.")
+    # A preset's time budget belongs to its target: a new target trains without one unless asked.
+    state[_key(prefix, "max_seconds")] = 0.0
     state[f"{prefix}__last_target"] = new
 
 
@@ -736,6 +741,15 @@ def config_controls(
                 )
             if shown("seed"):
                 seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"))
+            budget = st.number_input(
+                "Time budget (s)",
+                0.0,
+                86_400.0,
+                step=10.0,
+                format="%g",
+                key=k("max_seconds"),
+                help="Stop training after this many seconds (0: no limit). Choosing another target clears it.",
+            )
             slots["training"] = st.empty()
 
     config: TrainConfig | None = None
@@ -771,6 +785,7 @@ def config_controls(
                 lambda_jacobian=float(lam2),
                 seed=int(seed),
                 objective=objective,
+                max_seconds=float(budget) if budget else None,
             )
         except ConfigError as err:
             group = _route(str(err))

@@ -7,9 +7,13 @@ import math
 import streamlit as st
 
 from ..job import Snapshot
+from ..training import lbfgs_max_evaluations
 from .text import plain
 
-__all__ = ["format_duration", "progress_text", "render_status"]
+__all__ = ["STATUS_NOTE_HEIGHT", "format_duration", "progress_text", "progress_value", "render_status", "run_total"]
+
+STATUS_NOTE_HEIGHT = 76
+"""Pixels kept for the end of a run and the solver's notes, so that nothing moves when they appear."""
 
 
 def format_duration(seconds: float | None) -> str:
@@ -37,7 +41,7 @@ def progress_text(snap: Snapshot, *, stopping: bool = False) -> str:
             "Loaded from a checkpoint · computing its plots and metrics…" if snap.active else "Loaded from a checkpoint"
         )
     stage = "LBFGS" if snap.stage == "lbfgs" else "Adam"
-    head = f"Iteration {snap.iteration:,} / {snap.total:,} · {stage}"
+    head = f"Iteration {snap.iteration:,} / {run_total(snap):,} · {stage}"
     if snap.state == "queued":
         return "Waiting for a free training slot"
     if stopping:
@@ -49,6 +53,35 @@ def progress_text(snap: Snapshot, *, stopping: bool = False) -> str:
     if snap.state == "running":
         return f"{head} · {snap.its_per_sec:.1f} it/s · ETA {format_duration(snap.eta_seconds)}"
     return f"{head} · {format_duration(snap.elapsed)} of training"
+
+
+def run_total(snap: Snapshot) -> int:
+    """The iterations a run makes at most: its Adam iterations plus the loss evaluations its LBFGS stage may
+    make (each is an iteration of the history, and a line search makes several per LBFGS step)."""
+    cfg = snap.config
+    return cfg.adam_iters + lbfgs_max_evaluations(cfg.lbfgs_iters)
+
+
+def progress_value(snap: Snapshot) -> float:
+    """The progress bar's fill in [0, 1]: full once a run is done (a time budget or an LBFGS stage that
+    converged early ends it before its last iteration), else iterations over :func:`run_total`."""
+    if snap.loaded:
+        return 0.0 if snap.active else 1.0
+    if snap.state == "done":
+        return 1.0
+    total = run_total(snap)
+    return min(1.0, snap.iteration / total) if total else 0.0
+
+
+def _figures(snap: Snapshot) -> str:
+    parts = ["**Loss** " + ("–" if snap.loss is None else f"{snap.loss:.4f}"), f"**NFE** {snap.nfe_forward:,} forward"]
+    if snap.nfe_backward:
+        parts[-1] += f" + {snap.nfe_backward:,} backward (adjoint)"
+    parts.append(f"**Training time** {format_duration(snap.elapsed)}")
+    budget = snap.config.max_seconds
+    if budget is not None:
+        parts[-1] += f" of a {format_duration(budget)} budget"
+    return " · ".join(parts)
 
 
 def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: int | None = None) -> None:
@@ -70,20 +103,24 @@ def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: in
                 " (this server trains one run at a time)" if capacity == 1 else f" ({capacity} runs train at once here)"
             )
         st.info(f"Waiting for a free training slot: you are {where}{cap}. Training starts by itself.")
-    st.progress(snap.progress, text=progress_text(snap, stopping=stopping))
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Loss", "–" if snap.loss is None else f"{snap.loss:.4f}")
-    c2.metric("NFE forward", f"{snap.nfe_forward:,}", help="Function evaluations of the dynamics, forward solves.")
-    c3.metric("NFE backward", f"{snap.nfe_backward:,}", help="Function evaluations in the backward pass.")
-    c4.metric("Training time", format_duration(snap.elapsed))
-    if snap.state == "done":
-        st.success(f"**Done**: {plain(snap.reason)}.", icon=":material/check_circle:")
-    elif snap.state == "stopped":
-        st.info(f"**Stopped**: {plain(snap.reason)}.", icon=":material/stop_circle:")
-    elif snap.state == "failed":
-        st.error(
-            f"**Failed**: {plain(snap.reason)}. The plots and downloads below show the last good model.",
-            icon=":material/error:",
-        )
-    for note in snap.notes:
-        st.caption(f":material/info: {plain(note)}")
+    left, right = st.columns([1.5, 1], vertical_alignment="top")
+    left.progress(progress_value(snap), text=progress_text(snap, stopping=stopping))
+    left.markdown(
+        _figures(snap),
+        help="NFE: evaluations of the dynamics f(t, z) by the ODE solver, summed over the forward solves. Direct "
+        "backpropagation differentiates through those solves and needs none of its own; with the adjoint "
+        "method the backward pass solves an ODE too, and its evaluations are shown after the +.",
+    )
+    # A fixed height: the end of a run and the notes appear without moving the charts below.
+    with right.container(height=STATUS_NOTE_HEIGHT, border=False):
+        if snap.state == "done":
+            st.success(f"**Done**: {plain(snap.reason)}.", icon=":material/check_circle:")
+        elif snap.state == "stopped":
+            st.info(f"**Stopped**: {plain(snap.reason)}.", icon=":material/stop_circle:")
+        elif snap.state == "failed":
+            st.error(
+                f"**Failed**: {plain(snap.reason)}. The plots and downloads below show the last good model.",
+                icon=":material/error:",
+            )
+        for note in snap.notes:
+            st.caption(f":material/info: {plain(note)}")

@@ -1,59 +1,63 @@
-"""The live views of a run: status and loss (polled), the heavy figures (redrawn only when they change),
-and the results once a run ends.
+"""The live views of a run on one screen: status, loss, learned-vs-true density and the flow, side by side,
+each updated in place; and the results once a run ends.
 
-Streamlit remounts a plotly chart whenever its figure changes, which loses the zoom and stops an
-animation. So the status and loss poll every :data:`POLL_SECONDS` while a run is active (every
-:data:`STEADY_POLL_SECONDS` once it has trained a while); the density,
-trajectory and vector-field figures are built once per ``visuals_version`` of the job and cached in
-session state, so re-sending them between versions sends the very same figure and nothing remounts.
-While the run trains, the trajectory figure has no animation (it would be reset by the next version);
-it gains its slider and Play button when the run pauses or ends, and then does not change until the
-user steps or resumes.
+Every live chart is a :func:`~cnfviz.ui.live_chart.live_chart`, which updates one Plotly div with
+``Plotly.react`` instead of remounting it: a user's zoom and pan survive the updates and nothing blanks.
+The status and the loss poll every :data:`POLL_SECONDS` while a run is active (every
+:data:`STEADY_POLL_SECONDS` once it has trained a while); the density and flow figures are built once per
+``visuals_version`` of the job and cached (as JSON) in session state, and their fragment looks for a new
+version every :data:`HEAVY_POLL_SECONDS`. The flow's points move on the client, z → x in a loop, all the
+time: the server sends the paths once per model version, never per frame.
 
-Widget keys (prefix ``p``): ``p_loss_chart``, ``p_view`` (the figure tabs), ``p_density_chart``,
-``p_trajectory_chart``, ``p_density_path_chart``, ``p_field_chart``, ``p_metrics`` (container of the
-metrics table), ``p_sample_n``, ``p_sample_button``, ``p_samples_chart``, ``p_samples_download``,
-``p_checkpoint_download``, ``p_config_download``.
+The layout keeps its place: the status row has a fixed height (the end of a run and the solver's notes
+appear in it without moving anything), the three charts have fixed heights, and the explanations sit
+below them.
+
+Widget keys (prefix ``p``): ``p_status`` (container of the status row), ``p_loss_chart``,
+``p_density_chart``, ``p_flow_chart`` (the live charts), ``p_field_overlay`` (toggle: the vector field over
+the flow), ``p_metrics`` (container of the metrics table), ``p_sample_n``, ``p_sample_button``,
+``p_samples_chart``, ``p_samples_download``, ``p_checkpoint_download``, ``p_config_download``.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import streamlit as st
 import torch
 
 from ..checkpoint import checkpoint_bytes
-from ..job import Snapshot, TrainingJob
+from ..job import Snapshot, TrainingJob, Visuals
 from ..metrics import Metrics
-from ..plots import (
-    density_figure,
-    density_path_figure,
-    field_figure,
-    loss_figure,
-    samples_figure,
-    trajectory_figure,
-)
+from ..plots import density_figure, flow_figure, loss_figure, loss_series, samples_figure
 from ..solver import SolverError
 from ..targets import ImageTarget, SamplesTarget, Target
 from ..visuals import LIVE_SOLVER
+from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
 from .status import render_status
 from .text import plain
 
 __all__ = [
+    "CHART_HEIGHT",
     "CHECKPOINT_IMAGE_SAMPLES",
     "FAST_POLL_FOR_SECONDS",
     "HEAVY_POLL_SECONDS",
     "POLL_SECONDS",
+    "PRESENT_CHART_HEIGHT",
     "STEADY_POLL_SECONDS",
-    "VIEW_TABS",
     "live_views",
     "metrics_rows",
+    "refresh_costs",
+    "respec",
     "results",
     "samples_csv",
 ]
@@ -61,17 +65,21 @@ __all__ = [
 POLL_SECONDS = 0.5
 """How often the status and loss refresh while a run is young..."""
 STEADY_POLL_SECONDS = 1.0
-"""...and once it has trained for :data:`FAST_POLL_FOR_SECONDS`. Each refresh remounts the loss chart, which
-costs the browser's CPU; a watching browser on the same two cores as the server slowed training by a
-third at two refreshes a second."""
+"""...and once it has trained for :data:`FAST_POLL_FOR_SECONDS` (each refresh costs the server a script run
+and the browser a redraw; both share a classroom laptop's cores with the training)."""
 FAST_POLL_FOR_SECONDS = 15.0
 HEAVY_POLL_SECONDS = 2.0
-"""How often the heavy figures look for new plot data while a run is active."""
-VIEW_TABS = ("Density", "Trajectories", "Vector field")
+"""How often the density and flow look for new plot data while a run is active."""
+CHART_HEIGHT = 400
+"""The live charts' height in pixels: with the sidebar open, the toolbar, the status and all three charts
+fit a 1366×768 screen."""
+PRESENT_CHART_HEIGHT = 480
+"""...and in presentation mode (no sidebar, no toolbar)."""
 CHECKPOINT_IMAGE_SAMPLES = 10_000
 """A picture target travels in a checkpoint as this many of its samples (the loaded run estimates its
 density from them)."""
 _PLOT_CONFIG = {"displaylogo": False}
+_COSTS_KEY = "__refresh_costs"
 
 
 def _k(prefix: str, name: str) -> str:
@@ -83,17 +91,26 @@ def _snapshot(holder: JobHolder, prefix: str) -> tuple[TrainingJob | None, Snaps
     return job, (job.snapshot() if job is not None else None)
 
 
-def live_views(prefix: str, holder: JobHolder) -> None:
-    """Draw the status, the loss and the heavy figures of the page's job, polling only while it is active."""
+def live_views(prefix: str, holder: JobHolder, *, present: bool = False) -> None:
+    """Draw the status row, then the loss, the density and the flow side by side, polling only while the
+    page's job is active. ``present``: the taller charts and bigger type of presentation mode."""
     _, snap = _snapshot(holder, prefix)
     mode = _poll_mode(snap)
     st.session_state[f"{prefix}__drawn"] = mode
     _, active, fast, queued = mode
     poll = (POLL_SECONDS if fast else STEADY_POLL_SECONDS) if active else None
-    st.fragment(_status_and_loss, run_every=poll)(prefix, holder)
-    # A queued run has no new plots: its page polls only its place in the line (thirty waiting tabs
-    # polling fast cost a classroom's server as much CPU as a run).
-    st.fragment(_heavy_views, run_every=HEAVY_POLL_SECONDS if active and not queued else None)(prefix, holder)
+    height = PRESENT_CHART_HEIGHT if present else CHART_HEIGHT
+    with st.container(key=_k(prefix, "status")):
+        st.fragment(_status, run_every=poll)(prefix, holder)
+    if snap is None:
+        return
+    c_loss, c_views = st.columns([0.8, 2.7], gap="small")
+    with c_loss:
+        st.fragment(_loss, run_every=poll)(prefix, holder, height, present)
+    with c_views:
+        # A queued run has no new plots: its page polls only its place in the line.
+        heavy = HEAVY_POLL_SECONDS if active and not queued else None
+        st.fragment(_heavy_views, run_every=heavy)(prefix, holder, height, present)
 
 
 def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool]:
@@ -104,119 +121,183 @@ def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool]:
     return (snap.job_id if snap else None, active, fast, queued)
 
 
-def _status_and_loss(prefix: str, holder: JobHolder) -> None:
+def _status(prefix: str, holder: JobHolder) -> None:
     job, snap = _snapshot(holder, prefix)
     drawn = st.session_state.get(f"{prefix}__drawn")
     if drawn is not None and drawn[1] and _poll_mode(snap) != drawn:
-        # The run ended (or was replaced, left the queue, or is old enough for the slower polling): a full rerun redraws
-        # the buttons and the results, and sets the polling anew.
+        # The run ended (or was replaced, left the queue, or is old enough for the slower polling): a full
+        # rerun redraws the buttons and the results, and sets the polling anew.
         st.rerun()
     render_status(
         snap,
         stopping=bool(job is not None and snap is not None and snap.active and job.trainer.stopping),
         capacity=job_slots().capacity,
     )
-    if snap is None:
-        return
+
+
+def _big(fig: go.Figure, present: bool) -> go.Figure:
+    if present:
+        fig.update_layout(font={"size": 17}, title_font={"size": 22})
+    return fig
+
+
+def _record_cost(name: str, seconds: float) -> None:
+    costs = st.session_state.setdefault(_COSTS_KEY, {})
+    n, total, worst = costs.get(name, (0, 0.0, 0.0))
+    costs[name] = (n + 1, total + seconds, max(worst, seconds))
+
+
+def refresh_costs() -> dict[str, tuple[int, float, float]]:
+    """What this session's refreshes cost the server so far, per chart: ``(refreshes, total seconds, worst
+    seconds)`` of building and serialising its figure (or finding it cached)."""
+    return dict(st.session_state.get(_COSTS_KEY, {}))
+
+
+def _loss_figure(snap: Snapshot, lbfgs_from: int | None, height: int, present: bool) -> go.Figure:
+    fig = loss_figure(snap.history, lbfgs_from=lbfgs_from, height=height)
+    # Narrow: no legend or axis titles (the caption below names the curves), more room for the curve.
+    fig.update_layout(title={"text": "Loss: NLL (nats)"}, margin={"t": 50, "l": 35, "r": 30}, showlegend=False)
+    fig.update_yaxes(title_text=None)
+    fig.update_xaxes(title_text=None)
+    return _big(fig, present)
+
+
+def _typed(a: np.ndarray) -> dict[str, str]:
+    """An array as plotly.js's typed-array JSON (what plotly.py writes for numpy arrays)."""
+    a = np.asarray(a)
+    a = a.astype(np.int32) if a.dtype.kind in "iu" else a.astype(np.float32)
+    return {"dtype": "i4" if a.dtype.kind == "i" else "f4", "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _loss_spec(prefix: str, snap: Snapshot, height: int, present: bool) -> str:
+    """The loss chart's spec. Building a plotly figure costs tens of ms, twice a second: the figure is built
+    when its set of curves changes, and otherwise its layout and trace styles are reused with new arrays."""
     cfg = snap.config
     lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
-    st.plotly_chart(loss_figure(snap.history, lbfgs_from=lbfgs_from), key=_k(prefix, "loss_chart"), config=_PLOT_CONFIG)
-    test = f", and the test NLL (blue) every {cfg.eval_every} iterations" if cfg.eval_every else ""
-    st.caption(
-        "The training negative log-likelihood per iteration (lower is better; orange)"
-        f"{test}. Dotted, right axis: the ODE function evaluations (NFE) per iteration, which grow when the "
-        "dynamics get harder to integrate (with adaptive solvers)."
-    )
+    names, curves, lbfgs = loss_series(snap.history, lbfgs_from=lbfgs_from)
+    stamp = (snap.job_id, names, lbfgs, height, present, not len(curves[0][0]))
+    key = f"{prefix}__loss_skeleton"
+    skeleton = st.session_state.get(key)
+    if skeleton is None or skeleton[0] != stamp:
+        fig = _loss_figure(snap, lbfgs_from, height, present)
+        plain_fig = json.loads(pio.to_json(fig, validate=False))
+        styles = [{k: v for k, v in t.items() if k not in ("x", "y")} for t in plain_fig["data"]]
+        st.session_state[key] = (stamp, json.dumps(plain_fig["layout"]), styles)
+        return chart_spec(fig)
+    _, layout, styles = skeleton
+    return respec(layout, styles, curves)
 
 
-def _figure_cache(prefix: str, stamp: tuple[Any, ...]) -> dict[str, go.Figure]:
-    """Figures built for one (job, visuals version, animated) stamp; a new stamp starts an empty cache."""
+def respec(layout: str, styles: list[dict[str, Any]], curves: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """A live chart's spec from a figure's layout (JSON), its trace styles (each trace's JSON less ``x`` and
+    ``y``) and new ``(x, y)`` arrays for them: what a refresh sends when only the data changed."""
+    data = [{**style, "x": _typed(x), "y": _typed(y)} for style, (x, y) in zip(styles, curves, strict=True)]
+    return f'{{"figure": {{"data": {json.dumps(data)}, "layout": {layout}}}, "anim": null}}'
+
+
+def _loss(prefix: str, holder: JobHolder, height: int, present: bool) -> None:
+    _, snap = _snapshot(holder, prefix)
+    if snap is None:
+        return
+    start = time.perf_counter()
+    spec = _loss_spec(prefix, snap, height, present)
+    _record_cost("loss", time.perf_counter() - start)
+    live_chart(spec, key=_k(prefix, "loss_chart"), height=height)
+
+
+def _cached_spec(prefix: str, stamp: tuple[Any, ...], name: str, build: Callable[[], str]) -> str:
+    """The JSON of a figure built once per (job, visuals version, options) stamp."""
     key = f"{prefix}__figures"
     cache = st.session_state.get(key)
     if not cache or cache["stamp"] != stamp:
-        cache = {"stamp": stamp, "figures": {}}
+        cache = {"stamp": stamp, "specs": {}}
         st.session_state[key] = cache
-    return cache["figures"]
+    specs = cache["specs"]
+    if name not in specs:
+        specs[name] = build()
+    return specs[name]
 
 
-def _chart(figures: dict[str, go.Figure], name: str, build: Callable[[], go.Figure], key: str) -> None:
-    if name not in figures:
-        figures[name] = build()
-    st.plotly_chart(figures[name], key=key, config=_PLOT_CONFIG)
+def _density_spec(vis: Visuals, height: int, present: bool) -> str:
+    fig = density_figure(vis.density, height=height, compact=True)
+    fig.update_layout(title={"text": f"Density at iteration {vis.iteration:,}"}, margin={"t": 70, "l": 35})
+    return chart_spec(_big(fig, present))
 
 
-def _heavy_views(prefix: str, holder: JobHolder) -> None:
+def _flow_spec(vis: Visuals, height: int, present: bool, overlay: bool) -> str:
+    flow = flow_figure(
+        vis.trajectories, field=vis.field if overlay else None, density_path=vis.density_path, height=height
+    )
+    flow.figure.update_layout(margin={"t": 70, "l": 40})
+    animation = Animation(
+        trace=flow.moving,
+        paths=flow.paths,
+        t0=flow.t0,
+        t1=flow.t1,
+        field_trace=flow.field,
+        field_times=flow.field_times,
+        field_x=flow.field_x,
+        field_y=flow.field_y,
+        label=flow.label,
+    )
+    return chart_spec(_big(flow.figure, present), animation)
+
+
+def _heavy_views(prefix: str, holder: JobHolder, height: int, present: bool) -> None:
     _, snap = _snapshot(holder, prefix)
     if snap is None:
         return
     vis = snap.visuals
     if vis is None:
-        if snap.active:
-            st.caption("The density, trajectory and vector-field plots appear after the first iterations.")
+        st.container(height=height, border=False).caption(
+            "The density and the flow appear after the first iterations." if snap.active else ""
+        )
         return
-    animate = snap.state not in ("running", "queued")
-    figures = _figure_cache(prefix, (snap.job_id, snap.visuals_version, animate))
+    overlay_key = _k(prefix, "field_overlay")
+    overlay = bool(st.session_state.get(overlay_key, False))
+    stamp = (snap.job_id, snap.visuals_version, height, present, overlay)
+    c_density, c_flow = st.columns([1.6, 1], gap="small")
+    start = time.perf_counter()
+    density = _cached_spec(prefix, stamp, "density", lambda: _density_spec(vis, height, present))
+    _record_cost("density", time.perf_counter() - start)
+    start = time.perf_counter()
+    flow = _cached_spec(prefix, stamp, "flow", lambda: _flow_spec(vis, height, present, overlay))
+    _record_cost("flow", time.perf_counter() - start)
+    with c_density:
+        live_chart(density, key=_k(prefix, "density_chart"), height=height)
+    with c_flow:
+        live_chart(flow, key=_k(prefix, "flow_chart"), height=height)
+        st.toggle(
+            "Vector field",
+            key=overlay_key,
+            help="Draw the velocity f(t, x) that moves the points: arrows at the points' t (2D), or the colour "
+            "behind the paths (1D).",
+        )
+    if not present:
+        _captions(vis, snap)
+
+
+def _captions(vis: Visuals, snap: Snapshot) -> None:
     one_d = len(vis.density.axes) == 1
-    refresh = " These plots refresh every few seconds while training." if snap.state == "running" else ""
-    st.caption(f"The model at iteration {vis.iteration:,}.{refresh}")
-    tabs = st.tabs(list(VIEW_TABS), key=_k(prefix, "view"), on_change="rerun")
-    with tabs[0]:
-        if tabs[0].open:
-            _chart(figures, "density", lambda: density_figure(vis.density), _k(prefix, "density_chart"))
-            if one_d:
-                st.caption(
-                    "Grey bars: the training data. Dark line: the true density. Orange: the density the flow "
-                    "has learned; training pulls it onto the dark line."
-                )
-            else:
-                st.caption(
-                    "Left: the target density. Right: the density the flow has learned, with white dots "
-                    "sampled from the flow; training makes the two pictures match."
-                )
-    with tabs[1]:
-        if tabs[1].open:
-            _chart(
-                figures,
-                "trajectories",
-                lambda: trajectory_figure(vis.trajectories, animate=animate),
-                _k(prefix, "trajectory_chart"),
-            )
-            play = (
-                "Press Play, or drag the slider, to watch the samples move over t."
-                if animate
-                else "Pause the run (or let it finish) to play the animation over t."
-            )
-            if one_d:
-                st.caption(f"Each line is one sample's path x(t) from the base N(0, 1) at t0 to data at t1. {play}")
-            else:
-                st.caption(
-                    "Each line carries one point of the base Gaussian (grey dots, t0) to data space (t1); the "
-                    f"colour marks where it started, so you can see how the flow cuts and folds space. {play}"
-                )
-            if one_d and vis.density_path is not None:
-                _chart(
-                    figures,
-                    "density_path",
-                    lambda: density_path_figure(vis.density_path, vis.trajectories),
-                    _k(prefix, "density_path_chart"),
-                )
-                st.caption(
-                    "Brightness: the density p(x, t) of the flowing distribution, from N(0, 1) at t0 to the "
-                    "learned density at t1. White lines follow individual samples."
-                )
-    with tabs[2]:
-        if tabs[2].open:
-            _chart(figures, "field", lambda: field_figure(vis.field), _k(prefix, "field_chart"))
-            if one_d:
-                st.caption(
-                    "Colour: the velocity f(t, x) that moves a sample at position x and time t; red pushes it "
-                    "up, blue pushes it down, white leaves it still."
-                )
-            else:
-                st.caption(
-                    "Arrows: the velocity f(t, z) that moves points at time t (colour: speed). Drag the slider "
-                    "to choose t."
-                )
+    refresh = " They refresh every few seconds while training." if snap.state == "running" else ""
+    if one_d:
+        density = (
+            "Grey bars: the training data; dark line: the true density; orange: the density the flow has learned."
+        )
+        flow = (
+            "Each white line is one sample's path x(t) from the base N(0, 1) at t0 to data at t1, over the "
+            "density p(x, t) of the flowing distribution; the dots flow along them."
+        )
+    else:
+        density = (
+            "Left: the target density; right: the learned one, with white dots sampled from the flow. One colour "
+            "scale for both: the same colour means the same density."
+        )
+        flow = (
+            "Points of the base Gaussian (grey, t0) flow to data space (t1) along their paths; the colour marks "
+            "where each started, so you can see how the flow cuts and folds space."
+        )
+    st.caption(f"The model at iteration {vis.iteration:,}.{refresh} {density} {flow}")
 
 
 # --------------------------------------------------------------------------------------------------

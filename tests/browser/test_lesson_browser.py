@@ -25,10 +25,10 @@ def test_lesson_link_hides_controls_and_starts_training(app):
     assert "autostart" not in page.url and "hide=solver%2Ctrace" in page.url and "target=moons" in page.url
     app.screenshot("lesson-01-autostarted")
 
-    page.locator(".st-key-train_share summary").click()
+    app.key("train_share").locator("button").first.click()  # the toolbar's Share popover
     link = app.key("train_share_link")
     link.wait_for(state="visible")
-    text = link.inner_text()
+    text = app.until(link.inner_text, lambda t: t.startswith("http"), 20, "the link in the open popover")
     assert text.startswith("http") and "/train?target=moons" in text and "hide=solver,trace" in text
     link.hover()
     assert link.locator("button").count() >= 1, "the link has a copy button"

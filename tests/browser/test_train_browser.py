@@ -19,9 +19,12 @@ pytestmark = pytest.mark.browser
 
 T = TypeVar("T")
 
-# Points of the first trace of the loss chart as plotly drew them (-1 while there is no chart).
+# Points of the first trace of the loss chart as plotly drew them (-1 while there is no chart). The chart is a
+# live chart: its plot lives in the component's (same-origin) iframe.
 LOSS_POINTS_JS = """() => {
-  const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
+  const frame = document.querySelector('.st-key-train_loss_chart iframe');
+  const doc = frame && frame.contentDocument;
+  const plot = doc && doc.querySelector('.js-plotly-plot');
   if (!plot || !plot._fullData || !plot._fullData.length) return -1;
   return plot._fullData[0]._length ?? -1;
 }"""
