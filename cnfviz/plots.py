@@ -231,10 +231,15 @@ def loss_series(
         (('training NLL',), [3.0, 2.0, 1.5], False)
     """
     it = np.asarray(history.get("iteration", np.zeros(0)))
-    nll = np.asarray(history.get("nll", np.zeros(0)))
-    names, curves = ["training NLL"], [decimate(it, nll, max_points)]
+    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
     loss = history.get("loss")
-    if loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
+    # As loss_figure draws it: a flow-matching run (NaN training NLL) shows its regression loss instead.
+    regression = bool(len(nll)) and bool(np.isnan(nll).all()) and loss is not None and len(loss) == len(nll)
+    if regression:
+        names, curves = ["flow-matching loss"], [decimate(it, np.asarray(loss), max_points)]
+    else:
+        names, curves = ["training NLL"], [decimate(it, nll, max_points)]
+    if not regression and loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
         names.append("loss (NLL + λ terms)")
         curves.append(decimate(it, np.asarray(loss), max_points))
     test_it = history.get("test_iteration")

@@ -230,3 +230,19 @@ def test_a_flow_matching_loss_figure_shows_the_regression_loss_and_the_test_nll(
     assert names == ["flow-matching loss", "test NLL", "NFE per iteration"]
     np.testing.assert_allclose(fig.data[0].y, history["loss"], rtol=1e-6)
     assert fig.layout.yaxis.title.text == "loss; test NLL (nats)"
+
+
+def test_loss_series_names_the_curves_loss_figure_draws_for_both_objectives():
+    from cnfviz.plots import loss_figure, loss_series
+
+    it = np.arange(1, 6)
+    likelihood = {"iteration": it, "nll": np.linspace(3, 2, 5), "loss": np.linspace(3.5, 2.5, 5)}
+    fm = {"iteration": it, "nll": np.full(5, np.nan), "loss": np.linspace(1.0, 0.5, 5)}
+    for history in (likelihood, fm):
+        history["test_iteration"], history["test_nll"] = np.array([5]), np.array([2.1])
+        names, curves, _ = loss_series(history)
+        fig = loss_figure(history)
+        assert names == tuple(t.name for t in fig.data)
+        assert len(curves) == len(fig.data)
+    assert loss_series(fm)[0][0] == "flow-matching loss"
+    np.testing.assert_allclose(loss_series(fm)[1][0][1], fm["loss"], rtol=1e-6)
