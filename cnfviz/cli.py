@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from ._text import printable
 from ._validation import ConfigError, check_int_range
 from .budget import RunBudget, check_run, run_dim
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -346,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(err: BaseException) -> str:
     """The whole message on one line: a value it quotes (a path, a cell) may hold line breaks."""
-    return " ".join(str(err).split("\n")).replace("\r", " ")
+    return printable(" ".join(str(err).splitlines()))  # and no character may hide or turn the text around
 
 
 def _first_line(err: BaseException) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ._text import figure_text
 from .plots import DATA_COLOR, DENSITY_SCALE, TRUE_COLOR, decimate, nfe_per_iteration
 from .visuals import DensityView
 
@@ -80,13 +81,14 @@ def loss_curves_figure(
     )
     any_points = False
     for i, (label, history) in enumerate(curves):
+        shown = figure_text(label)  # a label is user text, and plotly reads HTML in legends
         color = run_color(i)
         it = np.asarray(history.get("iteration", np.zeros(0)))
         nll = np.asarray(history.get("nll", np.zeros(0)))
         any_points = any_points or len(it) > 0
         x, y = decimate(it, nll, max_points)
         fig.add_trace(
-            go.Scatter(x=x, y=_f32(y), name=label, legendgroup=label, mode="lines", line={"color": color, "width": 2}),
+            go.Scatter(x=x, y=_f32(y), name=shown, legendgroup=shown, mode="lines", line={"color": color, "width": 2}),
             row=1,
             col=1,
         )
@@ -97,8 +99,8 @@ def loss_curves_figure(
                 go.Scatter(
                     x=x,
                     y=_f32(y),
-                    name=label,
-                    legendgroup=label,
+                    name=shown,
+                    legendgroup=shown,
                     showlegend=False,
                     mode="lines",
                     line={"color": color, "width": 2},
@@ -115,7 +117,8 @@ def loss_curves_figure(
 
 def _title(label: str, color: str | None) -> str:
     # A coloured square ties the figure to the run's loss curve and progress row.
-    return label if color is None else f"<span style='color:{color}'>■</span> {label}"
+    shown = figure_text(label)  # user text: plotly would read HTML in it
+    return shown if color is None else f"<span style='color:{color}'>■</span> {shown}"
 
 
 def run_density_figure(
