@@ -37,7 +37,7 @@ from typing import Any
 from ._validation import ConfigError, check_range
 from .config import TrainConfig
 from .solver import SolverConfig
-from .targets import SCIPY_PREFIX, TARGETS
+from .targets import SCIPY_PREFIX, SLOW_SCIPY, TARGETS
 
 __all__ = [
     "CLI_MAX_STEP_SECONDS",
@@ -123,6 +123,8 @@ class RunBudget:
         max_step_seconds: the longest one iteration may be estimated to take; ``None`` for no cap.
         where: how messages name who set the limit, e.g. ``"this server"``.
         source: the setting that changes it, e.g. ``"CNFVIZ_MAX_RUN_MB"``.
+        slow_targets: allow the scipy distributions in :data:`~cnfviz.targets.SLOW_SCIPY`, which take seconds
+            to minutes to build or sample in a call nothing can interrupt (a server does not).
 
     Example:
         >>> RunBudget(max_bytes=10**9).max_bytes
@@ -133,6 +135,7 @@ class RunBudget:
     max_step_seconds: float | None = SERVER_MAX_STEP_SECONDS
     where: str = "this server"
     source: str = "CNFVIZ_MAX_RUN_MB"
+    slow_targets: bool = False
 
     @classmethod
     def for_server(cls) -> RunBudget:
@@ -146,7 +149,8 @@ class RunBudget:
         """The command line's looser limits: 80 % of this machine's memory, no time cap (or the environment's)."""
         default = None if _MACHINE is None else 0.8 * _MACHINE / _BYTES_PER_MB
         mb = _env_number("CNFVIZ_MAX_RUN_MB", default)
-        return cls(_capped(mb), _env_number("CNFVIZ_MAX_STEP_SECONDS", CLI_MAX_STEP_SECONDS), "this machine")
+        seconds = _env_number("CNFVIZ_MAX_STEP_SECONDS", CLI_MAX_STEP_SECONDS)
+        return cls(_capped(mb), seconds, "this machine", slow_targets=True)
 
 
 def _capped(mb: float | None) -> int | None:
@@ -294,6 +298,14 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
         batch_size
     """
     budget = budget or RunBudget.for_server()
+    name = config.target[len(SCIPY_PREFIX) :] if config.target.startswith(SCIPY_PREFIX) else None
+    if not budget.slow_targets and name in SLOW_SCIPY:
+        raise ConfigError(
+            f"target {config.target} takes seconds to minutes to build or sample, in a call that cannot be "
+            f"stopped, so {budget.where} does not train it; its slow ones are {sorted(SLOW_SCIPY)}",
+            field="target",
+            allowed="the target picker's choices",
+        )
     est = estimate_run(config, dim)
     field = _batch_field(config)
     if budget.max_bytes is not None and est.peak_bytes > budget.max_bytes:

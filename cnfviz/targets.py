@@ -36,6 +36,7 @@ from scipy.ndimage import gaussian_filter, map_coordinates
 from cnfviz._validation import ConfigError, check_choice, check_int_range, check_range, lookup
 
 __all__ = [
+    "SLOW_SCIPY",
     "TARGETS",
     "ImageTarget",
     "Param",
@@ -52,6 +53,12 @@ __all__ = [
 ]
 
 SCIPY_PREFIX = "scipy:"
+SLOW_SCIPY: frozenset[str] = frozenset(
+    {"levy_stable", "studentized_range", "gausshyper", "ksone", "kstwo", "rel_breitwigner"}
+)
+"""scipy.stats distributions that take seconds to minutes to build or sample (numerical integration in scipy;
+measured by ``benchmarks/bench_abuse.py``): the picker leaves them out, and a shared server refuses them
+wherever they come from (a link, an uploaded config), since a scipy call cannot be interrupted."""
 
 # The plotting window of every FFJORD toy set: the original plots use [-4, 4]^2, and the widest sets
 # (pinwheel, circles, 8gaussians) leave ~1e-4 of their mass beyond 4, so a half-unit margin covers it.

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from cnfviz import (
     FFJORD,
@@ -31,9 +32,10 @@ from cnfviz import (
     load_checkpoint,
     make_target,
 )
+from cnfviz.budget import RunBudget, check_run
 from cnfviz.checkpoint import MAX_ENTRIES
 from cnfviz.cli import main
-from cnfviz.targets import Param, image_from_file, samples_from_csv
+from cnfviz.targets import SLOW_SCIPY, TARGETS, Param, image_from_file, samples_from_csv
 
 CONFIG = TrainConfig(
     target="normal", model={"hidden": (4,)}, solver={"method": "rk4", "step_size": 0.25}, adam_iters=2, eval_every=0
@@ -377,3 +379,69 @@ def test_a_save_that_fails_after_training_is_one_line(tmp_path, capsys, monkeypa
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("cnfviz: error: cannot write --save") and err.count("\n") == 1
+
+
+# ==================================================================================================
+# Links: exactly the picker's targets, and every run they ask for within the server's budget
+# ==================================================================================================
+
+LINK_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "slow-scipy-levy-stable": ({"target": "scipy:levy_stable"}, ("scipy:levy_stable takes seconds", "picker")),
+    "slow-scipy-studentized-range": ({"target": "scipy:studentized_range", "p.k": "3", "p.df": "10"}, ("picker",)),
+    "slow-scipy-gausshyper": ({"target": "scipy:gausshyper"}, ("scipy:gausshyper takes seconds",)),
+    "samples-without-data": ({"target": "samples"}, ("a link cannot carry data",)),
+    "image-without-data": ({"target": "image"}, ("a link cannot carry data",)),
+    "batch-1e300": ({"batch": "1e300"}, ('"batch=1e300"', "whole number")),
+    "batch-huge-int": ({"batch": "9" * 400}, ("batch_size must be an integer",)),
+    "width-huge-int": ({"hidden": "9" * 400}, ("model.hidden[0] must be an integer",)),
+    "seed-inf": ({"seed": "inf"}, ('"seed=inf"',)),
+    "max-steps-huge": ({"maxsteps": "9" * 30}, ("solver.max_steps must be an integer",)),
+    "bidi-override-value": ({"act": "tanh\u202e"}, ("Invalid activation",)),
+}
+
+
+@pytest.mark.parametrize(("query", "fragments"), list(LINK_CASES.values()), ids=list(LINK_CASES))
+def test_a_link_asks_only_for_what_the_picker_offers(query, fragments):
+    from cnfviz.share import parse_query
+
+    state = parse_query(query)
+    assert state.notices, "a notice says why"
+    text = " ".join(state.notices)
+    for fragment in fragments:
+        assert fragment in text, text
+    assert not state.config.target.startswith("scipy:") or state.config.target.split(":")[1] not in SLOW_SCIPY
+
+
+def test_every_target_a_link_accepts_is_one_the_picker_offers():
+    from cnfviz.share import parse_query
+    from cnfviz.targets import scipy_distributions
+    from cnfviz.ui.sidebar import target_choices
+
+    offered = set(target_choices())
+    for name in [*TARGETS, *("scipy:" + n for n in scipy_distributions()), "samples", "image"]:
+        state = parse_query({"target": name})
+        accepted = not any("Ignored target" in n for n in state.notices)
+        assert accepted == (name in offered and name not in ("samples", "image")), name
+
+
+def test_a_server_refuses_a_slow_target_from_any_source_before_building_it():
+    from cnfviz import TrainingJob
+
+    config = TrainConfig(target="scipy:levy_stable", target_params={"alpha": 1.5, "beta": 0.5})
+    with pytest.raises(ConfigError) as err:
+        TrainingJob(config)
+    assert err.value.field == "target" and "cannot be stopped" in str(err.value)
+    assert check_run(config, 1, RunBudget.for_cli()).batch == config.batch_size, "the CLI's own machine may"
+
+
+def test_a_link_that_autostarts_a_huge_batch_says_so_and_the_server_stays_small():
+    from tests.apptest import TRAIN
+
+    before = _rss()
+    at = AppTest.from_file(TRAIN, default_timeout=60)
+    at.query_params.update({"target": "moons", "batch": "1000000", "autostart": "1"})
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("could not start" in e and "batch" in e and "CNFVIZ" in e for e in errors), errors
+    assert _rss() - before < 300e6, "nothing was allocated for the run"

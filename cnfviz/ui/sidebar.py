@@ -69,6 +69,7 @@ from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..share import CONTROLS
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
+from ..targets import SLOW_SCIPY as _SLOW_SCIPY
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
 from .text import plain
 
@@ -88,8 +89,8 @@ __all__ = [
 
 
 # Constructing these takes seconds (numerical integration in scipy), too slow for a picker that
-# rebuilds its preview on every change.
-SLOW_SCIPY = frozenset({"levy_stable", "studentized_range", "gausshyper", "ksone", "kstwo", "rel_breitwigner"})
+# rebuilds its preview on every change; the library keeps the list (links and the run budget use it too).
+SLOW_SCIPY = _SLOW_SCIPY
 
 WIDTH_MAX = 256
 DEPTH_MAX = 8
