@@ -21,6 +21,7 @@ FULL = [
     ["bench_app.py", "--seconds", "60", "--memory-seconds", "300"],
     ["bench_stop.py", "--repeats", "5"],
     ["bench_classroom.py"],
+    ["bench_abuse.py"],
 ]
 QUICK = [
     ["bench_seed.py", "--seeds", "0", "1", "2"],
@@ -30,6 +31,7 @@ QUICK = [
     ["bench_app.py", "--seconds", "20"],
     ["bench_stop.py", "--repeats", "2"],
     ["bench_classroom.py", "--quick"],
+    ["bench_abuse.py", "--quick"],
 ]
 
 
