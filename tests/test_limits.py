@@ -445,3 +445,48 @@ def test_a_link_that_autostarts_a_huge_batch_says_so_and_the_server_stays_small(
     errors = [e.value for e in at.error]
     assert any("could not start" in e and "batch" in e and "CNFVIZ" in e for e in errors), errors
     assert _rss() - before < 300e6, "nothing was allocated for the run"
+
+
+# ==================================================================================================
+# The pages: a Compare config upload and a Train page checkpoint upload
+# ==================================================================================================
+
+_JSON = TrainConfig(target="normal", adam_iters=5).to_json()
+COMPARE_UPLOAD_CASES: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "infinite-iterations": (_JSON.replace('"adam_iters": 5', '"adam_iters": 1e999').encode(), ("adam_iters",)),
+    "huge-integer-seed": (_JSON.replace('"seed": 0', '"seed": ' + "9" * 5000).encode(), ("digits",)),
+    "deep-nesting": (("[" * 50_000 + "]" * 50_000).encode(), ("nested too deeply",)),
+    "nan-learning-rate": (_JSON.replace('"lr": 0.001', '"lr": NaN').encode(), ("lr must be a finite number",)),
+    "batch-1e300": (_JSON.replace('"batch_size": 256', '"batch_size": 1e300').encode(), ("batch_size",)),
+    "width-numpy-like-float": (_JSON.replace('"hidden": [\n      64', '"hidden": [\n      64.5').encode(), ("hidden",)),
+}
+
+
+@pytest.mark.parametrize(("content", "fragments"), list(COMPARE_UPLOAD_CASES.values()), ids=list(COMPARE_UPLOAD_CASES))
+def test_a_hostile_config_on_the_compare_page_is_named_and_nothing_starts(content, fragments):
+    from tests.apptest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60).run()
+    at.radio(key="compare_mode").set_value("files").run()
+    files = [("good.json", _JSON.encode(), "application/json"), ("bad.json", content, "application/json")]
+    at.file_uploader(key="compare_upload").set_value(files).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "Traceback" not in errors and "OverflowError" not in errors
+    for fragment in fragments:
+        assert fragment in errors.replace("\\", ""), errors
+    assert at.button(key="compare_start_button").disabled
+
+
+def test_a_zip_bomb_checkpoint_on_the_train_page_is_refused_and_the_server_stays_small(flow):
+    from tests.apptest import TRAIN
+
+    bomb = _rezip(checkpoint_bytes(flow, CONFIG), extra={"archive/data/999": bytes(120_000_000)})
+    assert len(bomb) < 1_000_000
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    before = _rss()
+    at.file_uploader(key="train_checkpoint_upload").set_value(("small.pt", bomb, "application/octet-stream")).run()
+    assert not at.exception
+    assert _rss() - before < 100e6
+    errors = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "Could not load small.pt: refused to load the checkpoint: it would expand to 120,0" in errors, errors
