@@ -89,7 +89,7 @@ def test_batch_one_million_is_refused_by_name_without_allocating():
     assert err.value.field == "batch_size"
     text = str(err.value)
     assert "batch_size 1,000,000" in text and "CNFVIZ_MAX_RUN_MB" in text and "2.0 GB" in text
-    assert "Use batch_size ≤ 22," in text  # the largest batch that fits, said as a number
+    assert "Use batch_size ≤ 18," in text  # the largest batch that fits, said as a number
 
 
 def test_full_batch_training_is_budgeted_on_n_train():
