@@ -2,7 +2,9 @@
 
 Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback. That holds
 for the flags argparse checks itself too (an unknown solver, a word where a number goes): :class:`_Parser`
-prints its error on one line instead of the usage block.
+prints its error on one line instead of the usage block. Output paths (``--save``, ``--json``, ``--out``) are
+tried before any work, and a run over this machine's budget (:class:`~cnfviz.budget.RunBudget.for_cli`) is
+refused before it allocates.
 """
 
 from __future__ import annotations
