@@ -409,10 +409,10 @@ AFFINE_NOTE = (
 )
 
 
-def _route(message: str) -> str:
-    """Which control group a ConfigError message belongs to, by the field it names."""
-    m = message.lower()
-    if m.startswith(("model.tspan", "solver", "invalid solver", "invalid trace")):
+def _route(message: str, field: str | None = None) -> str:
+    """Which control group a ConfigError belongs to: by its ``field`` when it carries one, else by the message."""
+    m = (field or message).lower()
+    if m.startswith(("model.tspan", "model.trace", "solver", "invalid solver", "invalid trace")):
         return "ode"
     if m.startswith(("model.", "invalid activation", "invalid time")):
         return "network"
@@ -761,7 +761,7 @@ def config_controls(
                 seed=int(seed),
             )
         except ConfigError as err:
-            group = _route(str(err))
+            group = _route(str(err), err.field)
             errors.append((group, str(err)))
             slot = slots.get(group) or slots.get("training")
             if slot is not None:
