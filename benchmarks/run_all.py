@@ -23,6 +23,7 @@ FULL = [
     ["bench_classroom.py"],
     ["bench_many_runs.py"],
     ["bench_objectives.py"],
+    ["bench_abuse.py"],
 ]
 QUICK = [
     ["bench_seed.py", "--seeds", "0", "1", "2"],
@@ -34,6 +35,7 @@ QUICK = [
     ["bench_classroom.py", "--quick"],
     ["bench_many_runs.py", "--runs", "1", "8", "16", "--iters", "10", "--solo-repeats", "2"],
     ["bench_objectives.py", "--quick"],
+    ["bench_abuse.py", "--quick"],
 ]
 
 

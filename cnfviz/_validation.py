@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["ConfigError", "check_choice", "check_int_range", "check_range", "lookup"]
+import numpy as np
+
+__all__ = ["MAX_INT", "ConfigError", "check_bool", "check_choice", "check_int_range", "check_range", "lookup"]
 
 T = TypeVar("T")
 
+MAX_INT = 2**63 - 1
+"""No integer setting may exceed this magnitude, bounds or not: nothing in cnfviz counts further, and a
+value such as ``1e300`` must be refused rather than turned into a 300-digit int."""
+
 
 class ConfigError(ValueError):
-    """A configuration value is invalid. The message says which field, what it got and what is allowed."""
+    """A configuration value is invalid. The message says which field, what it got and what is allowed.
+
+    Arguments:
+        message: the whole sentence, as shown to a person.
+        field: the setting at fault, as a dotted path (``"batch_size"``, ``"model.hidden[0]"``), or
+            several separated by ``", "``; ``None`` when no single setting is to blame.
+        allowed: what would be accepted, as text (``"[1, 1024]"``) or a list of choices.
+
+    Code routes an error by ``field``, never by the message's wording.
+
+    Example:
+        >>> err = ConfigError("lr must be in (0, 10] (got 20)", field="lr", allowed="(0, 10]")
+        >>> err.field, err.allowed, str(err)
+        ('lr', '(0, 10]', 'lr must be in (0, 10] (got 20)')
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None, allowed: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.allowed = allowed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword attributes survive pickling (a process pool, a Ray worker) as well as the message.
+        return (_rebuild, (str(self), self.field, self.allowed))
 
 
-def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
+def _rebuild(message: str, field: str | None, allowed: Any) -> ConfigError:
+    return ConfigError(message, field=field, allowed=allowed)
+
+
+def lookup(registry: Mapping[str, T], name: str, what: str, *, field: str | None = None) -> T:
     """Return ``registry[name]`` or raise a ConfigError listing the valid names.
+
+    ``field`` names the setting for :attr:`ConfigError.field` (default: ``what``).
 
     Example:
         >>> lookup({"a": 1, "b": 2}, "a", "option")
@@ -24,15 +61,58 @@ def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
     try:
         return registry[name]
     except (KeyError, TypeError):
-        raise ConfigError(f'Invalid {what} "{name}". Must be one of {sorted(registry)}') from None
+        raise ConfigError(
+            f'Invalid {what} "{name}". Must be one of {sorted(registry)}', field=field or what, allowed=sorted(registry)
+        ) from None
 
 
 def check_choice(value: Any, choices: Iterable[Any], field: str) -> Any:
     """Raise a ConfigError unless ``value`` is one of ``choices``; return it otherwise."""
     choices = list(choices)
-    if value not in choices:
-        raise ConfigError(f'{field}: invalid value "{value}". Must be one of {choices}')
+    try:
+        ok = value in choices
+    except Exception:  # an object whose == raises (a numpy array) is no choice either
+        ok = False
+    if not ok:
+        raise ConfigError(f'{field}: invalid value "{value}". Must be one of {choices}', field=field, allowed=choices)
     return value
+
+
+def check_bool(value: Any, field: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` or a numpy bool; anything else (1, "yes") is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise ConfigError(f"{field} must be true or false (got {value!r})", field=field, allowed="true or false")
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (numpy scalars, numeric text included), else None.
+
+    Never raises: an int too large for a float becomes ``±inf``, which the callers refuse as non-finite."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, str):
+        if len(value) > 100:  # no number needs this, and int("9" * 10**6) is slow
+            return None
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, numbers.Real) and not hasattr(value, "__float__"):
+        return None
+    if isinstance(value, numbers.Integral):
+        try:
+            return float(int(value))
+        except OverflowError:
+            return math.inf if int(value) > 0 else -math.inf
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+    except (TypeError, ValueError):
+        return None
 
 
 def check_range(
@@ -46,39 +126,60 @@ def check_range(
 ) -> float:
     """Check that ``value`` is a finite real number in the given range; return it as float.
 
-    ``lo_open``/``hi_open`` make the bound strict. The error message spells out the range.
+    ``lo_open``/``hi_open`` make the bound strict. The error message spells out the range. Numpy scalars and
+    numeric text are accepted; NaN, ±inf, booleans and numbers too large for a float are refused.
     """
     lo_s = "-inf" if lo is None else repr(lo)
     hi_s = "inf" if hi is None else repr(hi)
     rng = f"{'(' if lo_open or lo is None else '['}{lo_s}, {hi_s}{')' if hi_open or hi is None else ']'}"
-    if isinstance(value, bool):
-        raise ConfigError(f"{field} must be a number in {rng} (got {value!r})")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{field} must be a number in {rng} (got {value!r})") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise ConfigError(f"{field} must be a finite number in {rng} (got {value!r})")
+    v = _real(value)
+    if v is None:
+        raise ConfigError(f"{field} must be a number in {rng} (got {_shown(value)})", field=field, allowed=rng)
+    if not math.isfinite(v):
+        raise ConfigError(f"{field} must be a finite number in {rng} (got {_shown(value)})", field=field, allowed=rng)
     if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ConfigError(f"{field} must be in {rng} (got {value!r})")
+        raise ConfigError(f"{field} must be in {rng} (got {_shown(value)})", field=field, allowed=rng)
     if hi is not None and (v > hi or (hi_open and v == hi)):
-        raise ConfigError(f"{field} must be in {rng} (got {value!r})")
+        raise ConfigError(f"{field} must be in {rng} (got {_shown(value)})", field=field, allowed=rng)
     return v
 
 
 def check_int_range(value: Any, field: str, *, lo: int | None = None, hi: int | None = None) -> int:
-    """Check that ``value`` is an integer in [lo, hi]; return it as int."""
+    """Check that ``value`` is an integer in [lo, hi]; return it as int.
+
+    Accepts Python and numpy integers, integral floats (``3.0``) and integer text (``"3"``). Refuses
+    booleans, fractions, NaN, ±inf and anything beyond ±:data:`MAX_INT`, with a ConfigError (never an
+    ``OverflowError``).
+
+    Example:
+        >>> check_int_range("12", "n", lo=1)
+        12
+    """
     rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{field} must be an integer in {rng} (got {value!r})")
-    try:
+    bad = ConfigError(f"{field} must be an integer in {rng} (got {_shown(value)})", field=field, allowed=rng)
+    if isinstance(value, (bool, np.bool_)):
+        raise bad
+    if isinstance(value, numbers.Integral):
         v = int(value)
-        if isinstance(value, float) and v != value:
-            raise ValueError
-        if isinstance(value, str) and str(v) != value.strip():
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(f"{field} must be an integer in {rng} (got {value!r})") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ConfigError(f"{field} must be an integer in {rng} (got {value!r})")
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > 20 or not text.lstrip("+-").isdigit():
+            raise bad
+        v = int(text)
+    else:
+        f = _real(value)
+        if f is None or not math.isfinite(f) or f != math.floor(f) or abs(f) > MAX_INT:
+            raise bad
+        v = int(f)
+    if abs(v) > MAX_INT or (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise bad
     return v
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut short: a refused value is quoted, never printed whole."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"

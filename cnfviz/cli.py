@@ -2,13 +2,16 @@
 
 Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback. That holds
 for the flags argparse checks itself too (an unknown solver, a word where a number goes): :class:`_Parser`
-prints its error on one line instead of the usage block.
+prints its error on one line instead of the usage block. Output paths (``--save``, ``--json``, ``--out``) are
+tried before any work, and a run over this machine's budget (:class:`~cnfviz.budget.RunBudget.for_cli`) is
+refused before it allocates.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +20,9 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from ._text import printable
 from ._validation import ConfigError, check_int_range
+from .budget import RunBudget, check_run, run_dim
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
 from .device import configure_threads, resolve_device, warm_up
@@ -123,10 +128,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     params = dict(args.param)
     if args.config:
         try:
-            with open(args.config) as fh:
-                cfg = TrainConfig.from_json(fh.read())
+            with open(args.config, encoding="utf-8") as fh:
+                text = fh.read(_MAX_CONFIG_BYTES + 1)
         except OSError as err:
-            raise ConfigError(f"cannot read config {args.config}: {err.strerror}") from None
+            raise ConfigError(f"cannot read config {args.config}: {err.strerror}", field="--config") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {args.config} is not UTF-8 text: expected JSON", field="--config") from None
+        if len(text) > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"config {args.config} is larger than {_MAX_CONFIG_BYTES:,} characters", field="--config")
+        cfg = TrainConfig.from_json(text)
     elif args.preset:
         cfg = PRESETS[args.preset].config
     elif args.data:
@@ -190,7 +200,41 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _data_dim(args: argparse.Namespace) -> int:
-    return samples_from_csv(args.data).shape[1]
+    return _data(args.data).shape[1]
+
+
+_MAX_CONFIG_BYTES = 1_000_000
+
+
+def _data(path: str) -> np.ndarray:
+    """The samples of ``--data``: a file, never text (a missing file is said as missing, not parsed)."""
+    if not os.path.isfile(path):
+        why = "is a directory" if os.path.isdir(path) else "not found"
+        raise ConfigError(f"--data file {why}: {path}", field="--data", allowed="a CSV file")
+    return samples_from_csv(path)
+
+
+def _check_writable(path: str, flag: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done for it."""
+    if path == "-" and flag == "--json":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        problem = "is a directory"
+    elif not os.path.isdir(folder):
+        problem = f"cannot be written: the folder {folder} does not exist"
+    else:
+        existed = os.path.exists(path)
+        try:  # permissions alone do not tell (root, read-only mounts, /proc): try it
+            with open(path, "ab"):
+                pass
+        except OSError as err:
+            problem = f"cannot be written: {err.strerror or err}"
+        else:
+            if not existed:
+                os.remove(path)
+            return
+    raise ConfigError(f"{flag} {path} {problem}", field=flag, allowed="a writable file path")
 
 
 class _Progress:
@@ -229,7 +273,11 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError('target "samples" needs --data CSV')
         from .targets import SamplesTarget
 
-        target = SamplesTarget(samples_from_csv(args.data))
+        target = SamplesTarget(_data(args.data))
+    for path, flag in ((args.save, "--save"), (args.json, "--json")):
+        if path:
+            _check_writable(path, flag)
+    check_run(cfg, target.dim if target is not None else _config_dim(cfg), RunBudget.for_cli())
     if args.threads is not None:
         torch.set_num_threads(check_int_range(args.threads, "--threads", lo=1, hi=MAX_THREADS))
     else:
@@ -250,14 +298,20 @@ def _train(args: argparse.Namespace) -> int:
     }
     if args.save:
         data = trainer.target.sample(min(len(trainer.test_data), 10_000), seed=0) if cfg.target == "samples" else None
-        save_checkpoint(args.save, trainer.model, cfg, extra=result.summary(), target_data=data)
+        try:
+            save_checkpoint(args.save, trainer.model, cfg, extra=result.summary(), target_data=data)
+        except (OSError, RuntimeError) as err:  # torch reports a full disk or a vanished folder as RuntimeError
+            raise ConfigError(f"cannot write --save {args.save}: {_first_line(err)}", field="--save") from None
     if args.json:
         text = json.dumps(out, indent=2, default=float)
         if args.json == "-":
             print(text)
         else:
-            with open(args.json, "w") as fh:
-                fh.write(text + "\n")
+            try:
+                with open(args.json, "w") as fh:
+                    fh.write(text + "\n")
+            except OSError as err:
+                raise ConfigError(f"cannot write --json {args.json}: {err.strerror or err}", field="--json") from None
     m = result.metrics
     line = f"{result.status}: {result.reason}; {result.iterations} iterations in {result.train_seconds:.2f}s"
     if m is not None:
@@ -270,12 +324,18 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= MAX_SAMPLES:
-        raise ConfigError(f"-n must be between 1 and {MAX_SAMPLES:,} (got {args.n:,})")
+        raise ConfigError(f"-n must be between 1 and {MAX_SAMPLES:,} (got {args.n:,})", field="-n")
+    check_int_range(args.seed, "--seed", lo=0, hi=2**63 - 1)
+    if args.out:
+        _check_writable(args.out, "--out")
     model, _, _ = load_checkpoint(args.checkpoint, device=resolve_device("auto"))
     x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).cpu().numpy()
     header = ",".join(f"x{i + 1}" for i in range(x.shape[1]))
     if args.out:
-        np.savetxt(args.out, x, delimiter=",", header=header, comments="")
+        try:
+            np.savetxt(args.out, x, delimiter=",", header=header, comments="")
+        except OSError as err:
+            raise ConfigError(f"cannot write --out {args.out}: {err.strerror or err}", field="--out") from None
         print(f"wrote {args.n} samples to {args.out}")
     else:
         np.savetxt(sys.stdout, x, delimiter=",", header=header, comments="")
@@ -290,12 +350,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sweep(parser._subparsers._group_actions[0].choices["train"], args, config_from_args)
         return _train(args) if args.command == "train" else _sample(args)
     except ConfigError as err:
-        parser.exit(2, f"cnfviz: error: {err}\n")
+        parser.exit(2, f"cnfviz: error: {_one_line(err)}\n")
     except KeyboardInterrupt:
         parser.exit(130, "cnfviz: interrupted\n")
     except OSError as err:
-        parser.exit(2, f"cnfviz: error: {err}\n")
+        parser.exit(2, f"cnfviz: error: {_first_line(err)}\n")
+    except (ValueError, OverflowError, RecursionError, MemoryError) as err:
+        # Bad input that slipped past a check still ends in one line, never a traceback.
+        parser.exit(2, f"cnfviz: error: {type(err).__name__}: {_first_line(err)}\n")
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """The whole message on one line: a value it quotes (a path, a cell) may hold line breaks."""
+    return printable(" ".join(str(err).splitlines()))  # and no character may hide or turn the text around
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return line if len(line) <= 300 else line[:300] + "…"
+
+
+def _config_dim(cfg: TrainConfig) -> int:
+    return run_dim(cfg) or 2
 
 
 if __name__ == "__main__":

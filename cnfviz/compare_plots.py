@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ._text import figure_text
 from .plots import DATA_COLOR, DENSITY_SCALE, TRUE_COLOR, decimate, nfe_per_iteration
 from .visuals import DensityView
 
@@ -84,6 +85,7 @@ def loss_curves_figure(
     )
     any_points = False
     for i, (label, history) in enumerate(curves):
+        shown = figure_text(label)  # a label is user text, and plotly reads HTML in legends
         color = run_color(i)
         it = np.asarray(history.get("iteration", np.zeros(0)))
         nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
@@ -92,11 +94,11 @@ def loss_curves_figure(
         if len(nll) and np.isnan(nll).all():
             x = np.asarray(history.get("test_iteration", np.zeros(0)))
             y = np.asarray(history.get("test_nll", np.zeros(0)))
-            mode, label = "lines+markers", f"{label} (test NLL)"
+            mode, shown = "lines+markers", figure_text(f"{label} (test NLL)")
         else:
             x, y = decimate(it, nll, max_points)
         fig.add_trace(
-            go.Scatter(x=x, y=_f32(y), name=label, legendgroup=label, mode=mode, line={"color": color, "width": 2}),
+            go.Scatter(x=x, y=_f32(y), name=shown, legendgroup=shown, mode=mode, line={"color": color, "width": 2}),
             row=1,
             col=1,
         )
@@ -107,8 +109,8 @@ def loss_curves_figure(
                 go.Scatter(
                     x=x,
                     y=_f32(y),
-                    name=label,
-                    legendgroup=label,
+                    name=shown,
+                    legendgroup=shown,
                     showlegend=False,
                     mode="lines",
                     line={"color": color, "width": 2},
@@ -125,7 +127,8 @@ def loss_curves_figure(
 
 def _title(label: str, color: str | None) -> str:
     # A coloured square ties the figure to the run's loss curve and progress row.
-    return label if color is None else f"<span style='color:{color}'>■</span> {label}"
+    shown = figure_text(label)  # user text: plotly would read HTML in it
+    return shown if color is None else f"<span style='color:{color}'>■</span> {shown}"
 
 
 def run_density_figure(

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from ._validation import ConfigError, check_choice, check_int_range, check_range, lookup
+from ._validation import ConfigError, check_bool, check_choice, check_int_range, check_range, lookup
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
 from .objectives import OBJECTIVES, check_objective
@@ -53,25 +53,36 @@ class ModelConfig:
     def __post_init__(self) -> None:
         hidden = self.hidden
         if isinstance(hidden, int) or not isinstance(hidden, (tuple, list)):
-            raise ConfigError(f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})")
+            raise ConfigError(
+                f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})",
+                field="model.hidden",
+                allowed="a list of up to 8 widths in [1, 1024]",
+            )
         if len(hidden) > 8:
-            raise ConfigError(f"model.hidden must have at most 8 layers (got {len(hidden)})")
+            raise ConfigError(
+                f"model.hidden must have at most 8 layers (got {len(hidden)})",
+                field="model.hidden",
+                allowed="0 to 8 layers",
+            )
         object.__setattr__(
             self, "hidden", tuple(check_int_range(w, f"model.hidden[{i}]", lo=1, hi=1024) for i, w in enumerate(hidden))
         )
-        lookup(ACTIVATIONS, self.activation, "activation")
+        lookup(ACTIVATIONS, self.activation, "activation", field="model.activation")
         check_choice(self.time, TIME_CONDITIONING, "model.time")
         for name in ("final_activation", "linear"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"model.{name} must be true or false (got {getattr(self, name)!r})")
+            object.__setattr__(self, name, check_bool(getattr(self, name), f"model.{name}"))
         if not isinstance(self.tspan, (tuple, list)) or len(self.tspan) != 2:
-            raise ConfigError(f"model.tspan must be a pair (t0, t1) (got {self.tspan!r})")
+            raise ConfigError(
+                f"model.tspan must be a pair (t0, t1) (got {self.tspan!r})", field="model.tspan", allowed="(t0, t1)"
+            )
         t0 = check_range(self.tspan[0], "model.tspan[0]", lo=-1000, hi=1000)
         t1 = check_range(self.tspan[1], "model.tspan[1]", lo=-1000, hi=1000)
         if t0 == t1:
-            raise ConfigError(f"model.tspan must have t0 != t1 (got ({t0}, {t1}))")
+            raise ConfigError(
+                f"model.tspan must have t0 != t1 (got ({t0}, {t1}))", field="model.tspan", allowed="t0 != t1"
+            )
         object.__setattr__(self, "tspan", (t0, t1))
-        lookup(TRACE_ESTIMATORS, self.trace, "trace estimator")
+        lookup(TRACE_ESTIMATORS, self.trace, "trace estimator", field="model.trace")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -146,10 +157,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
-            raise ConfigError(f"target must be a target name (got {self.target!r})")
+            raise ConfigError(f"target must be a target name (got {self.target!r})", field="target")
         if not isinstance(self.target_params, dict):
             raise ConfigError(
-                f"target_params must be a mapping of parameter names to values (got {self.target_params!r})"
+                f"target_params must be a mapping of parameter names to values (got {self.target_params!r})",
+                field="target_params",
             )
         object.__setattr__(self, "target_params", dict(self.target_params))
         if isinstance(self.model, dict):
@@ -158,9 +170,9 @@ class TrainConfig:
             _check_keys(self.solver, SolverConfig, "solver")
             object.__setattr__(self, "solver", SolverConfig(**self.solver))
         if not isinstance(self.model, ModelConfig):
-            raise ConfigError(f"model must be a ModelConfig (got {type(self.model).__name__})")
+            raise ConfigError(f"model must be a ModelConfig (got {type(self.model).__name__})", field="model")
         if not isinstance(self.solver, SolverConfig):
-            raise ConfigError(f"solver must be a SolverConfig (got {type(self.solver).__name__})")
+            raise ConfigError(f"solver must be a SolverConfig (got {type(self.solver).__name__})", field="solver")
         ints = {
             "adam_iters": (0, 1_000_000),
             "lbfgs_iters": (0, 100_000),
@@ -174,11 +186,17 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
         if self.adam_iters + self.lbfgs_iters == 0:
-            raise ConfigError("adam_iters + lbfgs_iters must be at least 1 (got 0 for both)")
+            raise ConfigError(
+                "adam_iters + lbfgs_iters must be at least 1 (got 0 for both)",
+                field="adam_iters, lbfgs_iters",
+                allowed="at least 1 in all",
+            )
         if self.batch_size is not None and self.n_train is not None and self.batch_size > self.n_train:
             raise ConfigError(
                 f"batch_size ({self.batch_size:,}) cannot exceed n_train ({self.n_train:,}): "
-                f"use at most {self.n_train:,}, or no batch size to train on all of them at once"
+                f"use at most {self.n_train:,}, or no batch size to train on all of them at once",
+                field="batch_size",
+                allowed=f"[1, {self.n_train}] or none",
             )
         object.__setattr__(self, "lr", check_range(self.lr, "lr", lo=0, hi=10, lo_open=True))
         object.__setattr__(self, "lr_min_factor", check_range(self.lr_min_factor, "lr_min_factor", lo=0, hi=1))
@@ -190,8 +208,7 @@ class TrainConfig:
             object.__setattr__(self, "grad_clip", check_range(self.grad_clip, "grad_clip", lo=0, lo_open=True))
         check_choice(self.device, DEVICES, "device")
         for name in ("lr_decay",):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false (got {getattr(self, name)!r})")
+            object.__setattr__(self, name, check_bool(getattr(self, name), name))
         check_choice(self.objective, OBJECTIVES, "objective")
         check_objective(self)
 
@@ -219,7 +236,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         if not isinstance(d, dict):
-            raise ConfigError(f"a TrainConfig must be built from a mapping (got {type(d).__name__})")
+            raise ConfigError(f"a TrainConfig must be built from a mapping (got {type(d).__name__})", field="config")
         _check_keys(d, cls, "config")
         return cls(**d)
 
@@ -228,7 +245,11 @@ class TrainConfig:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"config JSON is not valid JSON: {err}") from None
+            raise ConfigError(f"config JSON is not valid JSON: {err}", field="config") from None
+        except ValueError as err:  # an integer of thousands of digits: Python refuses to parse it
+            raise ConfigError(f"config JSON is not usable: {str(err).split(';')[0]}", field="config") from None
+        except RecursionError:
+            raise ConfigError("config JSON is not usable: it is nested too deeply", field="config") from None
         return cls.from_dict(d)
 
 
@@ -236,4 +257,4 @@ def _check_keys(d: dict[str, Any], cls: type, what: str) -> None:
     valid = [f.name for f in fields(cls)]
     unknown = [k for k in d if k not in valid]
     if unknown:
-        raise ConfigError(f"{what}: unknown field(s) {unknown}. Valid fields: {valid}")
+        raise ConfigError(f"{what}: unknown field(s) {unknown}. Valid fields: {valid}", field=what, allowed=valid)

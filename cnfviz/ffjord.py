@@ -200,7 +200,10 @@ class FFJORD(nn.Module):
         Returns:
             ``(logpx, λ₁, λ₂)``: each of shape (N,); λ₁ and λ₂ are ``None`` unless ``regularize``.
         """
-        self._check_input(x)
+        x = self._check_input(x, "x")
+        if not len(x):  # an empty batch has an empty log-density, not a solve
+            empty = x.new_zeros(0)
+            return (empty, empty, empty) if regularize else (empty, None, None)
         n_reg = 2 if regularize else 0
         est = lookup(TRACE_ESTIMATORS, trace or self.config.trace, "trace estimator")
         eps = draw_noise(est.noise, x, generator) if est.noise else None
@@ -219,26 +222,33 @@ class FFJORD(nn.Module):
         self, x: Tensor, *, solver: SolverConfig | None = None, trace: str | None = None, batch_size: int = 50_000
     ) -> Tensor:
         """log p(x) for ``x`` of shape (N, d); returns (N,). Evaluated in chunks, without gradients."""
-        self._check_input(x)
+        x = self._check_input(x, "x")
+        batch_size = check_int_range(batch_size, "batch_size", lo=1)
+        if not len(x):
+            return x.new_zeros(0)
         with torch.no_grad():
             return torch.cat([self(chunk, solver=solver, trace=trace)[0] for chunk in x.split(batch_size)])
 
     # ------------------------------------------------------------------ transport
     def transform(self, z: Tensor, *, solver: SolverConfig | None = None) -> Tensor:
         """Map base samples z (N, d) at t0 to data space at t1; returns (N, d)."""
-        self._check_input(z)
+        z = self._check_input(z, "z")
+        if not len(z):
+            return z.clone()
         t0, t1 = self.tspan
         return self._transport(z, self._times(t0, t1, z), solver)[-1]
 
     def inverse(self, x: Tensor, *, solver: SolverConfig | None = None) -> Tensor:
         """Map data x (N, d) at t1 back to the base space at t0; returns (N, d)."""
-        self._check_input(x)
+        x = self._check_input(x, "x")
+        if not len(x):
+            return x.clone()
         t0, t1 = self.tspan
         return self._transport(x, self._times(t1, t0, x), solver)[-1]
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, solver: SolverConfig | None = None) -> Tensor:
         """Draw ``n`` samples (n, d): z ~ N(0, I) pushed from t0 to t1, without gradients."""
-        n = check_int_range(n, "n", lo=1, hi=10_000_000)
+        n = check_int_range(n, "n", lo=0, hi=10_000_000)
         p = next(self.parameters())
         z = torch.randn((n, self.dim), generator=generator, dtype=p.dtype, device="cpu").to(p.device)
         with torch.no_grad():
@@ -265,20 +275,23 @@ class FFJORD(nn.Module):
         p = next(self.parameters())
         if isinstance(z, int):
             z = torch.randn((check_int_range(z, "n", lo=1), self.dim), generator=generator, dtype=p.dtype)
-        z = z.to(device=p.device, dtype=p.dtype)
-        self._check_input(z)
+        z = self._check_input(z, "z")
+        if not len(z):
+            raise ConfigError("trajectories need at least one starting point (z has 0 rows)", field="z")
         t0, t1 = self.tspan
         if isinstance(times, int):
             times = torch.linspace(t0, t1, check_int_range(times, "times", lo=2, hi=10_000))
         times = torch.as_tensor(times, dtype=p.dtype).to(p.device)
         if times.ndim != 1 or len(times) < 2 or float(times[0]) not in (t0, t1):
-            raise ConfigError(f"times must be a 1-D sequence of at least 2 times starting at t0 = {t0} or t1 = {t1}")
+            raise ConfigError(
+                f"times must be a 1-D sequence of at least 2 times starting at t0 = {t0} or t1 = {t1}", field="times"
+            )
         with torch.no_grad():
             return times, self._transport(z, times, solver)
 
     def vector_field(self, points: Tensor, t: float) -> Tensor:
         """The dynamics f(t, z) at ``points`` (M, d); returns (M, d)."""
-        self._check_input(points)
+        points = self._check_input(points, "points")
         with torch.no_grad():
             return self.net(torch.tensor(t, dtype=points.dtype, device=points.device), points)
 
@@ -292,7 +305,7 @@ class FFJORD(nn.Module):
         Returns:
             ``(paths, logp)`` of shapes (T, n, d) and (T, n).
         """
-        self._check_input(z)
+        z = self._check_input(z, "z")
         # A density path needs the true divergence, whatever the model trains with.
         aug = _Solve(self, solver or self.solver, TRACE_ESTIMATORS["exact"].fn)
         y0 = torch.cat([z, z.new_zeros(z.shape[0], 1)], 1)
@@ -302,10 +315,32 @@ class FFJORD(nn.Module):
         return yt[..., : self.dim], standard_normal_logprob(z)[None] - yt[..., self.dim]
 
     # ------------------------------------------------------------------ misc
-    def _check_input(self, x: Tensor) -> None:
+    def _check_input(self, x: Tensor, name: str = "x") -> Tensor:
+        """``x`` as a finite (N, d) tensor of the model's dtype and device, or a ConfigError naming ``name``.
+
+        Real numbers of another dtype (float64, integers) are cast; booleans and complex numbers are refused,
+        and so are NaN and infinite values, which no solver could integrate."""
         if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != self.dim:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ConfigError(f"expected a tensor of shape (N, {self.dim}), got {shape}")
+            raise ConfigError(f"expected a tensor of shape (N, {self.dim}), got {shape}", field=name)
+        if x.dtype == torch.bool or x.is_complex():
+            raise ConfigError(
+                f"{name} must hold real numbers (got a {str(x.dtype).removeprefix('torch.')} tensor)",
+                field=name,
+                allowed="a floating-point or integer tensor",
+            )
+        p = next(self.parameters())
+        if x.dtype != p.dtype or x.device != p.device:
+            x = x.to(device=p.device, dtype=p.dtype)
+        finite = torch.isfinite(x).all(1)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ConfigError(
+                f"{name} holds NaN or infinite values ({bad:,} of {len(x):,} rows): a flow maps finite points only",
+                field=name,
+                allowed="finite numbers",
+            )
+        return x
 
     @property
     def num_parameters(self) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .budget import RunBudget, check_run, run_dim
 from .config import TrainConfig
 from .device import configure_threads, name_native_thread
 from .ffjord import FFJORD
@@ -289,6 +290,10 @@ class TrainingJob:
         init_state: Mapping[str, Any] | None = None,
         evaluate_only: bool = False,
     ) -> None:
+        # Before anything is allocated: a run that cannot fit this server is refused by name (issue 16).
+        # A loaded checkpoint is only evaluated: its training batch does not count, its data does.
+        checked = config.replace(batch_size=1) if evaluate_only else config
+        check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
         self.job_id = f"job-{next(_ids)}"
         self.config = config
         self._first_config = config

@@ -89,19 +89,25 @@ def check_objective(config: TrainConfig) -> None:
     if config.model.time == "none":
         raise ConfigError(
             f'model.time "none" cannot be trained with objective "{name}": a field without a time input cannot '
-            'follow paths whose velocity changes along the way; use "concat" or "concatsquash"'
+            'follow paths whose velocity changes along the way; use "concat" or "concatsquash"',
+            field="model.time",
+            allowed=["concat", "concatsquash"],
         )
     if config.lbfgs_iters:
         raise ConfigError(
             f'lbfgs_iters must be 0 with objective "{name}" (got {config.lbfgs_iters}): its loss is drawn afresh '
-            "in t and in the pairing at every evaluation, and LBFGS's line search needs a deterministic loss"
+            "in t and in the pairing at every evaluation, and LBFGS's line search needs a deterministic loss",
+            field="lbfgs_iters",
+            allowed=[0],
         )
     for field_name, label in (("lambda_kinetic", "λ₁"), ("lambda_jacobian", "λ₂")):
         value = getattr(config, field_name)
         if value:
             raise ConfigError(
                 f'{field_name} ({label}) must be 0 with objective "{name}" (got {value:g}): the regularizers '
-                "are integrals along the ODE solve, which flow matching does not make"
+                "are integrals along the ODE solve, which flow matching does not make",
+                field=field_name,
+                allowed=[0],
             )
 
 

@@ -61,7 +61,7 @@ from typing import Any
 from ._validation import ConfigError
 from .config import TrainConfig
 from .presets import DEFAULT_TARGET, PRESETS, default_config
-from .targets import SCIPY_PREFIX, make_target, scipy_params
+from .targets import SCIPY_PREFIX, SLOW_SCIPY, make_target, scipy_params
 
 __all__ = [
     "CONTROLS",
@@ -302,6 +302,14 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
         try:
             if target.startswith(SCIPY_PREFIX):
                 scipy_params(target[len(SCIPY_PREFIX) :])  # a discrete or unknown scipy name says so here
+                if target[len(SCIPY_PREFIX) :] in SLOW_SCIPY:
+                    raise ConfigError(
+                        f"{target} takes seconds to minutes to build or sample, so the target picker leaves it out "
+                        "and links cannot ask for it either",
+                        field="target",
+                    )
+            elif target in ("samples", "image"):
+                raise ConfigError(f"{target} is the picker's upload choice: a link cannot carry data", field="target")
             base = default_config(target)
         except ConfigError as err:
             notices.append(f"Ignored target in the link: {_reason(err, target)}.")

@@ -11,7 +11,7 @@ import torch
 import torchdiffeq
 from torch import Tensor, nn
 
-from ._validation import ConfigError, check_range
+from ._validation import ConfigError, check_bool, check_int_range, check_range
 
 __all__ = ["FIXED_GRID_SOLVERS", "SOLVERS", "SolverConfig", "SolverError", "SolverInterrupted", "odesolve"]
 
@@ -85,17 +85,33 @@ class SolverConfig:
 
     def __post_init__(self) -> None:
         if self.method not in SOLVERS:
-            raise ConfigError(f'Invalid solver "{self.method}". Must be one of {list(SOLVERS)}')
+            raise ConfigError(
+                f'Invalid solver "{self.method}". Must be one of {list(SOLVERS)}',
+                field="solver.method",
+                allowed=list(SOLVERS),
+            )
         check_range(self.rtol, "solver.rtol", lo=0, hi=1, lo_open=True)
         check_range(self.atol, "solver.atol", lo=0, hi=1, lo_open=True)
         if self.step_size is not None:
             check_range(self.step_size, "solver.step_size", lo=0, lo_open=True, hi=100)
-        if not isinstance(self.adjoint, bool):
-            raise ConfigError(f"solver.adjoint must be true or false (got {self.adjoint!r})")
-        if not isinstance(self.max_steps, int) or self.max_steps < 10:
-            raise ConfigError(f"solver.max_steps must be an integer >= 10 (got {self.max_steps!r})")
-        if self.max_nfe is not None and (not isinstance(self.max_nfe, int) or self.max_nfe < 10):
-            raise ConfigError(f"solver.max_nfe must be an integer >= 10, or null for no cap (got {self.max_nfe!r})")
+        object.__setattr__(self, "adjoint", check_bool(self.adjoint, "solver.adjoint"))
+        try:
+            object.__setattr__(self, "max_steps", check_int_range(self.max_steps, "solver.max_steps", lo=10, hi=10**9))
+        except ConfigError:
+            raise ConfigError(
+                f"solver.max_steps must be an integer >= 10 (got {self.max_steps!r})",
+                field="solver.max_steps",
+                allowed="[10, 1000000000]",
+            ) from None
+        if self.max_nfe is not None:
+            try:
+                object.__setattr__(self, "max_nfe", check_int_range(self.max_nfe, "solver.max_nfe", lo=10, hi=10**9))
+            except ConfigError:
+                raise ConfigError(
+                    f"solver.max_nfe must be an integer >= 10, or null for no cap (got {self.max_nfe!r})",
+                    field="solver.max_nfe",
+                    allowed="[10, 1000000000] or null",
+                ) from None
 
     @property
     def is_fixed_grid(self) -> bool:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import csv
 import difflib
 import functools
 import io
@@ -35,6 +36,7 @@ from scipy.ndimage import gaussian_filter, map_coordinates
 from cnfviz._validation import ConfigError, check_choice, check_int_range, check_range, lookup
 
 __all__ = [
+    "SLOW_SCIPY",
     "TARGETS",
     "ImageTarget",
     "Param",
@@ -51,6 +53,12 @@ __all__ = [
 ]
 
 SCIPY_PREFIX = "scipy:"
+SLOW_SCIPY: frozenset[str] = frozenset(
+    {"levy_stable", "studentized_range", "gausshyper", "ksone", "kstwo", "rel_breitwigner"}
+)
+"""scipy.stats distributions that take seconds to minutes to build or sample (numerical integration in scipy;
+measured by ``benchmarks/bench_abuse.py``): the picker leaves them out, and a shared server refuses them
+wherever they come from (a link, an uploaded config), since a scipy call cannot be interrupted."""
 
 # The plotting window of every FFJORD toy set: the original plots use [-4, 4]^2, and the widest sets
 # (pinwheel, circles, 8gaussians) leave ~1e-4 of their mass beyond 4, so a half-unit margin covers it.
@@ -1076,7 +1084,12 @@ def _not_a_number(lineno: int, col: int, cell: str) -> ConfigError:
     """The error for a cell that is no number, with a hint for the usual causes (decimal commas, odd
     separators, prose)."""
     shown = cell if len(cell) <= 40 else cell[:40] + "…"
-    if re.fullmatch(r"[-+]?\d+,\d+", cell):
+    if re.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?", cell):
+        digits = cell.replace(",", "")
+        hint = f"thousands separators are not understood: write {digits}"
+        if cell.count(",") == 1 and "." not in cell:
+            hint += f", or {cell.replace(',', '.')} if the comma is a decimal point"
+    elif re.fullmatch(r"[-+]?\d+,\d+", cell):
         hint = f"decimal commas are not understood: write {cell.replace(',', '.')}"
     elif re.fullmatch(rf"{_NUMBER}\s*[^\w\s.+-]\s*{_NUMBER}", cell):
         hint = "separate the columns with a comma, a semicolon, a tab or spaces"
@@ -1125,7 +1138,8 @@ def samples_from_csv(
     sep = next((s for s in (";", ",", "\t") if s in first), None)
 
     def cells(line: str) -> list[str]:
-        parts = line.split(sep) if sep else line.split()
+        # csv's reader keeps a quoted "1,234" one cell, where a split would make two columns of it.
+        parts = next(csv.reader([line], delimiter=sep, skipinitialspace=True)) if sep else line.split()
         return [p.strip().strip("\"'").strip() for p in parts]
 
     if all(_parse_number(c) is None for c in cells(first)):
@@ -1167,6 +1181,9 @@ def samples_from_csv(
 
 
 IMAGE_FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+_PILLOW_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+"""The only decoders a picture may reach, picked by the file's content (its magic bytes), never by its name:
+Pillow's other plugins include PostScript, which hands the file to Ghostscript."""
 MAX_IMAGE_PIXELS = 25_000_000
 """The largest picture :func:`image_from_file` decodes (5,000 × 5,000): it is shrunk to 256 × 256 anyway,
 and a small file can claim a huge size (a "decompression bomb")."""
@@ -1203,15 +1220,23 @@ def image_from_file(
         with warnings.catch_warnings():
             # Pillow only warns below twice its own limit; ours is lower and checked just below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(src)
+            im = Image.open(src, formats=_PILLOW_FORMATS)
         with im:
+            if im.format not in (*_PILLOW_FORMATS, "MPO"):  # MPO: the JPEG plugin's multi-picture JPEG
+                raise UnidentifiedImageError(im.format)
             w, h = im.size
             if w * h == 0:
                 raise ConfigError(f"the picture has no pixels ({w} × {h})")
             if w * h > max_source_pixels:
                 raise ConfigError(f"the picture is {w:,} × {h:,} pixels; {too_big}")
             im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            scale = 255.0
+            if im.mode.startswith("I;16") or im.mode == "I":
+                # 16-bit grayscale (PNG): Pillow's conversion to 8 bits would clip everything above 255 to white.
+                levels = np.asarray(im, dtype=np.float64) / 65535.0
+                gray = Image.fromarray(np.clip(levels, 0.0, 1.0).astype(np.float32), mode="F")
+                scale = 1.0
+            elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 gray = Image.alpha_composite(bg, rgba).convert("L")
@@ -1233,4 +1258,4 @@ def image_from_file(
         s = math.sqrt(max_pixels / (w * h))
         size = (max(1, int(w * s)), max(1, int(h * s)))
         gray.thumbnail(size, Image.Resampling.LANCZOS)
-    return np.asarray(gray, dtype=np.float64) / 255.0
+    return np.clip(np.asarray(gray, dtype=np.float64) / scale, 0.0, 1.0)

@@ -78,7 +78,7 @@ def test_page_opens_with_a_knob_comparison_ready_to_start():
     assert at.text_input(key="compare_values_width").value == "32, 64, 128"
     assert not at.button(key="compare_start_button").disabled
     assert at.button(key="compare_stop_button").disabled
-    assert any("3 runs: width = 32 · width = 64 · width = 128" in c.value for c in at.caption)
+    assert any("3 runs: width = 32 · width = 64 · width = 128" in seen(c.value) for c in at.caption)
     assert not at.error and at.info, "no errors, and a hint where the progress will be"
 
 
@@ -143,10 +143,11 @@ def test_preset_link_loads_the_presets_two_runs():
     at = compare_page({"preset": "hutchinson"})
     assert at.radio(key="compare_mode").value == "preset"
     assert at.selectbox(key="compare_preset").value == "hutchinson"
-    assert any("2 runs: exact trace · Hutchinson" in c.value for c in at.caption)
+    assert any("2 runs: exact trace · Hutchinson" in seen(c.value) for c in at.caption)
     assert not at.error and not at.button(key="compare_start_button").disabled
     at.selectbox(key="compare_preset").set_value("regularized").run()
-    assert any("2 runs: no regularizer · λ₁ = λ₂ = 0.1" in c.value for c in at.caption), "the link does not pin it"
+    pinned = any("2 runs: no regularizer · λ₁ = λ₂ = 0.1" in seen(c.value) for c in at.caption)
+    assert pinned, "the link does not pin it"
 
 
 def test_unknown_preset_in_the_link_is_a_notice():
@@ -158,7 +159,7 @@ def test_unknown_preset_in_the_link_is_a_notice():
 def test_table_mode_builds_runs_from_rows_and_names_bad_cells():
     at = compare_page()
     at.radio(key="compare_mode").set_value("table").run()
-    assert any("2 runs: fast defaults · half as wide" in c.value for c in at.caption)
+    assert any("2 runs: fast defaults · half as wide" in seen(c.value) for c in at.caption)
     at.session_state["compare_table"] = {
         "edited_rows": {1: {"width": 0}},
         "added_rows": [{"label": "fast", "lr": 0.05}],
@@ -182,7 +183,7 @@ def test_config_files_become_runs_and_a_failing_run_fails_alone():
         ]
     ).run()
     assert not at.exception and not at.error
-    assert any("2 runs: good · stiff" in c.value for c in at.caption)
+    assert any("2 runs: good · stiff" in seen(c.value) for c in at.caption)
     at.button(key="compare_start_button").click().run()
     wait_for(at, ended)
     failed = [seen(e.value) for e in at.error]

@@ -55,6 +55,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from .._text import MAX_LABEL_CHARS
 from .._validation import ConfigError
 from ..compare import (
     BEST_MARK,
@@ -380,7 +381,7 @@ def comparison_setup() -> Setup:
                 else f"This server trains {cap} at a time"
             )
             c2.caption(
-                f"{len(runs)} runs: {' · '.join(r.label for r in runs)}. {when}, so the "
+                f"{len(runs)} runs: {' · '.join(_label(r.label) for r in runs)}. {when}, so the "
                 f"comparison takes at most about {format_duration(rounds * float(budget))} plus the final metrics."
             )
         for message in errors:
@@ -540,11 +541,12 @@ def _fraction(snap: Snapshot) -> float:
 
 
 def _swatch(label: str, i: int) -> str:
-    return f"<span style='color:{run_color(i)};font-size:1.2em'>■</span> **{_escape(label)}**"
+    return f"<span style='color:{run_color(i)};font-size:1.2em'>■</span> **{_label(label)}**"
 
 
-def _escape(text: str) -> str:
-    return "".join("\\" + c if c in "\\`*_[]<>#|~$" else c for c in text)
+def _label(text: str) -> str:
+    """A run's label as markdown shows it literally: on one line, invisible characters marked, cut short."""
+    return plain(" ".join(str(text).splitlines()), MAX_LABEL_CHARS)
 
 
 def _progress_row(e: _Entry) -> None:
@@ -675,7 +677,7 @@ def metrics_table_rows(outcomes: list[RunOutcome]) -> list[dict[str, str]]:
     table = results_table(outcomes)
     rows = []
     for i, row in enumerate(table.rows):
-        out = {"best": row["best"], "run": _escape(row["run"]), "state": row["state"]}
+        out = {"best": row["best"], "run": _label(row["run"]), "state": row["state"]}
         for col in COLUMNS:
             text = _cell(col, row[col])
             out[col] = f":green-background[**{text}**]" if i in table.best.get(col, ()) else text

@@ -72,6 +72,7 @@ from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..share import CONTROLS
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
+from ..targets import SLOW_SCIPY as _SLOW_SCIPY
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
 from .text import plain
 
@@ -91,8 +92,8 @@ __all__ = [
 
 
 # Constructing these takes seconds (numerical integration in scipy), too slow for a picker that
-# rebuilds its preview on every change.
-SLOW_SCIPY = frozenset({"levy_stable", "studentized_range", "gausshyper", "ksone", "kstwo", "rel_breitwigner"})
+# rebuilds its preview on every change; the library keeps the list (links and the run budget use it too).
+SLOW_SCIPY = _SLOW_SCIPY
 
 WIDTH_MAX = 256
 DEPTH_MAX = 8
@@ -416,10 +417,10 @@ AFFINE_NOTE = (
 )
 
 
-def _route(message: str) -> str:
-    """Which control group a ConfigError message belongs to, by the field it names."""
-    m = message.lower()
-    if m.startswith(("model.tspan", "solver", "invalid solver", "invalid trace")):
+def _route(message: str, field: str | None = None) -> str:
+    """Which control group a ConfigError belongs to: by its ``field`` when it carries one, else by the message."""
+    m = (field or message).lower()
+    if m.startswith(("model.tspan", "model.trace", "solver", "invalid solver", "invalid trace")):
         return "ode"
     if m.startswith(("model.", "invalid activation", "invalid time")):
         return "network"
@@ -788,7 +789,7 @@ def config_controls(
                 max_seconds=float(budget) if budget else None,
             )
         except ConfigError as err:
-            group = _route(str(err))
+            group = _route(str(err), err.field)
             errors.append((group, str(err)))
             slot = slots.get(group) or slots.get("training")
             if slot is not None:
