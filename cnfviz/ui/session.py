@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ..config import TrainConfig
-from ..device import release_memory
+from ..device import name_native_thread, release_memory
 from ..job import JobSlots, TrainingJob
 from ..targets import Target
 from ..training import Trainer
@@ -161,56 +162,67 @@ class ParkingLot:
     def __init__(self, grace: float) -> None:
         self.grace = grace
         self._lock = threading.Lock()
-        self._parked: dict[str, tuple[JobHolder, threading.Timer]] = {}
-        self._timers: set[threading.Timer] = set()  # to join: an expiry frees tensors, not at exit
+        self._changed = threading.Condition(self._lock)
+        self._parked: dict[str, tuple[JobHolder, float]] = {}  # session id -> (holder, monotonic deadline)
+        # One reaper thread for every parked session (a timer each cost a thread per closed tab, thirty for
+        # a class); it ends when the lot is empty, so an idle server holds none.
+        self._reaper: threading.Thread | None = None
 
     def park(self, session_id: str, holder: JobHolder) -> None:
         holder.suspend()
         if self.grace <= 0:
             holder.close()
             return
-        timer = threading.Timer(self.grace, self._expire, (session_id, holder))
-        timer.daemon = True
         with self._lock:
             previous = self._parked.pop(session_id, None)
-            self._parked[session_id] = (holder, timer)
-            self._timers = {t for t in self._timers if t.is_alive()} | {timer}
+            self._parked[session_id] = (holder, time.monotonic() + self.grace)
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="cnfviz-reaper", daemon=True)
+                self._reaper.start()
+            self._changed.notify()
         if previous is not None and previous[0] is not holder:
-            previous[1].cancel()
             previous[0].close()
-        timer.start()
 
     def claim(self, session_id: str) -> JobHolder | None:
         """The holder parked for ``session_id`` (its jobs still suspended), or None."""
         with self._lock:
             entry = self._parked.pop(session_id, None)
-        if entry is None:
-            return None
-        entry[1].cancel()
-        return entry[0]
+        return None if entry is None else entry[0]
 
-    def _expire(self, session_id: str, holder: JobHolder) -> None:
+    def _due(self) -> list[JobHolder] | None:
+        """Wait for the next expiry and take the holders whose grace has run out; None once the lot is empty
+        (the reaper then ends; the next :meth:`park` starts another)."""
         with self._lock:
-            entry = self._parked.get(session_id)
-            if entry is None or entry[0] is not holder:
-                return
-            del self._parked[session_id]
-        _join_all(holder.close())
-        del entry, holder
-        release_memory()
+            while True:
+                if not self._parked:
+                    self._reaper = None
+                    return None
+                now = time.monotonic()
+                due = [sid for sid, (_, deadline) in self._parked.items() if deadline <= now]
+                if due:
+                    return [self._parked.pop(sid)[0] for sid in due]
+                self._changed.wait(min(deadline for _, deadline in self._parked.values()) - now)
+
+    def _reap(self) -> None:
+        name_native_thread("cnfviz-reaper")
+        while (holders := self._due()) is not None:
+            while holders:
+                _join_all(holders.pop().close())
+            # Nobody's script run follows to collect the runs' reference cycles: free their memory now.
+            release_memory()
 
     def clear(self) -> None:
         """Close every parked holder now, and wait for expiries in progress (tests, shutdown): a thread
         still freeing tensors while the interpreter finalizes aborts the process."""
         with self._lock:
-            entries = list(self._parked.values())
+            holders = [holder for holder, _ in self._parked.values()]
             self._parked.clear()
-            timers, self._timers = self._timers, set()
-        for holder, timer in entries:
-            timer.cancel()
+            reaper = self._reaper
+            self._changed.notify()
+        for holder in holders:
             holder.close()
-        for timer in timers:
-            timer.join(30)
+        if reaper is not None:
+            reaper.join(30)
 
     def __len__(self) -> int:
         with self._lock:

@@ -37,6 +37,12 @@ device         the GPU/CPU badge (no widget)
 ============== ===================================================================================
 
 The config last read is also kept in ``st.session_state["p__config"]`` (None while invalid).
+
+The values of record live outside widget state, in ``st.session_state["p__values"]`` (widget key → value):
+Streamlit may drop a widget's state between runs (a widget not drawn in a run, a race between a fragment
+rerun and a full rerun), and a number input rebuilt without its state shows its minimum. So before each
+control is drawn its widget state is seeded from the record whenever it is missing, and after the
+controls are drawn their values are written back; :func:`apply_config_to_state` writes the record too.
 A custom target trains as ``TrainConfig.target`` ``samples`` or ``image`` with empty ``target_params``;
 the built target travels in :attr:`ControlsResult.target`. Uploading data of another dimension than the
 settings were made for loads that dimension's fast defaults, as switching targets does.
@@ -57,7 +63,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
+from streamlit.errors import StreamlitAPIException, StreamlitWidgetAlreadyInstantiatedError
 
 from .._validation import ConfigError
 from ..config import TrainConfig
@@ -287,11 +293,51 @@ def apply_config_to_state(prefix: str, config: TrainConfig, state: MutableMappin
     values = config_to_state(prefix, config, source=source)
     for key, value in values.items():
         state[key] = value
+    _record(prefix, state).update(values)
     state[_base_key(prefix)] = config
     state[f"{prefix}__last_target"] = values[_key(prefix, "target")]
     dim = _picker_dim(prefix, values[_key(prefix, "target")], state)
     if dim is not None:
         state[f"{prefix}__dim"] = dim
+
+
+def _record(prefix: str, state: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The controls' values of record, by widget key (see the module docstring); created empty."""
+    record = state.get(f"{prefix}__values")
+    if not isinstance(record, dict):
+        record = {}
+        state[f"{prefix}__values"] = record
+    return record
+
+
+def _restore(prefix: str, state: MutableMapping[str, Any], fallbacks: dict[str, Any]) -> None:
+    """Seed every widget whose state is missing: from the record, else from ``fallbacks`` (by widget key)."""
+    record = _record(prefix, state)
+    for key, fallback in fallbacks.items():
+        if key not in state:
+            state[key] = record.get(key, fallback)
+
+
+def _remember(prefix: str, state: MutableMapping[str, Any], keys: set[str]) -> None:
+    """Write the values of the controls drawn in this run back into the record, and the record into the
+    state of those not drawn.
+
+    A control not drawn (the step size under dopri5) keeps under its key the value it was first seeded
+    with, which Streamlit brings back over the widget's own when it next draws it; so that value is
+    refreshed from the record. Streamlit refuses that write for a widget drawn in this run, which tells the
+    two apart.
+    """
+    record = _record(prefix, state)
+    for key in keys:
+        if key not in state:
+            continue
+        if key not in record:
+            record[key] = state[key]
+            continue
+        try:
+            state[key] = record[key]
+        except StreamlitWidgetAlreadyInstantiatedError:
+            record[key] = state[key]
 
 
 def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> TrainConfig:
@@ -394,14 +440,6 @@ def _apply_fast_defaults(prefix: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _ensure(state: MutableMapping[str, Any], values: dict[str, Any]) -> None:
-    # Streamlit drops the state of a widget that was not drawn in a run (a solver's step size after
-    # switching to dopri5, another target's parameters), so reseed whatever is missing.
-    for key, value in values.items():
-        if key not in state:
-            state[key] = value
-
-
 AFFINE_NOTE = (
     "Depth 0 has no hidden layer: the field is affine in z, and an affine flow can only turn the Gaussian "
     "into another Gaussian. Use depth 1 to 8 to learn any other shape."
@@ -424,25 +462,34 @@ def _load_dim_defaults(prefix: str, picked: str, dim: int) -> None:
     """Load the fast defaults of ``dim`` for a custom source mid-run, leaving the (drawn) picker alone."""
     state = st.session_state
     config = _defaults_for(picked, dim).replace(seed=int(state.get(_key(prefix, "seed"), 0)))
+    record = _record(prefix, state)
     for key, value in config_to_state(prefix, config, source=picked).items():
         if key != _key(prefix, "target"):
-            state[key] = value
+            state[key] = record[key] = value
     state[_base_key(prefix)] = config
     state[f"{prefix}__dim"] = dim
     st.toast(f"Loaded the fast {dim}D defaults for your {dim}D data.")
 
 
 def _named_target_controls(
-    prefix: str, target_name: str, params: dict[str, Any], errors: list[tuple[str, str]], show: bool
+    prefix: str,
+    target_name: str,
+    params: dict[str, Any],
+    errors: list[tuple[str, str]],
+    show: bool,
+    seen: set[str],
 ) -> Target | None:
-    """The parameter inputs and preview of a named target; fills ``params`` and ``errors``, returns the target."""
+    """The parameter inputs and preview of a named target; fills ``params`` and ``errors`` (and ``seen``
+    with the widget keys of its inputs), returns the target."""
     state = st.session_state
     try:
         specs = _param_specs(target_name)
     except ConfigError as err:
         errors.append(("target", str(err)))
         return None
-    _ensure(state, {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()})
+    defaults = {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()}
+    _restore(prefix, state, defaults)
+    seen.update(defaults)
     ok = True
     for p in specs:
         key = param_key(prefix, target_name, p.name)
@@ -555,8 +602,10 @@ def config_controls(
     if _base_key(prefix) not in state:
         apply_config_to_state(prefix, base_config(prefix))
     base = base_config(prefix)
-    _ensure(state, config_to_state(prefix, base))
     k = functools.partial(_key, prefix)
+    seeds = {**config_to_state(prefix, base), k("preset"): None}
+    _restore(prefix, state, seeds)
+    seen = set(seeds)  # the widget keys whose values go back into the record after drawing
 
     def shown(name: str) -> bool:
         return name not in hidden
@@ -614,7 +663,7 @@ def config_controls(
                     _load_dim_defaults(prefix, target_name, target.dim)
                     base = base_config(prefix)
             else:
-                target = _named_target_controls(prefix, target_name, params, errors, shown("target"))
+                target = _named_target_controls(prefix, target_name, params, errors, shown("target"), seen)
                 if target is not None:
                     params = dict(target.params)
 
@@ -766,6 +815,7 @@ def config_controls(
             if slot is not None:
                 slot.error(str(err))
     state[f"{prefix}__last_target"] = target_name
+    _remember(prefix, state, seen)
     if not errors:
         result = ControlsResult(config, target, ())
     else:
