@@ -4,9 +4,25 @@ A link restores its settings here (``?target=moons&hide=solver,trace&autostart=1
 follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.lessons`.
 """
 
+import sys
+
 import streamlit as st
 
-from cnfviz.ui import (
+PREFIX = "train"
+
+# The page's shell first: on a cold server the import below (torch, scipy, plotly) takes seconds, and the
+# browser paints what this run has sent so far.
+st.title("Train a continuous normalizing flow")
+st.caption(
+    "An FFJORD flow learns to carry a standard Gaussian onto the target along an ODE. Change the settings in "
+    "the sidebar, press **Train**, and watch the loss, the density and the trajectories as it learns."
+)
+loading = None
+if "cnfviz.ui" not in sys.modules:
+    loading = st.sidebar.empty()
+    loading.info("Loading the training controls…", icon=":material/hourglass_top:")
+
+from cnfviz.ui import (  # noqa: E402
     checkpoint_panel,
     code_panel,
     config_controls,
@@ -20,17 +36,12 @@ from cnfviz.ui import (
     show_lesson,
     sync_url,
 )
-from cnfviz.ui.navigation import ensure_app_navigation
+from cnfviz.ui.navigation import ensure_app_navigation  # noqa: E402
 
 ensure_app_navigation()
+if loading is not None:
+    loading.empty()
 
-PREFIX = "train"
-
-st.title("Train a continuous normalizing flow")
-st.caption(
-    "An FFJORD flow learns to carry a standard Gaussian onto the target along an ODE. Change the settings in "
-    "the sidebar, press **Train**, and watch the loss, the density and the trajectories as it learns."
-)
 lesson = follow_link(PREFIX)
 show_lesson(PREFIX, lesson)
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
