@@ -406,3 +406,21 @@ def test_each_parked_session_expires_after_its_own_grace_period():
     wait_until(lambda: len(lot) < 2, 5)
     assert lot.claim("late") is late, "the later session still has time left when the first expires"
     lot.clear()
+
+
+def test_a_parked_session_is_expired_after_its_ttl_unless_it_comes_back():
+    """Streamlit reaps an expired disconnected session only when another one disconnects, without shutting
+    it down: the parking lot calls the session's expiry itself once Streamlit's TTL has passed."""
+    lot = ParkingLot(grace=0.2, session_ttl=1.0)
+    expired: list[str] = []
+    for name in ("gone", "back"):
+        lot.park(name, JobHolder(None), lambda name=name: expired.append(name))
+    wait_until(lambda: len(lot) == 0, 5)
+    assert expired == [], "the session outlives its runs' grace period"
+    assert lot.claim("back") is None, "its runs have expired..."
+    lot.park("back", JobHolder(None), lambda: expired.append("back again"))
+    assert lot.claim("back") is not None, "...and a session that reconnects calls its expiry off"
+    wait_until(lambda: expired == ["gone"], 5)
+    wait_until(lambda: "cnfviz-reaper" not in [t.name for t in threading.enumerate()], 10)
+    assert expired == ["gone"]
+    lot.clear()
