@@ -10,12 +10,16 @@ at once, as when the bell rings.
 
 Measured, with the goals printed next to them:
 
+* first paint, before the class: the server's very first session opens ``/train`` from a link (cold:
+  nothing imported yet), then ``--warm-visits`` fresh tabs do the same; each stamps its sidebar (the app's
+  page links), its title and its Train button, from navigation start (``--first-paint-only`` does just this);
 * page load, from navigation start (or the click on a sidebar link) to the page's main UI (the Train
   button, the link on Home, the Learn title), and to its first plotly chart; for trainers, from the Train
   click to the first progress bar, the first loss point and the first density plot, and the queue
-  positions they were shown. Times are taken inside the page (``performance.now()`` in a
-  ``MutationObserver``), so the load on the Playwright driver does not inflate them. One tab alone on
-  the idle server, before the class, gives the reference;
+  positions they were shown, and each run's speed (iterations per second: from the progress texts the
+  tab saw, and the median of the rates the server reported in them). Times are taken inside the page
+  (``performance.now()`` in a ``MutationObserver``), so the load on the Playwright driver does not
+  inflate them. One tab alone on the idle server, before the class, gives the reference;
 * the server's OS threads (``/proc/<pid>/task``, with children), total and those named ``cnfviz-job``:
   after warm-up, at the peak, and after all tabs closed;
 * the server's resident memory (``VmRSS``, with children; ``RssAnon``, its heap part) at the same
@@ -846,6 +850,18 @@ def _iteration(progress: str | None) -> int | None:
     return int(m.group(1).replace(",", "")) if m else None
 
 
+def _our_tracebacks(log_text: str) -> list[str]:
+    """The tracebacks in a server log that pass through cnfviz's code (the package, the pages, app.py),
+    not only through installed packages (Streamlit, Starlette...)."""
+    blocks = log_text.split("Traceback (most recent call last)")[1:]
+    ours = re.compile(r"/cnfviz/|/pages/[^/]+\.py$|/app\.py$")
+
+    def files(block: str) -> list[str]:
+        return re.findall(r'^\s*File "([^"]+)"', block.split("\n\n")[0], re.M)
+
+    return [b for b in blocks if any(ours.search(f) and "site-packages" not in f for f in files(b))]
+
+
 def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> dict[str, Any]:
     students: list[Student] = run["students"]
     trainers = [s for s in students if s.role == "trainer"]
@@ -998,7 +1014,11 @@ def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> 
         "error_kinds": [{"kind": k, "text": t, "students": v} for (k, t), v in kinds.items()],
         "js_errors": [{"student": s.index, "text": t} for s in students for t in s.js_errors],
         "problems": [{"student": s.index, "role": s.role, "text": t} for s in [alone, *students] for t in s.problems],
-        "server_log": {"path": str(log_path), "tracebacks": log_text.count("Traceback (most recent call last)")},
+        "server_log": {
+            "path": str(log_path),
+            "tracebacks": log_text.count("Traceback (most recent call last)"),
+            "tracebacks_of_ours": len(_our_tracebacks(log_text)),
+        },
         "students": [
             {
                 "index": s.index,
@@ -1146,7 +1166,15 @@ def print_table(report: dict[str, Any]) -> None:
             f"{len(report['problems'])}, {len(report['js_errors'])}",
         )
     )
-    rows.append(("tracebacks in the server log", "0", "", str(report["server_log"]["tracebacks"])))
+    log = report["server_log"]
+    rows.append(
+        (
+            "tracebacks in the server log: all / of ours",
+            "0 of ours",
+            "",
+            f"{log['tracebacks']} / {log['tracebacks_of_ours']}",
+        )
+    )
     head = ("figure", "goal", "one tab alone (first paint: cold)", "measured: p50 / p95 or value")
     widths = [max(len(r[i]) for r in [*rows, head]) for i in range(4)]
     print(
