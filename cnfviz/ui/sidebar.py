@@ -340,6 +340,24 @@ def _remember(prefix: str, state: MutableMapping[str, Any], keys: set[str]) -> N
             record[key] = state[key]
 
 
+def _default(state: MutableMapping[str, Any], key: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """A widget's current value, to pass as its default too (clamped to ``[lo, hi]``).
+
+    The browser keeps a widget's value by its id; one that lost it (it happens under load, e.g. when the
+    sidebar is rebuilt) shows the widget's default and sends that back: without a default of its own a
+    number input shows its minimum, and the run then reads -1000 for both ends of the time span."""
+    value = state.get(key)
+    if value is None or lo is None or hi is None or isinstance(value, bool):
+        return value
+    return type(value)(min(max(value, lo), hi))
+
+
+def _index(state: MutableMapping[str, Any], key: str, options: list[Any]) -> int:
+    """The position of a select box's current value among ``options`` (0 if it is none of them)."""
+    value = state.get(key)
+    return options.index(value) if value in options else 0
+
+
 def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> TrainConfig:
     """The config the controls build on: the last one applied, or the fast default for the default target."""
     state = st.session_state if state is None else state
@@ -494,7 +512,12 @@ def _named_target_controls(
     for p in specs:
         key = param_key(prefix, target_name, p.name)
         if show:
-            st.text_input(p.name + (" (required)" if p.required else ""), key=key, help=p.help or None)
+            st.text_input(
+                p.name + (" (required)" if p.required else ""),
+                value=str(state.get(key, "")),
+                key=key,
+                help=p.help or None,
+            )
         text = str(state.get(key, "")).strip()
         if not text:
             if p.required:
@@ -536,7 +559,7 @@ def _preset_picker(prefix: str) -> None:
     name = st.selectbox(
         "Preset",
         list(PRESETS),
-        index=None,
+        index=list(PRESETS).index(preset) if (preset := st.session_state.get(k("preset"))) in PRESETS else None,
         key=k("preset"),
         format_func=lambda n: PRESETS[n].title,
         placeholder="Choose a preset or lesson…",
@@ -637,6 +660,7 @@ def config_controls(
                 target_name = st.selectbox(
                     "Distribution",
                     options,
+                    index=_index(state, k("target"), options),
                     key=k("target"),
                     format_func=_target_label,
                     help="1D densities, the FFJORD 2D toy sets, your own data (upload or draw), and every "
@@ -674,17 +698,34 @@ def config_controls(
         if any(shown(name) for name in ("width", "depth", "activation", "time", "linear")):
             with st.expander("Network", expanded=True):
                 if shown("width"):
-                    width = st.slider("Width (units per hidden layer)", 1, WIDTH_MAX, key=k("width"))
+                    width = st.slider(
+                        "Width (units per hidden layer)",
+                        1,
+                        WIDTH_MAX,
+                        value=_default(state, k("width"), 1, WIDTH_MAX),
+                        key=k("width"),
+                    )
                 if shown("depth"):
                     depth = st.slider(
-                        "Depth (hidden layers)", 0, DEPTH_MAX, key=k("depth"), help="0 makes the field affine."
+                        "Depth (hidden layers)",
+                        0,
+                        DEPTH_MAX,
+                        value=_default(state, k("depth"), 0, DEPTH_MAX),
+                        key=k("depth"),
+                        help="0 makes the field affine.",
                     )
                     if int(depth) == 0:
                         st.caption(AFFINE_NOTE)
                 if shown("activation"):
-                    activation = st.selectbox("Activation", list(ACTIVATIONS), key=k("activation"))
+                    activation = st.selectbox(
+                        "Activation",
+                        list(ACTIVATIONS),
+                        index=_index(state, k("activation"), list(ACTIVATIONS)),
+                        key=k("activation"),
+                    )
                     final_activation = st.checkbox(
                         "Activation on the output layer too",
+                        value=bool(state.get(k("final_activation"))),
                         key=k("final_activation"),
                         help="The seed tutorial's network squashes its output with tanh as well.",
                     )
@@ -692,12 +733,14 @@ def config_controls(
                     time_mode = st.selectbox(
                         "Time conditioning",
                         list(TIME_CONDITIONING),
+                        index=_index(state, k("time"), list(TIME_CONDITIONING)),
                         key=k("time"),
                         format_func=lambda t: _TIME_HELP.get(t, t),
                     )
                 if shown("linear"):
                     linear = st.checkbox(
                         "Linear term a + B z",
+                        value=bool(state.get(k("linear"))),
                         key=k("linear"),
                         help="Adds a learnable affine part to the field, started at the data's mean and spread.",
                     )
@@ -711,8 +754,24 @@ def config_controls(
         with st.expander("ODE", expanded=False):
             if shown("tspan"):
                 c0, c1 = st.columns(2)
-                t0 = c0.number_input("t0 (base)", -1000.0, 1000.0, step=0.1, format="%.4g", key=k("t0"))
-                t1 = c1.number_input("t1 (data)", -1000.0, 1000.0, step=0.1, format="%.4g", key=k("t1"))
+                t0 = c0.number_input(
+                    "t0 (base)",
+                    -1000.0,
+                    1000.0,
+                    value=_default(state, k("t0"), -1000.0, 1000.0),
+                    step=0.1,
+                    format="%.4g",
+                    key=k("t0"),
+                )
+                t1 = c1.number_input(
+                    "t1 (data)",
+                    -1000.0,
+                    1000.0,
+                    value=_default(state, k("t1"), -1000.0, 1000.0),
+                    step=0.1,
+                    format="%.4g",
+                    key=k("t1"),
+                )
                 if t0 == t1:
                     msg = f"The time span needs t0 ≠ t1 (both are {t0:g})."
                     errors.append(("ode", msg))
@@ -721,27 +780,56 @@ def config_controls(
                 method = st.selectbox(
                     "Solver",
                     list(SOLVERS),
+                    index=_index(state, k("solver"), list(SOLVERS)),
                     key=k("solver"),
                     help="Fixed-grid solvers (rk4, euler, ...) take steps of a set size; adaptive ones "
                     "(dopri5, ...) choose steps to meet the tolerances.",
                 )
             if method in FIXED_GRID_SOLVERS:
                 if shown("solver"):
-                    step_size = st.number_input("Step size", 0.0, 100.0, step=0.025, format="%.4g", key=k("step_size"))
+                    step_size = st.number_input(
+                        "Step size",
+                        0.0,
+                        100.0,
+                        value=_default(state, k("step_size"), 0.0, 100.0),
+                        step=0.025,
+                        format="%.4g",
+                        key=k("step_size"),
+                    )
             elif shown("tolerances"):
                 c0, c1 = st.columns(2)
-                rtol = c0.number_input("rtol", 0.0, 1.0, step=1e-5, format="%.1e", key=k("rtol"))
-                atol = c1.number_input("atol", 0.0, 1.0, step=1e-5, format="%.1e", key=k("atol"))
+                rtol = c0.number_input(
+                    "rtol",
+                    0.0,
+                    1.0,
+                    value=_default(state, k("rtol"), 0.0, 1.0),
+                    step=1e-5,
+                    format="%.1e",
+                    key=k("rtol"),
+                )
+                atol = c1.number_input(
+                    "atol",
+                    0.0,
+                    1.0,
+                    value=_default(state, k("atol"), 0.0, 1.0),
+                    step=1e-5,
+                    format="%.1e",
+                    key=k("atol"),
+                )
             if shown("trace"):
                 trace = st.selectbox(
                     "Trace estimator",
                     list(TRACE_ESTIMATORS),
+                    index=_index(state, k("trace"), list(TRACE_ESTIMATORS)),
                     key=k("trace"),
                     help="How the divergence (trace of ∂f/∂z) in the log-density ODE is computed.",
                 )
             if shown("adjoint"):
                 adjoint = st.checkbox(
-                    "Adjoint backpropagation", key=k("adjoint"), help="O(1) memory, more function evaluations."
+                    "Adjoint backpropagation",
+                    value=bool(state.get(k("adjoint"))),
+                    key=k("adjoint"),
+                    help="O(1) memory, more function evaluations.",
                 )
             slots["ode"] = st.empty()
 
@@ -750,29 +838,77 @@ def config_controls(
         batch_size, lam1, lam2, seed = base.batch_size, base.lambda_kinetic, base.lambda_jacobian, base.seed
         with st.expander("Training", expanded=True):
             if shown("adam_iters"):
-                adam_iters = st.number_input("Adam iterations", 0, 1_000_000, step=100, key=k("adam_iters"))
+                adam_iters = st.number_input(
+                    "Adam iterations",
+                    0,
+                    1_000_000,
+                    value=_default(state, k("adam_iters"), 0, 1_000_000),
+                    step=100,
+                    key=k("adam_iters"),
+                )
             if shown("lr"):
-                lr = st.number_input("Learning rate", 0.0, 10.0, step=1e-3, format="%.4g", key=k("lr"))
+                lr = st.number_input(
+                    "Learning rate",
+                    0.0,
+                    10.0,
+                    value=_default(state, k("lr"), 0.0, 10.0),
+                    step=1e-3,
+                    format="%.4g",
+                    key=k("lr"),
+                )
             if shown("lbfgs_iters"):
                 lbfgs_iters = st.number_input(
-                    "LBFGS iterations", 0, 100_000, step=10, key=k("lbfgs_iters"), help="Run after Adam; 0 skips."
+                    "LBFGS iterations",
+                    0,
+                    100_000,
+                    value=_default(state, k("lbfgs_iters"), 0, 100_000),
+                    step=10,
+                    key=k("lbfgs_iters"),
+                    help="Run after Adam; 0 skips.",
                 )
             if shown("batch"):
                 full = st.checkbox(
-                    "Full batch", key=k("full_batch"), help="Every iteration uses the whole training set."
+                    "Full batch",
+                    value=bool(state.get(k("full_batch"))),
+                    key=k("full_batch"),
+                    help="Every iteration uses the whole training set.",
                 )
-                batch = st.number_input("Batch size", 1, 1_000_000, step=64, key=k("batch"), disabled=full)
+                batch = st.number_input(
+                    "Batch size",
+                    1,
+                    1_000_000,
+                    value=_default(state, k("batch"), 1, 1_000_000),
+                    step=64,
+                    key=k("batch"),
+                    disabled=full,
+                )
                 batch_size = None if full else int(batch)
             if shown("lambdas"):
                 c0, c1 = st.columns(2)
                 lam1 = c0.number_input(
-                    "λ₁ kinetic", 0.0, 1e4, step=0.01, format="%.4g", key=k("lambda_kinetic"), help="∫‖f‖² dt"
+                    "λ₁ kinetic",
+                    0.0,
+                    1e4,
+                    value=_default(state, k("lambda_kinetic"), 0.0, 1e4),
+                    step=0.01,
+                    format="%.4g",
+                    key=k("lambda_kinetic"),
+                    help="∫‖f‖² dt",
                 )
                 lam2 = c1.number_input(
-                    "λ₂ Jacobian", 0.0, 1e4, step=0.01, format="%.4g", key=k("lambda_jacobian"), help="∫‖∂f/∂z‖²_F dt"
+                    "λ₂ Jacobian",
+                    0.0,
+                    1e4,
+                    value=_default(state, k("lambda_jacobian"), 0.0, 1e4),
+                    step=0.01,
+                    format="%.4g",
+                    key=k("lambda_jacobian"),
+                    help="∫‖∂f/∂z‖²_F dt",
                 )
             if shown("seed"):
-                seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"))
+                seed = st.number_input(
+                    "Seed", 0, 2**31 - 1, value=_default(state, k("seed"), 0, 2**31 - 1), step=1, key=k("seed")
+                )
             slots["training"] = st.empty()
 
     config: TrainConfig | None = None
