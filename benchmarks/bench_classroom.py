@@ -10,12 +10,16 @@ at once, as when the bell rings.
 
 Measured, with the goals printed next to them:
 
+* first paint, before the class: the server's very first session opens ``/train`` from a link (cold:
+  nothing imported yet), then ``--warm-visits`` fresh tabs do the same; each stamps its sidebar (the app's
+  page links), its title and its Train button, from navigation start (``--first-paint-only`` does just this);
 * page load, from navigation start (or the click on a sidebar link) to the page's main UI (the Train
   button, the link on Home, the Learn title), and to its first plotly chart; for trainers, from the Train
   click to the first progress bar, the first loss point and the first density plot, and the queue
-  positions they were shown. Times are taken inside the page (``performance.now()`` in a
-  ``MutationObserver``), so the load on the Playwright driver does not inflate them. One tab alone on
-  the idle server, before the class, gives the reference;
+  positions they were shown, and each run's speed (iterations per second: from the progress texts the
+  tab saw, and the median of the rates the server reported in them). Times are taken inside the page
+  (``performance.now()`` in a ``MutationObserver``), so the load on the Playwright driver does not
+  inflate them. One tab alone on the idle server, before the class, gives the reference;
 * the server's OS threads (``/proc/<pid>/task``, with children), total and those named ``cnfviz-job``:
   after warm-up, at the peak, and after all tabs closed;
 * the server's resident memory (``VmRSS``, with children; ``RssAnon``, its heap part) at the same
@@ -105,7 +109,15 @@ OBSERVER_JS = r"""
     learn: {ready: title('Learn'), plot: sel('.st-key-learn_chart_cov .js-plotly-plot .main-svg')},
     compare: {ready: title('Compare'), plot: sel('[data-testid="stMainBlockContainer"] .js-plotly-plot .main-svg')},
   };
-  S.navs.push({page: pageOf(location.pathname), how: 'load', t0: 0, ready: null, plot: null});
+  S.navs.push({page: pageOf(location.pathname), how: 'load', t0: 0, ready: null, plot: null, sidebar: null,
+               title: null});
+  // The first paint of a page: its sidebar (the app's page links) and its title.
+  const sidebarShown = () => {
+    const bar = document.querySelector('[data-testid="stSidebar"]');
+    return !!bar && bar.getBoundingClientRect().width > 0 && !!bar.querySelector('[data-testid="stSidebarNavLink"]');
+  };
+  const titled = sel('[data-testid="stMainBlockContainer"] h1');
+  S.iters = [];  // [t, iteration, server it/s] each time the progress text changes, for the run's rate
   const seen = (kind, text, t, page) => {
     text = (text || '').trim().slice(0, 500);
     const key = kind + '|' + text;
@@ -120,13 +132,22 @@ OBSERVER_JS = r"""
     const t = performance.now();
     const nav = S.navs[S.navs.length - 1];
     const spec = PAGES[nav.page];
+    if (nav.sidebar === null && sidebarShown()) nav.sidebar = t;
+    if (nav.title === null && nav.how === 'load' && titled()) nav.title = t;
     if (spec) {
       if (nav.ready === null && spec.ready()) { nav.ready = t; S.everReady = true; }
       if (nav.plot === null && spec.plot && spec.plot()) nav.plot = t;
     }
     if (S.click !== null) {
       const bar = document.querySelector('[data-testid="stProgress"]');
-      if (bar) { if (S.progress === null) S.progress = t; S.lastProgress = bar.textContent; }
+      if (bar) {
+        if (S.progress === null) S.progress = t;
+        if (bar.textContent !== S.lastProgress) {
+          const m = bar.textContent.match(/Iteration ([\d,]+)/), r = bar.textContent.match(/([\d.]+) it\/s/);
+          if (m && S.iters.length < 2000) S.iters.push([t, +m[1].replace(/,/g, ''), r ? +r[1] : null]);
+        }
+        S.lastProgress = bar.textContent;
+      }
       if (S.loss === null) {
         const f = document.querySelector('.st-key-train_loss_chart iframe');  // a live chart's iframe
         const p = f && f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot');
@@ -174,7 +195,7 @@ OBSERVER_JS = r"""
     const link = el.closest('[data-testid="stSidebarNavLink"], [data-testid="stPageLink-NavLink"]');
     if (link) {
       const page = pageOf(new URL(link.href, location.href).pathname);
-      S.navs.push({page, how: 'click', t0: t, ready: null, plot: null});
+      S.navs.push({page, how: 'click', t0: t, ready: null, plot: null, sidebar: null, title: null});
       schedule();
     }
     if (S.click === null && el.closest('.st-key-train_train_button')) S.click = t;
@@ -605,6 +626,63 @@ async def sample_until(watch: ServerWatch, url: str, samples: list[Sample], done
             pass
 
 
+async def first_paint(browser: Any, url: str, warm: int) -> list[Student]:
+    """The server's very first session opens ``/train`` from a link (cold: nothing imported yet), then
+    ``warm`` fresh tabs do the same, one after the other; each page stamps its sidebar, title and Train
+    button (see OBSERVER_JS)."""
+    visits = []
+    for i in range(1 + warm):
+        student = Student(-2 - i, "cold" if i == 0 else "warm", False, 0.0)
+        page = await _new_tab(browser, student)
+        try:
+            await page.goto(f"{url}/train", wait_until="commit")
+            await _wait_ready(page, 1)
+        except Exception as err:
+            student.problems.append(_why(err))
+        await close_tab(student, time.monotonic())
+        visits.append(student)
+    return visits
+
+
+def first_paint_figures(visits: list[Student]) -> dict[str, Any]:
+    """Seconds from navigation start to the sidebar, the title and the Train button: cold, and warm (p50, max)."""
+
+    def stamps(student: Student) -> dict[str, float | None]:
+        nav = (_navs(student) or [{}])[0]
+        return {
+            what: _seconds(0, nav.get(key))
+            for what, key in (("sidebar", "sidebar"), ("title", "title"), ("train_button", "ready"))
+        }
+
+    cold = [stamps(v) for v in visits if v.role == "cold"]
+    warm = [stamps(v) for v in visits if v.role == "warm"]
+    return {
+        "cold": cold[0] if cold else {},
+        "warm": {k: _dist([w[k] for w in warm if w[k] is not None]) for k in ("sidebar", "title", "train_button")},
+        "problems": [p for v in visits for p in v.problems],
+    }
+
+
+def _fmt_paint(fp: dict[str, Any], what: str) -> tuple[str, str]:
+    cold = fp["cold"].get(what)
+    warm = fp["warm"][what]
+    return (
+        "none" if cold is None else f"{cold:.2f} s",
+        "none" if not warm["n"] else f"{warm['p50']:.2f} s (n = {warm['n']}, max {warm['max']:.2f} s)",
+    )
+
+
+async def _first_paint_only(args: argparse.Namespace, url: str) -> list[Student]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            return await first_paint(browser, url, args.warm_visits)
+        finally:
+            await browser.close()
+
+
 async def prime(browser: Any, url: str) -> None:
     """Open Home then Train once, so that app.py's navigation is set up (see tests/browser/conftest.py)
     and the first job holder has started the server's one-off warm-up, then close the tab."""
@@ -667,6 +745,7 @@ async def run_class(args: argparse.Namespace, url: str, watch: ServerWatch) -> d
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         try:
+            out["first_paint"] = await first_paint(browser, url, args.warm_visits)
             await prime(browser, url)
             await settle(watch, 3)  # the warm-up thread has ended
             out["alone"] = await alone(browser, url, args.cold)
@@ -773,6 +852,18 @@ def _iteration(progress: str | None) -> int | None:
     return int(m.group(1).replace(",", "")) if m else None
 
 
+def _our_tracebacks(log_text: str) -> list[str]:
+    """The tracebacks in a server log that pass through cnfviz's code (the package, the pages, app.py),
+    not only through installed packages (Streamlit, Starlette...)."""
+    blocks = log_text.split("Traceback (most recent call last)")[1:]
+    ours = re.compile(r"/cnfviz/|/pages/[^/]+\.py$|/app\.py$")
+
+    def files(block: str) -> list[str]:
+        return re.findall(r'^\s*File "([^"]+)"', block.split("\n\n")[0], re.M)
+
+    return [b for b in blocks if any(ours.search(f) and "site-packages" not in f for f in files(b))]
+
+
 def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> dict[str, Any]:
     students: list[Student] = run["students"]
     trainers = [s for s in students if s.role == "trainer"]
@@ -790,6 +881,7 @@ def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> 
             if nav["plot"] is not None:
                 plots.append(_seconds(nav["t0"], nav["plot"]))
     feedback, loss_now, loss_queued, density, queue_max, iterations = [], [], [], [], [], []
+    rates_browser, rates_server = [], []
     clicked = untrained = 0
     for s in trainers:
         rec = s.record or {}
@@ -809,6 +901,14 @@ def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> 
         else:
             (loss_queued if queue else loss_now).append(_seconds(click, rec["loss"]))
             iterations.append(_iteration(rec.get("lastProgress")) or 0)
+        # The run's speed: iterations over the time between the first and the last progress text the tab saw
+        # (it includes any suspension), and the median of the rates the server itself reported.
+        iters = rec.get("iters") or []
+        if len(iters) >= 2 and iters[-1][0] > iters[0][0]:
+            rates_browser.append((iters[-1][1] - iters[0][1]) / ((iters[-1][0] - iters[0][0]) / 1000))
+        reported = [r for _, _, r in iters if r is not None]
+        if reported:
+            rates_server.append(_pct(reported, 50))
         if rec.get("density") is not None:
             density.append(_seconds(click, rec["density"]))
     errors = [
@@ -867,7 +967,11 @@ def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> 
             "no_loss_point_while_open": untrained,
             "max_queue_position_each": queue_max,
             "iterations_each": iterations,
+            "click_to_first_loss_all_s": _dist(loss_now + loss_queued),
+            "its_per_s_each_browser": [round(r, 2) for r in rates_browser],
+            "its_per_s_each_server_median": [round(r, 2) for r in rates_server],
         },
+        "first_paint_s": first_paint_figures(run.get("first_paint", [])),
         "threads": {
             "baseline": baseline.threads,
             "baseline_job": baseline.job_threads,
@@ -912,7 +1016,11 @@ def summarize(args: argparse.Namespace, run: dict[str, Any], log_path: Path) -> 
         "error_kinds": [{"kind": k, "text": t, "students": v} for (k, t), v in kinds.items()],
         "js_errors": [{"student": s.index, "text": t} for s in students for t in s.js_errors],
         "problems": [{"student": s.index, "role": s.role, "text": t} for s in [alone, *students] for t in s.problems],
-        "server_log": {"path": str(log_path), "tracebacks": log_text.count("Traceback (most recent call last)")},
+        "server_log": {
+            "path": str(log_path),
+            "tracebacks": log_text.count("Traceback (most recent call last)"),
+            "tracebacks_of_ours": len(_our_tracebacks(log_text)),
+        },
         "students": [
             {
                 "index": s.index,
@@ -942,7 +1050,11 @@ def print_table(report: dict[str, Any]) -> None:
 
     first_after = next(iter(th["after"]), None)
     drops = report["socket_drops"]
+    fp = report["first_paint_s"]
     rows: list[tuple[str, str, str, str]] = [
+        ("first paint /train, cold → sidebar (warm: p50)", "≤ 2 s", *_fmt_paint(fp, "sidebar")),
+        ("  cold → title", "", *_fmt_paint(fp, "title")),
+        ("  cold → Train button", "", *_fmt_paint(fp, "train_button")),
         ("page load → main UI, p50 / p95, all", f"p95 ≤ {GOAL_PAGE_LOAD_P95_S:g} s", "", _fmt_dist(pl["all"])),
         ("  full loads (a link opened in a new tab)", "", alone("train (load)", "ready"), _fmt_dist(pl["full_load"])),
         (
@@ -980,6 +1092,20 @@ def print_table(report: dict[str, Any]) -> None:
             ", ".join(map(str, tr["max_queue_position_each"])) or "none",
         ),
         ("iterations reached by the runs that trained", "", "", ", ".join(map(str, tr["iterations_each"])) or "none"),
+        (
+            "Train click → first loss point, every run",
+            "",
+            "",
+            _fmt_dist(tr["click_to_first_loss_all_s"], tr["clicked"]),
+        ),
+        (
+            "it/s per run: browser-seen / server-reported median",
+            "",
+            "",
+            (", ".join(f"{r:.1f}" for r in tr["its_per_s_each_browser"]) or "none")
+            + " / "
+            + (", ".join(f"{r:.1f}" for r in tr["its_per_s_each_server_median"]) or "none"),
+        ),
         ("error elements seen (distinct per tab)", "0", "", str(len(report["errors"]))),
         (
             "  of which 'Connecting' after load: episodes, longest",
@@ -1042,8 +1168,16 @@ def print_table(report: dict[str, Any]) -> None:
             f"{len(report['problems'])}, {len(report['js_errors'])}",
         )
     )
-    rows.append(("tracebacks in the server log", "0", "", str(report["server_log"]["tracebacks"])))
-    head = ("figure", "goal", "one tab alone", "measured: p50 / p95 or value")
+    log = report["server_log"]
+    rows.append(
+        (
+            "tracebacks in the server log: all / of ours",
+            "0 of ours",
+            "",
+            f"{log['tracebacks']} / {log['tracebacks_of_ours']}",
+        )
+    )
+    head = ("figure", "goal", "one tab alone (first paint: cold)", "measured: p50 / p95 or value")
     widths = [max(len(r[i]) for r in [*rows, head]) for i in range(4)]
     print(
         f"\n{st['sessions']} students ({st['trainers']} training, {st['trainers_leaving_early']} of them leave early), "
@@ -1111,6 +1245,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the reference tab skips Learn, so the class meets the first visit of every page under load "
         "(one-off imports and caches then count in the memory growth)",
     )
+    parser.add_argument("--warm-visits", type=int, default=3, help="fresh tabs opening /train after the cold one")
+    parser.add_argument(
+        "--first-paint-only", action="store_true", help="only the cold and warm first paints of /train, no class"
+    )
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--seed", type=int, default=0, help="arrival jitter and reading times")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
@@ -1142,9 +1280,22 @@ def main() -> None:
         os.sched_setaffinity(0, set(range(1, os.cpu_count() or 2)) or {0})
     try:
         wait_healthy(server, url, log_path)
-        run = asyncio.run(run_class(args, url, ServerWatch(server.pid)))
+        if args.first_paint_only:
+            visits = asyncio.run(_first_paint_only(args, url))
+        else:
+            run = asyncio.run(run_class(args, url, ServerWatch(server.pid)))
     finally:
         stop_server(server)
+    if args.first_paint_only:
+        fp = first_paint_figures(visits)
+        print("\n| first paint of /train, from navigation start | cold (first session) | warm: p50 (n, max) |")
+        print("|---|---|---|")
+        for what in ("sidebar", "title", "train_button"):
+            cold, warm = _fmt_paint(fp, what)
+            print(f"| → {what.replace('_', ' ')} | {cold} | {warm} |")
+        for p in fp["problems"]:
+            print(f"  problem: {p}")
+        return
     report = summarize(args, run, log_path)
     print_table(report)
     if args.json:

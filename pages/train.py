@@ -5,9 +5,22 @@ follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.l
 opens it in presentation mode (see :mod:`cnfviz.ui.layout`).
 """
 
+import sys
+
 import streamlit as st
 
-from cnfviz.ui import (
+PREFIX = "train"
+
+# The page's shell first: on a cold server the import below (torch, scipy, plotly) takes seconds, and the
+# browser paints what this run has sent so far.
+title = st.container(horizontal=True, vertical_alignment="center", key=f"{PREFIX}_title")
+title.title("Train a continuous normalizing flow", width="content")
+loading = None
+if "cnfviz.ui" not in sys.modules:
+    loading = st.sidebar.empty()
+    loading.info("Loading the training controls…", icon=":material/hourglass_top:")
+
+from cnfviz.ui import (  # noqa: E402
     checkpoint_panel,
     code_panel,
     config_controls,
@@ -25,17 +38,15 @@ from cnfviz.ui import (
     show_lesson,
     sync_url,
 )
-from cnfviz.ui.navigation import ensure_app_navigation
+from cnfviz.ui.navigation import ensure_app_navigation  # noqa: E402
 
 ensure_app_navigation()
-
-PREFIX = "train"
+if loading is not None:
+    loading.empty()
 
 present = presentation_mode(PREFIX)
 page_style(PREFIX, present=present)
 lesson = follow_link(PREFIX)
-title = st.container(horizontal=True, vertical_alignment="center", key=f"{PREFIX}_title")
-title.title("Train a continuous normalizing flow", width="content")
 with title:
     presentation_button(PREFIX, present)
 show_lesson(PREFIX, lesson)

@@ -393,3 +393,54 @@ def test_an_expired_session_is_freed_without_waiting_for_a_script_run():
     finally:
         gc.enable()
         lot.clear()
+
+
+def test_one_reaper_thread_serves_every_parked_session():
+    """A closed tab used to hold a timer thread for its grace period: a class of 30 added 30 threads."""
+    lot = ParkingLot(grace=0.5)
+    before = threading.active_count()
+    holders = [JobHolder(None) for _ in range(40)]
+    job = holders[0].start(TINY.replace(adam_iters=100_000))
+    wait_until(lambda: job.snapshot().iteration > 0, 60)
+    job.suspend()
+    job.join(5)
+    for i, holder in enumerate(holders):
+        lot.park(f"s{i}", holder)
+    assert len(lot) == 40
+    assert threading.active_count() <= before + 1, "forty parked sessions, at most one more thread"
+    assert [t.name for t in threading.enumerate()].count("cnfviz-reaper") == 1
+    assert lot.claim("s7") is holders[7], "a parked session is still handed back before its grace ends"
+    wait_until(lambda: len(lot) == 0, 10)
+    assert holders[0].get() is None and not job.alive, "the expired runs are closed"
+    wait_until(lambda: "cnfviz-reaper" not in [t.name for t in threading.enumerate()], 10)
+    assert threading.active_count() <= before, "the reaper ends once nothing is parked"
+    lot.clear()
+
+
+def test_each_parked_session_expires_after_its_own_grace_period():
+    lot = ParkingLot(grace=2.0)
+    early, late = JobHolder(None), JobHolder(None)
+    lot.park("early", early)
+    time.sleep(1.0)
+    lot.park("late", late)
+    wait_until(lambda: len(lot) < 2, 5)
+    assert lot.claim("late") is late, "the later session still has time left when the first expires"
+    lot.clear()
+
+
+def test_a_parked_session_is_expired_after_its_ttl_unless_it_comes_back():
+    """Streamlit reaps an expired disconnected session only when another one disconnects, without shutting
+    it down: the parking lot calls the session's expiry itself once Streamlit's TTL has passed."""
+    lot = ParkingLot(grace=0.2, session_ttl=1.0)
+    expired: list[str] = []
+    for name in ("gone", "back"):
+        lot.park(name, JobHolder(None), lambda name=name: expired.append(name))
+    wait_until(lambda: len(lot) == 0, 5)
+    assert expired == [], "the session outlives its runs' grace period"
+    assert lot.claim("back") is None, "its runs have expired..."
+    lot.park("back", JobHolder(None), lambda: expired.append("back again"))
+    assert lot.claim("back") is not None, "...and a session that reconnects calls its expiry off"
+    wait_until(lambda: expired == ["gone"], 5)
+    wait_until(lambda: "cnfviz-reaper" not in [t.name for t in threading.enumerate()], 10)
+    assert expired == ["gone"]
+    lot.clear()

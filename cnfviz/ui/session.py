@@ -9,19 +9,21 @@ it waits in a queue, first come first served, and its snapshot tells the page it
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import gc
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ..config import TrainConfig
-from ..device import release_memory
+from ..device import name_native_thread, release_memory
 from ..job import JobSlots, TrainingJob
 from ..scheduler import DEFAULT_CAPACITY, Scheduler
 from ..targets import Target
@@ -152,6 +154,13 @@ class ParkingLot:
     (Streamlit's frontend does so by itself, with the same session id) the holder is handed back and its
     runs continue where they stopped; otherwise it is closed and its memory freed.
 
+    Streamlit itself keeps a disconnected session (its session state, uploaded files, download buttons'
+    data) for ``server.disconnectedSessionTTL`` seconds, but it reaps an expired one only when another
+    session later disconnects, and then without shutting it down, so after a class they stayed forever.
+    ``park`` therefore also takes ``expire_session``, called once ``session_ttl`` seconds after the park
+    (unless the session is claimed first) to shut the session down; the memory it held is then freed.
+    One reaper thread serves every parked session, and ends when there is nothing left to wait for.
+
     Example:
         >>> lot = ParkingLot(grace=60)
         >>> holder = JobHolder(None)
@@ -160,59 +169,91 @@ class ParkingLot:
         (True, None)
     """
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, session_ttl: float = 0.0) -> None:
         self.grace = grace
+        self.session_ttl = session_ttl
         self._lock = threading.Lock()
-        self._parked: dict[str, tuple[JobHolder, threading.Timer]] = {}
-        self._timers: set[threading.Timer] = set()  # to join: an expiry frees tensors, not at exit
+        self._changed = threading.Condition(self._lock)
+        self._parked: dict[str, tuple[JobHolder, float]] = {}  # session id -> (holder, monotonic deadline)
+        self._sessions: dict[str, tuple[Callable[[], None], float]] = {}  # session id -> (expire_session, deadline)
+        # One reaper thread for every parked session (a timer each cost a thread per closed tab, thirty for
+        # a class); it ends when there is nothing to wait for, so an idle server holds none.
+        self._reaper: threading.Thread | None = None
 
-    def park(self, session_id: str, holder: JobHolder) -> None:
+    def park(self, session_id: str, holder: JobHolder, expire_session: Callable[[], None] | None = None) -> None:
+        """Suspend ``holder``'s jobs and keep it for ``grace`` seconds; call ``expire_session`` (if given)
+        after ``max(grace, session_ttl)`` seconds unless :meth:`claim` comes first."""
         holder.suspend()
+        now = time.monotonic()
+        with self._lock:
+            if expire_session is not None:
+                self._sessions[session_id] = (expire_session, now + max(self.grace, self.session_ttl))
+            previous = self._parked.pop(session_id, None)
+            if self.grace > 0:
+                self._parked[session_id] = (holder, now + self.grace)
+            if (self._parked or self._sessions) and self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="cnfviz-reaper", daemon=True)
+                self._reaper.start()
+            self._changed.notify()
+        if previous is not None and previous[0] is not holder:
+            previous[0].close()
         if self.grace <= 0:
             holder.close()
-            return
-        timer = threading.Timer(self.grace, self._expire, (session_id, holder))
-        timer.daemon = True
-        with self._lock:
-            previous = self._parked.pop(session_id, None)
-            self._parked[session_id] = (holder, timer)
-            self._timers = {t for t in self._timers if t.is_alive()} | {timer}
-        if previous is not None and previous[0] is not holder:
-            previous[1].cancel()
-            previous[0].close()
-        timer.start()
 
     def claim(self, session_id: str) -> JobHolder | None:
-        """The holder parked for ``session_id`` (its jobs still suspended), or None."""
+        """The holder parked for ``session_id`` (its jobs still suspended), or None. The session is back:
+        its expiry is called off too."""
         with self._lock:
             entry = self._parked.pop(session_id, None)
-        if entry is None:
-            return None
-        entry[1].cancel()
-        return entry[0]
+            self._sessions.pop(session_id, None)
+        return None if entry is None else entry[0]
 
-    def _expire(self, session_id: str, holder: JobHolder) -> None:
+    def _due(self) -> tuple[list[JobHolder], list[Callable[[], None]]] | None:
+        """Wait for the next deadline and take the holders and sessions whose time has run out; None once
+        nothing is left (the reaper then ends; the next :meth:`park` starts another)."""
         with self._lock:
-            entry = self._parked.get(session_id)
-            if entry is None or entry[0] is not holder:
-                return
-            del self._parked[session_id]
-        _join_all(holder.close())
-        del entry, holder
-        release_memory()
+            while True:
+                if not self._parked and not self._sessions:
+                    self._reaper = None
+                    return None
+                now = time.monotonic()
+                holders = [sid for sid, (_, deadline) in self._parked.items() if deadline <= now]
+                sessions = [sid for sid, (_, deadline) in self._sessions.items() if deadline <= now]
+                if holders or sessions:
+                    expired = [self._parked.pop(sid)[0] for sid in holders]
+                    return expired, [self._sessions.pop(sid)[0] for sid in sessions]
+                deadlines = [d for _, d in self._parked.values()] + [d for _, d in self._sessions.values()]
+                self._changed.wait(min(deadlines) - now)
+
+    def _reap(self) -> None:
+        name_native_thread("cnfviz-reaper")
+        while (due := self._due()) is not None:
+            holders, sessions = due
+            while holders:
+                _join_all(holders.pop().close())
+            while sessions:
+                try:
+                    sessions.pop()()
+                except Exception as err:  # a session Streamlit already closed: nothing left to free
+                    _log.warning("could not expire a disconnected session: %s", err)
+            del due
+            # Nobody's script run follows to collect the runs' reference cycles: free their memory now.
+            release_memory()
 
     def clear(self) -> None:
-        """Close every parked holder now, and wait for expiries in progress (tests, shutdown): a thread
-        still freeing tensors while the interpreter finalizes aborts the process."""
+        """Close every parked holder now, forget the sessions waiting to expire, and wait for expiries in
+        progress (tests, shutdown): a thread still freeing tensors while the interpreter finalizes aborts
+        the process."""
         with self._lock:
-            entries = list(self._parked.values())
+            holders = [holder for holder, _ in self._parked.values()]
             self._parked.clear()
-            timers, self._timers = self._timers, set()
-        for holder, timer in entries:
-            timer.cancel()
+            self._sessions.clear()
+            reaper = self._reaper
+            self._changed.notify()
+        for holder in holders:
             holder.close()
-        for timer in timers:
-            timer.join(30)
+        if reaper is not None:
+            reaper.join(30)
 
     def __len__(self) -> int:
         with self._lock:
@@ -293,7 +334,16 @@ def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
     return value
 
 
-PARKING = ParkingLot(reconnect_grace())
+def _session_ttl() -> float | None:
+    """Streamlit's ``server.disconnectedSessionTTL`` in seconds (None if this Streamlit has none)."""
+    try:
+        return float(st.get_option("server.disconnectedSessionTTL"))
+    except (RuntimeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# A second before Streamlit's own expiry, which makes the stored session unreachable to close.
+PARKING = ParkingLot(reconnect_grace(), session_ttl=max(0.0, (_session_ttl() or 0.0) - 1.0))
 """The server's one :class:`ParkingLot` (a module global: it must outlive every session's resources)."""
 atexit.register(PARKING.clear)
 
@@ -311,13 +361,56 @@ class _SessionHolder(JobHolder):
         self.session_id = session_id
 
 
+def _session_expiry(session_id: str) -> Callable[[], None] | None:
+    """What shuts the disconnected session ``session_id`` down for good, from any thread, unless it has
+    reconnected: Streamlit's ``Runtime.close_session`` (its session state, uploaded files and media go),
+    run on the event loop that called this. None outside a running server, or when its TTL is unknown."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    if _session_ttl() is None:
+        return None
+
+    def close_if_gone() -> None:
+        from streamlit.runtime import Runtime
+
+        if not Runtime.exists():
+            return
+        runtime = Runtime.instance()
+        if runtime.is_active_session(session_id):  # it came back
+            return
+        runtime.close_session(session_id)
+        # Download data is only marked on the first pass over orphaned media files, deleted on the next.
+        runtime.media_file_mgr.remove_orphaned_files()
+
+    def expire() -> None:
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                close_if_gone()
+            except Exception as err:  # the server is stopping: nothing left to free
+                _log.warning("could not close the disconnected session %s: %s", session_id, err)
+            finally:
+                done.set()
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # the event loop has closed
+            return
+        done.wait(10)
+
+    return expire
+
+
 def _release(holder: JobHolder) -> None:
     # Called on Streamlit's event loop when the WebSocket closes: nothing here may block.
     session_id = getattr(holder, "session_id", None)
     if session_id is None:
         holder.close()
     else:
-        PARKING.park(session_id, holder)
+        PARKING.park(session_id, holder, _session_expiry(session_id))
 
 
 @st.cache_resource(scope="session", on_release=_release, show_spinner=False)

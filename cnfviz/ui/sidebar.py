@@ -39,6 +39,12 @@ device         the GPU/CPU badge (no widget)
 ============== ===================================================================================
 
 The config last read is also kept in ``st.session_state["p__config"]`` (None while invalid).
+
+The values of record live outside widget state, in ``st.session_state["p__values"]`` (widget key → value):
+Streamlit may drop a widget's state between runs (a widget not drawn in a run, a race between a fragment
+rerun and a full rerun), and a number input rebuilt without its state shows its minimum. So before each
+control is drawn its widget state is seeded from the record whenever it is missing, and after the
+controls are drawn their values are written back; :func:`apply_config_to_state` writes the record too.
 A custom target trains as ``TrainConfig.target`` ``samples`` or ``image`` with empty ``target_params``;
 the built target travels in :attr:`ControlsResult.target`. Uploading data of another dimension than the
 settings were made for loads that dimension's fast defaults, as switching targets does.
@@ -59,7 +65,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
+from streamlit.errors import StreamlitAPIException, StreamlitWidgetAlreadyInstantiatedError
 
 from .._validation import ConfigError
 from ..config import TrainConfig
@@ -294,11 +300,69 @@ def apply_config_to_state(prefix: str, config: TrainConfig, state: MutableMappin
     values = config_to_state(prefix, config, source=source)
     for key, value in values.items():
         state[key] = value
+    _record(prefix, state).update(values)
     state[_base_key(prefix)] = config
     state[f"{prefix}__last_target"] = values[_key(prefix, "target")]
     dim = _picker_dim(prefix, values[_key(prefix, "target")], state)
     if dim is not None:
         state[f"{prefix}__dim"] = dim
+
+
+def _record(prefix: str, state: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The controls' values of record, by widget key (see the module docstring); created empty."""
+    record = state.get(f"{prefix}__values")
+    if not isinstance(record, dict):
+        record = {}
+        state[f"{prefix}__values"] = record
+    return record
+
+
+def _restore(prefix: str, state: MutableMapping[str, Any], fallbacks: dict[str, Any]) -> None:
+    """Seed every widget whose state is missing: from the record, else from ``fallbacks`` (by widget key)."""
+    record = _record(prefix, state)
+    for key, fallback in fallbacks.items():
+        if key not in state:
+            state[key] = record.get(key, fallback)
+
+
+def _remember(prefix: str, state: MutableMapping[str, Any], keys: set[str]) -> None:
+    """Write the values of the controls drawn in this run back into the record, and the record into the
+    state of those not drawn.
+
+    A control not drawn (the step size under dopri5) keeps under its key the value it was first seeded
+    with, which Streamlit brings back over the widget's own when it next draws it; so that value is
+    refreshed from the record. Streamlit refuses that write for a widget drawn in this run, which tells the
+    two apart.
+    """
+    record = _record(prefix, state)
+    for key in keys:
+        if key not in state:
+            continue
+        if key not in record:
+            record[key] = state[key]
+            continue
+        try:
+            state[key] = record[key]
+        except StreamlitWidgetAlreadyInstantiatedError:
+            record[key] = state[key]
+
+
+def _default(state: MutableMapping[str, Any], key: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """A widget's current value, to pass as its default too (clamped to ``[lo, hi]``).
+
+    The browser keeps a widget's value by its id; one that lost it (it happens under load, e.g. when the
+    sidebar is rebuilt) shows the widget's default and sends that back: without a default of its own a
+    number input shows its minimum, and the run then reads -1000 for both ends of the time span."""
+    value = state.get(key)
+    if value is None or lo is None or hi is None or isinstance(value, bool):
+        return value
+    return type(value)(min(max(value, lo), hi))
+
+
+def _index(state: MutableMapping[str, Any], key: str, options: list[Any]) -> int:
+    """The position of a select box's current value among ``options`` (0 if it is none of them)."""
+    value = state.get(key)
+    return options.index(value) if value in options else 0
 
 
 def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> TrainConfig:
@@ -403,14 +467,6 @@ def _apply_fast_defaults(prefix: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _ensure(state: MutableMapping[str, Any], values: dict[str, Any]) -> None:
-    # Streamlit drops the state of a widget that was not drawn in a run (a solver's step size after
-    # switching to dopri5, another target's parameters), so reseed whatever is missing.
-    for key, value in values.items():
-        if key not in state:
-            state[key] = value
-
-
 AFFINE_NOTE = (
     "Depth 0 has no hidden layer: the field is affine in z, and an affine flow can only turn the Gaussian "
     "into another Gaussian. Use depth 1 to 8 to learn any other shape."
@@ -433,30 +489,44 @@ def _load_dim_defaults(prefix: str, picked: str, dim: int) -> None:
     """Load the fast defaults of ``dim`` for a custom source mid-run, leaving the (drawn) picker alone."""
     state = st.session_state
     config = _defaults_for(picked, dim).replace(seed=int(state.get(_key(prefix, "seed"), 0)))
+    record = _record(prefix, state)
     for key, value in config_to_state(prefix, config, source=picked).items():
         if key != _key(prefix, "target"):
-            state[key] = value
+            state[key] = record[key] = value
     state[_base_key(prefix)] = config
     state[f"{prefix}__dim"] = dim
     st.toast(f"Loaded the fast {dim}D defaults for your {dim}D data.")
 
 
 def _named_target_controls(
-    prefix: str, target_name: str, params: dict[str, Any], errors: list[tuple[str, str]], show: bool
+    prefix: str,
+    target_name: str,
+    params: dict[str, Any],
+    errors: list[tuple[str, str]],
+    show: bool,
+    seen: set[str],
 ) -> Target | None:
-    """The parameter inputs and preview of a named target; fills ``params`` and ``errors``, returns the target."""
+    """The parameter inputs and preview of a named target; fills ``params`` and ``errors`` (and ``seen``
+    with the widget keys of its inputs), returns the target."""
     state = st.session_state
     try:
         specs = _param_specs(target_name)
     except ConfigError as err:
         errors.append(("target", str(err)))
         return None
-    _ensure(state, {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()})
+    defaults = {param_key(prefix, target_name, n): v for n, v in _default_param_texts(target_name).items()}
+    _restore(prefix, state, defaults)
+    seen.update(defaults)
     ok = True
     for p in specs:
         key = param_key(prefix, target_name, p.name)
         if show:
-            st.text_input(p.name + (" (required)" if p.required else ""), key=key, help=p.help or None)
+            st.text_input(
+                p.name + (" (required)" if p.required else ""),
+                value=str(state.get(key, "")),
+                key=key,
+                help=p.help or None,
+            )
         text = str(state.get(key, "")).strip()
         if not text:
             if p.required:
@@ -498,7 +568,7 @@ def _preset_picker(prefix: str) -> None:
     name = st.selectbox(
         "Preset",
         list(PRESETS),
-        index=None,
+        index=list(PRESETS).index(preset) if (preset := st.session_state.get(k("preset"))) in PRESETS else None,
         key=k("preset"),
         format_func=lambda n: PRESETS[n].title,
         placeholder="Choose a preset or lesson…",
@@ -564,8 +634,10 @@ def config_controls(
     if _base_key(prefix) not in state:
         apply_config_to_state(prefix, base_config(prefix))
     base = base_config(prefix)
-    _ensure(state, config_to_state(prefix, base))
     k = functools.partial(_key, prefix)
+    seeds = {**config_to_state(prefix, base), k("preset"): None}
+    _restore(prefix, state, seeds)
+    seen = set(seeds)  # the widget keys whose values go back into the record after drawing
 
     def shown(name: str) -> bool:
         return name not in hidden
@@ -597,6 +669,7 @@ def config_controls(
                 target_name = st.selectbox(
                     "Distribution",
                     options,
+                    index=_index(state, k("target"), options),
                     key=k("target"),
                     format_func=_target_label,
                     help="1D densities, the FFJORD 2D toy sets, your own data (upload or draw), and every "
@@ -623,7 +696,7 @@ def config_controls(
                     _load_dim_defaults(prefix, target_name, target.dim)
                     base = base_config(prefix)
             else:
-                target = _named_target_controls(prefix, target_name, params, errors, shown("target"))
+                target = _named_target_controls(prefix, target_name, params, errors, shown("target"), seen)
                 if target is not None:
                     params = dict(target.params)
 
@@ -634,17 +707,34 @@ def config_controls(
         if any(shown(name) for name in ("width", "depth", "activation", "time", "linear")):
             with st.expander("Network", expanded=True):
                 if shown("width"):
-                    width = st.slider("Width (units per hidden layer)", 1, WIDTH_MAX, key=k("width"))
+                    width = st.slider(
+                        "Width (units per hidden layer)",
+                        1,
+                        WIDTH_MAX,
+                        value=_default(state, k("width"), 1, WIDTH_MAX),
+                        key=k("width"),
+                    )
                 if shown("depth"):
                     depth = st.slider(
-                        "Depth (hidden layers)", 0, DEPTH_MAX, key=k("depth"), help="0 makes the field affine."
+                        "Depth (hidden layers)",
+                        0,
+                        DEPTH_MAX,
+                        value=_default(state, k("depth"), 0, DEPTH_MAX),
+                        key=k("depth"),
+                        help="0 makes the field affine.",
                     )
                     if int(depth) == 0:
                         st.caption(AFFINE_NOTE)
                 if shown("activation"):
-                    activation = st.selectbox("Activation", list(ACTIVATIONS), key=k("activation"))
+                    activation = st.selectbox(
+                        "Activation",
+                        list(ACTIVATIONS),
+                        index=_index(state, k("activation"), list(ACTIVATIONS)),
+                        key=k("activation"),
+                    )
                     final_activation = st.checkbox(
                         "Activation on the output layer too",
+                        value=bool(state.get(k("final_activation"))),
                         key=k("final_activation"),
                         help="The seed tutorial's network squashes its output with tanh as well.",
                     )
@@ -652,12 +742,14 @@ def config_controls(
                     time_mode = st.selectbox(
                         "Time conditioning",
                         list(TIME_CONDITIONING),
+                        index=_index(state, k("time"), list(TIME_CONDITIONING)),
                         key=k("time"),
                         format_func=lambda t: _TIME_HELP.get(t, t),
                     )
                 if shown("linear"):
                     linear = st.checkbox(
                         "Linear term a + B z",
+                        value=bool(state.get(k("linear"))),
                         key=k("linear"),
                         help="Adds a learnable affine part to the field, started at the data's mean and spread.",
                     )
@@ -671,8 +763,24 @@ def config_controls(
         with st.expander("ODE", expanded=False):
             if shown("tspan"):
                 c0, c1 = st.columns(2)
-                t0 = c0.number_input("t0 (base)", -1000.0, 1000.0, step=0.1, format="%.4g", key=k("t0"))
-                t1 = c1.number_input("t1 (data)", -1000.0, 1000.0, step=0.1, format="%.4g", key=k("t1"))
+                t0 = c0.number_input(
+                    "t0 (base)",
+                    -1000.0,
+                    1000.0,
+                    value=_default(state, k("t0"), -1000.0, 1000.0),
+                    step=0.1,
+                    format="%.4g",
+                    key=k("t0"),
+                )
+                t1 = c1.number_input(
+                    "t1 (data)",
+                    -1000.0,
+                    1000.0,
+                    value=_default(state, k("t1"), -1000.0, 1000.0),
+                    step=0.1,
+                    format="%.4g",
+                    key=k("t1"),
+                )
                 if t0 == t1:
                     msg = f"The time span needs t0 ≠ t1 (both are {t0:g})."
                     errors.append(("ode", msg))
@@ -681,27 +789,56 @@ def config_controls(
                 method = st.selectbox(
                     "Solver",
                     list(SOLVERS),
+                    index=_index(state, k("solver"), list(SOLVERS)),
                     key=k("solver"),
                     help="Fixed-grid solvers (rk4, euler, ...) take steps of a set size; adaptive ones "
                     "(dopri5, ...) choose steps to meet the tolerances.",
                 )
             if method in FIXED_GRID_SOLVERS:
                 if shown("solver"):
-                    step_size = st.number_input("Step size", 0.0, 100.0, step=0.025, format="%.4g", key=k("step_size"))
+                    step_size = st.number_input(
+                        "Step size",
+                        0.0,
+                        100.0,
+                        value=_default(state, k("step_size"), 0.0, 100.0),
+                        step=0.025,
+                        format="%.4g",
+                        key=k("step_size"),
+                    )
             elif shown("tolerances"):
                 c0, c1 = st.columns(2)
-                rtol = c0.number_input("rtol", 0.0, 1.0, step=1e-5, format="%.1e", key=k("rtol"))
-                atol = c1.number_input("atol", 0.0, 1.0, step=1e-5, format="%.1e", key=k("atol"))
+                rtol = c0.number_input(
+                    "rtol",
+                    0.0,
+                    1.0,
+                    value=_default(state, k("rtol"), 0.0, 1.0),
+                    step=1e-5,
+                    format="%.1e",
+                    key=k("rtol"),
+                )
+                atol = c1.number_input(
+                    "atol",
+                    0.0,
+                    1.0,
+                    value=_default(state, k("atol"), 0.0, 1.0),
+                    step=1e-5,
+                    format="%.1e",
+                    key=k("atol"),
+                )
             if shown("trace"):
                 trace = st.selectbox(
                     "Trace estimator",
                     list(TRACE_ESTIMATORS),
+                    index=_index(state, k("trace"), list(TRACE_ESTIMATORS)),
                     key=k("trace"),
                     help="How the divergence (trace of ∂f/∂z) in the log-density ODE is computed.",
                 )
             if shown("adjoint"):
                 adjoint = st.checkbox(
-                    "Adjoint backpropagation", key=k("adjoint"), help="O(1) memory, more function evaluations."
+                    "Adjoint backpropagation",
+                    value=bool(state.get(k("adjoint"))),
+                    key=k("adjoint"),
+                    help="O(1) memory, more function evaluations.",
                 )
             slots["ode"] = st.empty()
 
@@ -714,38 +851,88 @@ def config_controls(
                 objective = st.selectbox(
                     "Objective",
                     list(OBJECTIVES),
+                    index=_index(state, k("objective"), list(OBJECTIVES)),
                     key=k("objective"),
                     help="Likelihood solves the ODE every iteration; flow matching regresses the field onto "
                     "straight noise-to-data velocities without a solve. Both report the same test NLL.",
                 )
             if shown("adam_iters"):
-                adam_iters = st.number_input("Adam iterations", 0, 1_000_000, step=100, key=k("adam_iters"))
+                adam_iters = st.number_input(
+                    "Adam iterations",
+                    0,
+                    1_000_000,
+                    value=_default(state, k("adam_iters"), 0, 1_000_000),
+                    step=100,
+                    key=k("adam_iters"),
+                )
             if shown("lr"):
-                lr = st.number_input("Learning rate", 0.0, 10.0, step=1e-3, format="%.4g", key=k("lr"))
+                lr = st.number_input(
+                    "Learning rate",
+                    0.0,
+                    10.0,
+                    value=_default(state, k("lr"), 0.0, 10.0),
+                    step=1e-3,
+                    format="%.4g",
+                    key=k("lr"),
+                )
             if shown("lbfgs_iters"):
                 lbfgs_iters = st.number_input(
-                    "LBFGS iterations", 0, 100_000, step=10, key=k("lbfgs_iters"), help="Run after Adam; 0 skips."
+                    "LBFGS iterations",
+                    0,
+                    100_000,
+                    value=_default(state, k("lbfgs_iters"), 0, 100_000),
+                    step=10,
+                    key=k("lbfgs_iters"),
+                    help="Run after Adam; 0 skips.",
                 )
             if shown("batch"):
                 full = st.checkbox(
-                    "Full batch", key=k("full_batch"), help="Every iteration uses the whole training set."
+                    "Full batch",
+                    value=bool(state.get(k("full_batch"))),
+                    key=k("full_batch"),
+                    help="Every iteration uses the whole training set.",
                 )
-                batch = st.number_input("Batch size", 1, 1_000_000, step=64, key=k("batch"), disabled=full)
+                batch = st.number_input(
+                    "Batch size",
+                    1,
+                    1_000_000,
+                    value=_default(state, k("batch"), 1, 1_000_000),
+                    step=64,
+                    key=k("batch"),
+                    disabled=full,
+                )
                 batch_size = None if full else int(batch)
             if shown("lambdas"):
                 c0, c1 = st.columns(2)
                 lam1 = c0.number_input(
-                    "λ₁ kinetic", 0.0, 1e4, step=0.01, format="%.4g", key=k("lambda_kinetic"), help="∫‖f‖² dt"
+                    "λ₁ kinetic",
+                    0.0,
+                    1e4,
+                    value=_default(state, k("lambda_kinetic"), 0.0, 1e4),
+                    step=0.01,
+                    format="%.4g",
+                    key=k("lambda_kinetic"),
+                    help="∫‖f‖² dt",
                 )
                 lam2 = c1.number_input(
-                    "λ₂ Jacobian", 0.0, 1e4, step=0.01, format="%.4g", key=k("lambda_jacobian"), help="∫‖∂f/∂z‖²_F dt"
+                    "λ₂ Jacobian",
+                    0.0,
+                    1e4,
+                    value=_default(state, k("lambda_jacobian"), 0.0, 1e4),
+                    step=0.01,
+                    format="%.4g",
+                    key=k("lambda_jacobian"),
+                    help="∫‖∂f/∂z‖²_F dt",
                 )
             if shown("seed"):
-                seed = st.number_input("Seed", 0, 2**31 - 1, step=1, key=k("seed"))
+                seed = st.number_input(
+                    "Seed", 0, 2**31 - 1, value=_default(state, k("seed"), 0, 2**31 - 1), step=1, key=k("seed")
+                )
             budget = st.number_input(
                 "Time budget (s)",
                 0.0,
                 86_400.0,
+                value=_default(state, k("max_seconds"), 0.0, 86_400.0),
                 step=10.0,
                 format="%g",
                 key=k("max_seconds"),
@@ -795,6 +982,7 @@ def config_controls(
             if slot is not None:
                 slot.error(str(err))
     state[f"{prefix}__last_target"] = target_name
+    _remember(prefix, state, seen)
     if not errors:
         result = ControlsResult(config, target, ())
     else:
