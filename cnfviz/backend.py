@@ -127,24 +127,27 @@ class RayBackend:
         address: the head's ``host:port`` (the GCS port, 6379 by default), or ``"auto"``/None for the cluster
             this machine belongs to (or a new local one).
         num_cpus: CPUs each run's actor holds.
+        start_timeout: how long :meth:`submit` waits for a new actor, so that a bad config raises there (see
+            :class:`cnfviz.cluster.RayJob`); the app passes 0, so that Train never waits for a worker.
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None, *, num_cpus: float = 1.0) -> None:
-        try:
-            from . import cluster
-        except ImportError as err:  # pragma: no cover - depends on the install
-            raise ClusterUnreachable(str(address), f"Ray is not installed ({err}); pip install 'cnfviz[ray]'") from None
+    def __init__(self, address: str | None, *, num_cpus: float = 1.0, start_timeout: float = 30.0) -> None:
+        from . import cluster  # imports Ray only inside its functions
+
         self._cluster = cluster
         self.address = cluster.connect(address)
         self.num_cpus = num_cpus
+        self.start_timeout = start_timeout
 
     def submit(self, config: TrainConfig, *, target: Target | None = None, **job_kwargs: Any) -> JobHandle:
         """A new, not yet started run in a fresh actor; ``job_kwargs`` go to its :class:`~cnfviz.TrainingJob`
         (``slots`` is dropped: the cluster's resources are the cap)."""
         job_kwargs.pop("slots", None)
-        return self._cluster.RayJob(config, target=target, job_kwargs=job_kwargs, num_cpus=self.num_cpus)
+        return self._cluster.RayJob(
+            config, target=target, job_kwargs=job_kwargs, num_cpus=self.num_cpus, start_timeout=self.start_timeout
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "pid": os.getpid(), "ray_address": self.address}

@@ -79,11 +79,13 @@ def connect(address: str | None = None) -> str:
     naming the address when nothing answers there, and :class:`ConfigError` when this process is already
     connected to another cluster.
     """
-    import ray
-
     explicit = address not in (None, "auto")
     if explicit:
         _check_port(address)  # before Ray: its own connect retries for minutes
+    try:
+        import ray
+    except ImportError:
+        raise ClusterUnreachable(str(address), "Ray is not installed here: pip install 'cnfviz[ray]'") from None
     with _connect_lock:
         if ray.is_initialized():
             current = ray.get_runtime_context().gcs_address
@@ -185,17 +187,22 @@ class RunHost:
     def weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self._job().model.state_dict().items()}
 
-    def poll(
-        self, lengths: Mapping[str, int], visuals_version: int, weights_key: tuple[int, str] | None, have_result: bool
-    ) -> dict[str, Any]:
-        """The run's snapshot with only what the client lacks: the history past ``lengths``, the plots if
-        their version is not ``visuals_version``, the weights if the (plots version, state) moved on from
-        ``weights_key``, and the result once, after the run ended."""
-        job = self._job()
-        alive = job.alive  # read before the snapshot: a run that ends between the two is seen once more
+    def poll(self, have: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's snapshot with only what the client lacks, as ``have`` describes it: the history past
+        ``have["lengths"]`` (entries per key), the plots if their version is not ``have["visuals_version"]``,
+        the weights if the (plots version, state) moved on from ``have["weights_key"]``, the result once the
+        run has ended (unless ``have["result"]``), and where it trains (unless ``have["where"]``).
+
+        A run that could not be built answers ``{"error": "..."}``.
+        """
+        if self.job is None:
+            return {"error": f"{type(self._error).__name__}: {self._error}"}
+        job = self.job
+        alive = job.alive  # read before the snapshot: a run that ends between the two is polled once more
         snap = job.snapshot()
+        lengths = have.get("lengths", {})
         history = {k: v[lengths.get(k, 0) :] for k, v in snap.history.items()}
-        visuals = snap.visuals if snap.visuals_version != visuals_version else None
+        visuals = snap.visuals if snap.visuals_version != have.get("visuals_version") else None
         key = (snap.visuals_version, snap.state)
         return {
             "snapshot": replace(snap, history=history, visuals=visuals),
@@ -203,8 +210,9 @@ class RunHost:
             "paused": job.trainer.paused,
             "stopping": job.trainer.stopping,
             "weights_key": key,
-            "weights": self.weights() if key != weights_key else None,
-            "result": job.result if not alive and not have_result else None,
+            "weights": self.weights() if key != have.get("weights_key") else None,
+            "result": job.result if not alive and not have.get("result") else None,
+            "where": None if have.get("where") else self._where,
         }
 
     def _job(self) -> TrainingJob:
@@ -242,8 +250,10 @@ class RayJob:
         target: custom target data, shipped to the actor (named targets are built there from the config).
         job_kwargs: keyword arguments of :class:`~cnfviz.TrainingJob` (``init_state``, ``evaluate_only``...).
         num_cpus: CPUs the actor holds while the run lives; it also trains with that many torch threads.
-        start_timeout: how long the constructor waits for the actor to be built (so that a bad config raises
-            here, as the local backend's does); a cluster without a free CPU leaves the run ``queued``.
+        start_timeout: how long the constructor waits for the actor to be built, so that a bad config raises
+            here as the local backend's does (a worker takes seconds to import torch). Past it, or with 0, the
+            run shows ``queued`` until its actor answers, and a config its worker cannot build ends it
+            ``failed`` with the error as its reason.
         poll_timeout: the longest :meth:`snapshot` waits for a fresh poll before it returns the latest one.
 
     A worker that dies (killed, out of memory, its node lost) ends the run ``failed``; its last snapshot,
@@ -292,8 +302,12 @@ class RayJob:
             metrics=None, notes=(), config=config, loaded=self.evaluate_only,
         )  # fmt: skip
         self._where: dict[str, Any] = {}
+        if target is None:
+            self._target = build_target(config)  # a bad target fails here at once, not seconds later in a worker
         threads = max(1, int(num_cpus))
         self._actor = _remote_class().options(num_cpus=num_cpus).remote(config, target, kwargs, threads)
+        if start_timeout <= 0:
+            return
         try:
             where = ray.get(self._actor.where.remote(), timeout=start_timeout)
         except ray.exceptions.GetTimeoutError:
@@ -312,7 +326,7 @@ class RayJob:
         with self._lock:
             if not self._started and self._failure is None:
                 self._started = self._alive = True
-                self._call("start")
+                self._call("start", wait=0.0)  # an actor still being built runs it once it is
         return self
 
     def stop(self, *, evaluate: bool = True) -> None:
@@ -411,6 +425,11 @@ class RayJob:
                 self._model, self._model_key = model.eval(), key
             return self._model
 
+    @property
+    def device(self) -> str:
+        """The device the run trains on, in its worker."""
+        return str(self._where.get("device", "cpu"))
+
     def placement(self) -> dict[str, Any]:
         """Where the run trains: ``worker_pid``, ``node_id`` (Ray's) and ``node`` (the host name)."""
         return {k: self._where[k] for k in ("worker_pid", "node_id", "node") if k in self._where}
@@ -444,10 +463,7 @@ class RayJob:
         import ray
 
         if self._pending is None:
-            lengths = {k: len(v) for k, v in self._history.items()}
-            self._pending = self._actor.poll.remote(
-                lengths, self._visuals_version, self._weights_key, self._result is not None
-            )
+            self._pending = self._actor.poll.remote(self._have())
         ready, _ = ray.wait([self._pending], timeout=max(0.0, timeout))
         if not ready:
             return  # latest value wins: the page shows the last poll, this one is collected next time
@@ -461,7 +477,23 @@ class RayJob:
             return
         self._apply(data, ray)
 
+    def _have(self) -> dict[str, Any]:
+        """What this handle already holds, for :meth:`RunHost.poll`."""
+        return {
+            "lengths": {k: len(v) for k, v in self._history.items()},
+            "visuals_version": self._visuals_version,
+            "weights_key": self._weights_key,
+            "result": self._result is not None,
+            "where": bool(self._where),
+        }
+
     def _apply(self, data: dict[str, Any], ray: Any) -> None:
+        if "error" in data:  # the run could not be built in its worker (the local backend raises that)
+            self._fail(data["error"])
+            self._release(ray)
+            return
+        if data["where"]:
+            self._where = dict(data["where"])
         snap: Snapshot = data["snapshot"]
         for k, part in snap.history.items():
             if len(part):
@@ -499,12 +531,15 @@ class RayJob:
 
     def _die(self, err: BaseException) -> None:
         where = ", ".join(f"{k} {v}" for k, v in self.placement().items()) or "not started"
-        self._failure = DIED_REASON.format(where=where, why=_death_cause(err))
+        self._fail(DIED_REASON.format(where=where, why=_death_cause(err)))
+
+    def _fail(self, reason: str) -> None:
+        self._failure = reason
         self._alive, self._pending = False, None
         snap = self._snap
-        self._snap = replace(snap, state="failed", reason=self._failure, eta_seconds=None, queue_position=None)
+        self._snap = replace(snap, state="failed", reason=reason, eta_seconds=None, queue_position=None)
         if self._result is None:
-            self._result = TrainResult("failed", self._failure, snap.iteration, snap.elapsed, 0.0)
+            self._result = TrainResult("failed", reason, snap.iteration, snap.elapsed, 0.0, last=None)
 
 
 def _death_cause(err: BaseException) -> str:

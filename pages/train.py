@@ -8,6 +8,7 @@ import streamlit as st
 
 from cnfviz.ui import (
     checkpoint_panel,
+    cluster_notice,
     code_panel,
     config_controls,
     drawing_panel,
@@ -36,6 +37,7 @@ show_lesson(PREFIX, lesson)
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
 drawing_panel(PREFIX)
 holder = job_holder()
+cluster_notice()
 run_buttons(PREFIX, controls, holder)
 sync_url(PREFIX, controls, lesson)
 share_panel(PREFIX, controls, lesson)

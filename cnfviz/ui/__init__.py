@@ -24,6 +24,7 @@ import pandas  # noqa: F401
 
 from .actions import run_buttons
 from .checkpoint_panel import checkpoint_panel
+from .cluster_notice import cluster_notice
 from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup
 from .custom_target import CUSTOM_SOURCES, custom_target_controls, drawing_panel, drawing_samples
 from .lessons import Lesson, code_panel, follow_link, share_panel, show_lesson, sync_url
@@ -55,6 +56,7 @@ __all__ = [
     "apply_config_to_state",
     "base_config",
     "checkpoint_panel",
+    "cluster_notice",
     "code_panel",
     "comparison_buttons",
     "comparison_live",
