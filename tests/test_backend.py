@@ -90,3 +90,21 @@ def test_cli_unreachable_ray_address_is_one_line_and_exit_2(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cnfviz: error: cannot reach the Ray cluster at {address}") and err.count("\n") == 1
+
+
+def test_app_falls_back_to_this_server_when_the_cluster_does_not_answer(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import cnfviz.ui.session as session
+    from tests.apptest import TRAIN, fresh_caches  # noqa: F401 - an autouse fixture
+
+    address = f"127.0.0.1:{_free_port()}"
+    backend, notice = session._choose_backend({"CNFVIZ_RAY_ADDRESS": address})
+    assert backend.name == "local"
+    assert notice.startswith(f"cannot reach the Ray cluster at {address}")
+    assert notice.endswith("Runs train on this server instead.")
+    assert session._choose_backend({})[1] is None
+    monkeypatch.setattr(session, "_backend", [(backend, notice)])
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert any(notice in w.value for w in at.warning)

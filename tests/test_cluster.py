@@ -193,3 +193,52 @@ def test_cli_trains_on_ray_and_says_where(ray_address, tmp_path):
     assert record["ray_address"] == ray_address
     assert (tmp_path / "m.pt").stat().st_size > 0
     assert record["notes"] == [] and record["parameters"] > 0
+
+
+def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import cnfviz.ui.session as session
+    from tests.apptest import TRAIN, wait_for
+
+    class Recording(RayBackend):
+        def submit(self, config, **kw):
+            self.jobs.append(super().submit(config, **kw))
+            return self.jobs[-1]
+
+    app_backend = Recording(backend.address, start_timeout=0)
+    app_backend.jobs = []
+    notice = f"Runs train on the Ray cluster at {backend.address}."
+    monkeypatch.setattr(session, "_backend", [(app_backend, notice)])
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert any(notice in c.value for c in at.caption)
+    at.number_input(key="train_adam_iters").set_value(40).run()
+    at.button(key="train_train_button").click().run()
+    wait_for(at, lambda a: bool(a.get("table")) and bool(a.success or a.error), timeout=120)
+    assert at.success and "Done" in at.success[0].value and not at.error
+    (job,) = app_backend.jobs
+    assert job.job_id.startswith("ray-job-") and job.snapshot().iteration == 40 and job.result.status == "done"
+    at.number_input(key="train_sample_n").set_value(100).run()
+    at.button(key="train_sample_button").click().run()  # samples from the local copy of the run's weights
+    assert not at.exception, at.exception
+
+    # A closed tab: its holder is parked, and when the grace runs out its actor is killed.
+    holder = session.JobHolder(None, backend)
+    live = holder.start(_long_config())
+    _wait(lambda: live.snapshot().iteration >= 1)
+    pid = live.placement()["worker_pid"]
+    lot = session.ParkingLot(grace=0.5)
+    lot.park("tab", holder)
+    _wait(lambda: len(lot) == 0, timeout=30)
+    lot.clear()
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    _wait(gone, timeout=30)
+    assert live.snapshot().state == "stopped" and not live.alive
