@@ -127,13 +127,14 @@ class RayBackend:
         address: the head's ``host:port`` (the GCS port, 6379 by default), or ``"auto"``/None for the cluster
             this machine belongs to (or a new local one).
         num_cpus: CPUs each run's actor holds.
-        start_timeout: how long :meth:`submit` waits for a new actor, so that a bad config raises there (see
-            :class:`cnfviz.cluster.RayJob`); the app passes 0, so that Train never waits for a worker.
+        start_timeout: how long :meth:`submit` waits for a new actor, so that an error building the run in its
+            worker raises there (see :class:`cnfviz.cluster.RayJob`). The default, 0, never waits: a scheduler
+            submits many runs at once, and the app's Train never waits for a worker to import torch.
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None, *, num_cpus: float = 1.0, start_timeout: float = 30.0) -> None:
+    def __init__(self, address: str | None, *, num_cpus: float = 1.0, start_timeout: float = 0.0) -> None:
         from . import cluster  # imports Ray only inside its functions
 
         self._cluster = cluster

@@ -147,6 +147,9 @@ class RunHost:
             "node": socket.gethostname(),
         }
         self._error: Exception | None = None
+        # Calls to a threaded actor may run out of order: a join or poll that overtakes start() must not
+        # report a run that is about to start as over.
+        self._launched = threading.Event()
         self.job: TrainingJob | None = None
         try:
             self.job = TrainingJob(config, target=target, **job_kwargs)
@@ -159,6 +162,7 @@ class RunHost:
 
     def start(self) -> None:
         self._job().start()
+        self._launched.set()
 
     def stop(self, evaluate: bool = True) -> None:
         self._job().stop(evaluate=evaluate)
@@ -181,7 +185,10 @@ class RunHost:
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the run's thread; True while it is still alive."""
         job = self._job()
-        job.join(timeout)
+        deadline = time.monotonic() + timeout
+        if not self._launched.wait(timeout):
+            return True
+        job.join(max(0.0, deadline - time.monotonic()))
         return job.alive
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -198,7 +205,8 @@ class RunHost:
         if self.job is None:
             return {"error": f"{type(self._error).__name__}: {self._error}"}
         job = self.job
-        alive = job.alive  # read before the snapshot: a run that ends between the two is polled once more
+        # Read before the snapshot: a run that ends between the two is polled once more.
+        alive = job.alive or not self._launched.is_set()
         snap = job.snapshot()
         lengths = have.get("lengths", {})
         history = {k: v[lengths.get(k, 0) :] for k, v in snap.history.items()}
@@ -267,8 +275,8 @@ class RayJob:
         target: Target | None = None,
         job_kwargs: Mapping[str, Any] | None = None,
         num_cpus: float = 1.0,
-        start_timeout: float = 30.0,
-        poll_timeout: float = 0.5,
+        start_timeout: float = 0.0,
+        poll_timeout: float = 0.2,
     ) -> None:
         import ray
 
@@ -278,7 +286,6 @@ class RayJob:
         self.evaluate_only = bool(kwargs.get("evaluate_only", False))
         self.poll_timeout = poll_timeout
         self.trainer = _Controls()
-        self._given_target = target
         self._target: Target | None = target
         self._lock = threading.RLock()
         self._history = {k: np.empty(0, dtype=d) for k, d in _HISTORY_DTYPES.items()}

@@ -54,7 +54,7 @@ def _long_config(**kw):
     return _config(adam_iters=100_000, eval_every=0, **kw)
 
 
-def _wait(predicate, timeout=60.0):
+def _wait(predicate, timeout=120.0):
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
