@@ -223,11 +223,20 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
     at.button(key="train_sample_button").click().run()  # samples from the local copy of the run's weights
     assert not at.exception, at.exception
 
-    # A closed tab: its holder is parked, and when the grace runs out its actor is killed.
+    # A dropped connection: the run is suspended on its actor, and continues when the tab comes back.
     holder = session.JobHolder(None, backend)
     live = holder.start(_long_config())
     _wait(lambda: live.snapshot().iteration >= 1)
     pid = live.placement()["worker_pid"]
+    lot = session.ParkingLot(grace=600)
+    lot.park("tab", holder)
+    _wait(lambda: live.snapshot().state == "suspended")
+    n = live.snapshot().iteration
+    assert lot.claim("tab") is holder
+    holder.proceed()
+    _wait(lambda: live.snapshot().iteration > n + 2)
+    assert live.snapshot().state == "running" and live.placement()["worker_pid"] == pid
+    # A closed tab: its holder is parked, and when the grace runs out its actor is killed.
     lot = session.ParkingLot(grace=0.5)
     lot.park("tab", holder)
     _wait(lambda: len(lot) == 0, timeout=30)
