@@ -108,3 +108,20 @@ def test_app_falls_back_to_this_server_when_the_cluster_does_not_answer(monkeypa
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     assert not at.exception, at.exception
     assert any(notice in w.value for w in at.warning)
+
+
+def test_the_app_chooses_its_backend_once_per_process(monkeypatch):
+    import cnfviz.ui.session as session
+
+    calls = []
+
+    def choose(environ):
+        calls.append(dict(environ))
+        return LocalBackend(None), None
+
+    monkeypatch.setattr(session, "_backend", [])
+    monkeypatch.setattr(session, "_choose_backend", choose)
+    first = session.job_backend({"CNFVIZ_RAY_ADDRESS": "10.0.0.1:6379"})
+    again = [session.job_backend() for _ in range(3)]  # reruns, other sessions
+    assert all(b is first for b in again) and len(calls) == 1
+    assert session.backend_notice() is None
