@@ -19,6 +19,8 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -121,7 +123,9 @@ class RayBackend:
     Connecting happens here, once per process (see :func:`cnfviz.cluster.connect`); an address that does not
     answer raises :class:`ClusterUnreachable` within a few seconds. Each actor holds ``num_cpus`` of the
     cluster's CPUs while its run lives, and trains with that many torch threads; when the cluster is full,
-    new runs wait in Ray's queue and their snapshots say ``queued``.
+    new runs wait in Ray's queue and their snapshots say ``queued``. A worker whose run ended normally goes
+    to the oldest run of this backend still waiting for its own worker, so that a queue of runs pays for
+    starting a worker process (seconds of importing torch) once per CPU, not once per run.
 
     Arguments:
         address: the head's ``host:port`` (the GCS port, 6379 by default), or ``"auto"``/None for the cluster
@@ -141,14 +145,31 @@ class RayBackend:
         self.address = cluster.connect(address)
         self.num_cpus = num_cpus
         self.start_timeout = start_timeout
+        self._jobs: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
 
     def submit(self, config: TrainConfig, *, target: Target | None = None, **job_kwargs: Any) -> JobHandle:
         """A new, not yet started run in a fresh actor; ``job_kwargs`` go to its :class:`~cnfviz.TrainingJob`
         (``slots`` is dropped: the cluster's resources are the cap)."""
         job_kwargs.pop("slots", None)
-        return self._cluster.RayJob(
-            config, target=target, job_kwargs=job_kwargs, num_cpus=self.num_cpus, start_timeout=self.start_timeout
+        job = self._cluster.RayJob(
+            config,
+            target=target,
+            job_kwargs=job_kwargs,
+            num_cpus=self.num_cpus,
+            start_timeout=self.start_timeout,
+            recycle=self._recycle,
         )
+        with self._lock:
+            self._jobs.add(job)
+        return job
+
+    def _recycle(self, actor: Any) -> bool:
+        """Hand the warm actor of a run that ended to the oldest run still waiting for its own worker to
+        start (which would otherwise import torch for seconds); False if none waits."""
+        with self._lock:
+            waiting = sorted((j for j in self._jobs if j._waiting()), key=lambda j: j._seq)
+        return any(job._adopt(actor) for job in waiting)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "pid": os.getpid(), "ray_address": self.address}

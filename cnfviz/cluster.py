@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -160,6 +160,20 @@ class RunHost:
     def where(self) -> dict[str, Any]:
         return {**self._where, "error": self._error}
 
+    def load(self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any]) -> str | None:
+        """Host a new run in this (warm) process, whose previous run has ended; its error, if it cannot be
+        built, else None."""
+        if self.job is not None and self.job.alive:
+            return "RuntimeError: this worker is still training another run"
+        self._launched = threading.Event()
+        self.job, self._error = None, None
+        try:
+            self.job = TrainingJob(config, target=target, **job_kwargs)
+        except Exception as err:
+            self._error = err
+            return f"{type(err).__name__}: {err}"
+        return None
+
     def start(self) -> None:
         self._job().start()
         self._launched.set()
@@ -263,6 +277,9 @@ class RayJob:
             run shows ``queued`` until its actor answers, and a config its worker cannot build ends it
             ``failed`` with the error as its reason.
         poll_timeout: the longest :meth:`snapshot` waits for a fresh poll before it returns the latest one.
+        recycle: called with this run's actor when the run has ended normally; True if it took the actor
+            (to host another run, see :meth:`RayBackend._recycle <cnfviz.backend.RayBackend>`), else the
+            actor is killed.
 
     A worker that dies (killed, out of memory, its node lost) ends the run ``failed``; its last snapshot,
     plots and weights stay. :meth:`close` kills the actor at once (a run nobody will look at again).
@@ -277,10 +294,12 @@ class RayJob:
         num_cpus: float = 1.0,
         start_timeout: float = 0.0,
         poll_timeout: float = 0.2,
+        recycle: Callable[[Any], bool] | None = None,
     ) -> None:
         import ray
 
-        self.job_id = f"ray-job-{next(_ids)}"
+        self._seq = next(_ids)
+        self.job_id = f"ray-job-{self._seq}"
         self.config = config
         kwargs = dict(job_kwargs or {})
         self.evaluate_only = bool(kwargs.get("evaluate_only", False))
@@ -312,7 +331,10 @@ class RayJob:
         if target is None:
             self._target = build_target(config)  # a bad target fails here at once, not seconds later in a worker
         threads = max(1, int(num_cpus))
+        self._ship = (config, target, kwargs)
+        self._recycle = recycle
         self._actor = _remote_class().options(num_cpus=num_cpus).remote(config, target, kwargs, threads)
+        self._built = self._actor.where.remote()  # ready once the actor exists: see _adopt
         if start_timeout <= 0:
             return
         try:
@@ -518,7 +540,7 @@ class RayJob:
             snap, job_id=self.job_id, history=dict(self._history), visuals=self._visuals, config=self.config
         )
         if not self._alive and snap.state in ("done", "stopped", "failed") and self._result is not None:
-            self._release(ray)  # all of it is here now: free the actor's CPU on the cluster
+            self._release(ray, recycle=True)  # all of it is here now: free the actor's CPU on the cluster
 
     def _fetch_weights(self) -> None:
         import ray
@@ -528,13 +550,51 @@ class RayJob:
         except ray.exceptions.RayError:
             pass  # keep what we have (a fresh model if nothing came)
 
-    def _release(self, ray: Any) -> None:
+    def _release(self, ray: Any, *, recycle: bool = False) -> None:
         if not self._ended:
             self._ended, self._alive, self._pending = True, False, None
+            if recycle and self._recycle is not None and self._recycle(self._actor):
+                return  # a run waiting for a worker took this warm one
             try:
                 ray.kill(self._actor, no_restart=True)
             except Exception:  # already gone
                 pass
+
+    def _waiting(self) -> bool:
+        """Whether this run still waits for its actor to be built (a guess without the lock; see _adopt)."""
+        return not self._where and self._failure is None and not self._ended
+
+    def _adopt(self, actor: Any) -> bool:
+        """Move this run, still waiting for its own actor to be built, onto ``actor``: a warm worker whose
+        run has ended. Its own pending actor is cancelled. False if the run's actor is built already."""
+        import ray
+
+        if not self._lock.acquire(timeout=0.5):  # never wait on a run that is busy: try the next one
+            return False
+        try:
+            if not self._waiting() or ray.wait([self._built], timeout=0)[0]:
+                return False
+            try:
+                error = ray.get(actor.load.remote(*self._ship), timeout=30)
+            except ray.exceptions.RayError:
+                return False
+            old, self._actor, self._pending = self._actor, actor, None
+            self._built = actor.where.remote()
+            try:
+                ray.kill(old, no_restart=True)
+            except Exception:
+                pass
+            if error is not None:
+                self._fail(error)
+                self._release(ray)
+                return True
+            if self.trainer.paused:
+                actor.pause.remote()
+            if self._started:
+                actor.start.remote()
+            return True
+        finally:
+            self._lock.release()
 
     def _die(self, err: BaseException) -> None:
         where = ", ".join(f"{k} {v}" for k, v in self.placement().items()) or "not started"

@@ -83,6 +83,18 @@ def test_ray_run_matches_local_run(backend):
     assert not remote.alive
 
 
+def test_a_queue_of_runs_reuses_warm_workers_with_the_same_results(backend):
+    cfgs = [_config(adam_iters=10, eval_every=0, seed=s) for s in (1, 2, 3)]
+    jobs = [backend.submit(c).start() for c in cfgs]  # 3 runs of 1 CPU on a 2-CPU head: one waits
+    _wait(lambda: all(j.snapshot().state == "done" for j in jobs))
+    pids = {j.placement()["worker_pid"] for j in jobs}
+    assert len(pids) <= 2, "the third run got a worker of its own instead of a warm one"
+    for cfg, job in zip(cfgs, jobs, strict=True):
+        local = LocalBackend().submit(cfg).start().join(60)
+        np.testing.assert_allclose(job.snapshot().history["loss"], local.snapshot().history["loss"], rtol=1e-5)
+        assert not job.alive
+
+
 def test_polls_are_incremental_and_controls_reach_a_training_actor(backend):
     job = backend.submit(_long_config()).start()
     try:
