@@ -403,11 +403,14 @@ class RayJob:
             left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
             if left <= 0:
                 break
+            actor = self._actor
             try:
-                alive = ray.get(self._actor.join.remote(left), timeout=left + 10)
+                alive = ray.get(actor.join.remote(left), timeout=left + 10)
             except ray.exceptions.GetTimeoutError:
                 continue
             except ray.exceptions.RayError as err:
+                if self._actor is not actor:
+                    continue  # the run moved to a warm worker (see _adopt): its pending actor was cancelled
                 with self._lock:
                     self._die(err)
                 break
@@ -439,8 +442,8 @@ class RayJob:
         """A local copy of the run's model, with the weights of its latest poll (fetched now if none came yet);
         after a failure, the last weights the client received."""
         with self._lock:
-            if self._weights is None and self._started and self._failure is None and not self._ended:
-                self._fetch_weights()
+            if self._weights is None and self._where and self._failure is None and not self._ended:
+                self._fetch_weights()  # (a run still waiting for its worker has its initial weights)
             key = (id(self._weights), self._weights_key)
             if self._model is None or self._model_key != key:
                 model = FFJORD(
@@ -449,8 +452,9 @@ class RayJob:
                     self.config.solver,
                     generator=torch.Generator().manual_seed(self.config.seed),
                 )
-                if self._weights is not None:
-                    model.load_state_dict(self._weights)
+                weights = self._weights if self._weights is not None else self._ship[2].get("init_state")
+                if weights is not None:
+                    model.load_state_dict(weights)
                 self._model, self._model_key = model.eval(), key
             return self._model
 
@@ -476,7 +480,8 @@ class RayJob:
 
         if self._failure is not None or self._ended:
             return None
-        ref = getattr(self._actor, method).remote(*args)
+        actor = self._actor
+        ref = getattr(actor, method).remote(*args)
         if wait <= 0:
             return None
         try:
@@ -484,6 +489,8 @@ class RayJob:
         except ray.exceptions.GetTimeoutError:
             return None  # still queued for a CPU: the call runs when the actor does
         except ray.exceptions.RayError as err:
+            if self._actor is not actor:
+                return None  # moved to a warm worker, which _adopt told of pause, stop and start
             with self._lock:
                 self._die(err)
             return None
@@ -590,6 +597,8 @@ class RayJob:
                 return True
             if self.trainer.paused:
                 actor.pause.remote()
+            if self.trainer.stopping:
+                actor.stop.remote(True)
             if self._started:
                 actor.start.remote()
             return True

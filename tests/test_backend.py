@@ -18,6 +18,14 @@ from cnfviz.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _page_session() -> dict:
+    """The globals of the session module the pages use: collecting ``cnfviz/ui/session.py``'s doctests
+    imports a second copy of it under the same name, so ``import cnfviz.ui.session`` may not be that one."""
+    import cnfviz.ui  # noqa: F401 - loads the pages' modules
+
+    return sys.modules["cnfviz.ui.cluster_notice"].backend_notice.__globals__
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +112,7 @@ def test_app_falls_back_to_this_server_when_the_cluster_does_not_answer(monkeypa
     assert notice.startswith(f"cannot reach the Ray cluster at {address}")
     assert notice.endswith("Runs train on this server instead.")
     assert session._choose_backend({})[1] is None
-    monkeypatch.setattr(session, "_backend", [(backend, notice)])
+    monkeypatch.setitem(_page_session(), "_backend", [(backend, notice)])
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     assert not at.exception, at.exception
     assert any(notice in w.value for w in at.warning)

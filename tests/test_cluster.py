@@ -44,6 +44,14 @@ def backend(ray_address):
     return make_backend("ray", ray_address)
 
 
+def _page_session() -> dict:
+    """The globals of the session module the pages use: collecting ``cnfviz/ui/session.py``'s doctests
+    imports a second copy of it under the same name, so ``import cnfviz.ui.session`` may not be that one."""
+    import cnfviz.ui  # noqa: F401 - loads the pages' modules
+
+    return sys.modules["cnfviz.ui.cluster_notice"].backend_notice.__globals__
+
+
 def _config(**kw):
     base = {"adam_iters": 60, "batch_size": 64, "eval_every": 20, "n_test": 200, "seed": 7}
     return default_config("normal", **{**base, **kw})
@@ -208,6 +216,7 @@ def test_cli_trains_on_ray_and_says_where(ray_address, tmp_path):
 
 
 def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, monkeypatch):
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     import cnfviz.ui.session as session
@@ -221,7 +230,10 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
     app_backend = Recording(backend.address, start_timeout=0)
     app_backend.jobs = []
     notice = f"Runs train on the Ray cluster at {backend.address}."
-    monkeypatch.setattr(session, "_backend", [(app_backend, notice)])
+    monkeypatch.setitem(_page_session(), "_backend", [(app_backend, notice)])
+    # A fresh session: no holder cached or parked by an earlier test (in the pages' own parking lot).
+    st.cache_resource.clear()
+    _page_session()["PARKING"].clear()
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     assert not at.exception, at.exception
     assert any(notice in c.value for c in at.caption)
@@ -263,3 +275,5 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
 
     _wait(gone, timeout=30)
     assert live.snapshot().state == "stopped" and not live.alive
+    st.cache_resource.clear()
+    _page_session()["PARKING"].clear()
