@@ -22,18 +22,20 @@ import torch
 
 from ._text import printable
 from ._validation import ConfigError, check_int_range
+from .backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, make_backend, run_placement, run_record
 from .budget import RunBudget, check_run, run_dim
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
 from .device import configure_threads, resolve_device, warm_up
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .ffjord import FFJORD
 from .objectives import OBJECTIVES
 from .presets import PRESETS, default_config
 from .solver import SOLVERS
 from .sweep import add_sweep_parser, run_sweep
-from .targets import TARGETS, samples_from_csv
-from .training import IterationRecord, Trainer
+from .targets import TARGETS, Target, samples_from_csv
+from .training import IterationRecord, Trainer, TrainResult
 
 __all__ = ["MAX_SAMPLES", "MAX_THREADS", "build_parser", "config_from_args", "main"]
 
@@ -112,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--save", metavar="PATH", help="write a checkpoint")
     tr.add_argument("--json", metavar="PATH", help="write metrics and config as JSON ('-' for stdout)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument(
+        "--backend", choices=list(BACKENDS), help="where to train: this process (local, the default) or a Ray cluster"
+    )
+    tr.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help=f"the Ray head to train on (implies --backend ray; default ${RAY_ADDRESS_ENV})",
+    )
 
     add_sweep_parser(sub, tr)
 
@@ -245,18 +255,20 @@ class _Progress:
         self._last = 0.0
 
     def __call__(self, rec: IterationRecord) -> None:
+        self.draw(rec.iteration, rec.stage, rec.loss, rec.nfe_forward, rec.elapsed)
+
+    def draw(self, iteration: int, stage: str, loss: float, nfe_forward: int, elapsed: float) -> None:
         now = time.perf_counter()
         if not self.enabled or now - self._last < 0.1:
             return
         self._last = now
-        frac = rec.iteration / self.total if self.total else 0.0
+        frac = iteration / self.total if self.total else 0.0
         if self.budget:
-            frac = max(frac, rec.elapsed / self.budget)
+            frac = max(frac, elapsed / self.budget)
         frac = min(frac, 1.0)
         bar = "#" * int(frac * 30)
         sys.stderr.write(
-            f"\r[{bar:<30}] {rec.iteration:>6} it  {rec.stage:<5}  loss {rec.loss:8.4f}  "
-            f"nfe {rec.nfe_forward:>7}  {rec.elapsed:6.1f}s"
+            f"\r[{bar:<30}] {iteration:>6} it  {stage:<5}  loss {loss:8.4f}  nfe {nfe_forward:>7}  {elapsed:6.1f}s"
         )
         sys.stderr.flush()
 
@@ -282,24 +294,32 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(check_int_range(args.threads, "--threads", lo=1, hi=MAX_THREADS))
     else:
         configure_threads(1)
-    warm_up()  # torch's one-time imports, so they do not count as training time
     progress = _Progress(
         cfg.adam_iters + cfg.lbfgs_iters, cfg.max_seconds, enabled=not args.quiet and sys.stderr.isatty()
     )
-    trainer = Trainer(cfg, target=target, callback=progress)
-    result = trainer.run()
-    progress.close()
-    out = {
-        **result.summary(),
-        "device": str(trainer.device),
-        "config": cfg.to_dict(),
-        "parameters": trainer.model.num_parameters,
-        "notes": trainer.notes,
-    }
+    address = args.ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
+    if args.backend == "ray" or (args.backend is None and args.ray_address):
+        backend = make_backend("ray", address)
+        result, model, out = _train_remote(backend, cfg, target, progress)
+    else:
+        warm_up()  # torch's one-time imports, so they do not count as training time
+        trainer = Trainer(cfg, target=target, callback=progress)
+        result = trainer.run()
+        progress.close()
+        model = trainer.model
+        out = {
+            **LocalBackend().describe(),
+            **result.summary(),
+            **run_placement(trainer),
+            "device": str(trainer.device),
+            "config": cfg.to_dict(),
+            "parameters": trainer.model.num_parameters,
+            "notes": trainer.notes,
+        }
     if args.save:
-        data = trainer.target.sample(min(len(trainer.test_data), 10_000), seed=0) if cfg.target == "samples" else None
+        data = target.sample(min(cfg.n_test, 10_000), seed=0) if cfg.target == "samples" and target else None
         try:
-            save_checkpoint(args.save, trainer.model, cfg, extra=result.summary(), target_data=data)
+            save_checkpoint(args.save, model, cfg, extra=result.summary(), target_data=data)
         except (OSError, RuntimeError) as err:  # torch reports a full disk or a vanished folder as RuntimeError
             raise ConfigError(f"cannot write --save {args.save}: {_first_line(err)}", field="--save") from None
     if args.json:
@@ -320,6 +340,40 @@ def _train(args: argparse.Namespace) -> int:
             line += f", sampling NFE {m.sample_nfe}"
     print(line, file=sys.stderr if args.json == "-" else sys.stdout)
     return 0 if result.status != "failed" else 1
+
+
+def _train_remote(
+    backend: Backend, cfg: TrainConfig, target: Target | None, progress: _Progress
+) -> tuple[TrainResult, FFJORD, dict[str, Any]]:
+    """Train on ``backend`` through a job handle, drawing progress from its snapshots."""
+    job = backend.submit(cfg, target=target).start()
+    try:
+        while job.alive:
+            snap = job.snapshot()
+            if snap.loss is not None:
+                progress.draw(snap.iteration, snap.stage, snap.loss, snap.nfe_forward, snap.elapsed)
+            job.join(0.2)
+        snap = job.snapshot()
+    except BaseException:  # Ctrl-C: stop the remote run too, it would train on for nobody
+        close = getattr(job, "close", None)
+        if close is not None:
+            close()
+        raise
+    progress.close()
+    result = job.result
+    if result is None:  # the handle lost its run without a result: say what its last snapshot knew
+        why = snap.reason or "the run ended without a result"
+        result = TrainResult("failed", why, snap.iteration, snap.elapsed, 0.0)
+    model = job.model
+    out = {
+        **backend.describe(),
+        **run_record(job),
+        "device": getattr(job, "device", "cpu"),
+        "config": cfg.to_dict(),
+        "parameters": model.num_parameters,
+        "notes": list(snap.notes),
+    }
+    return result, model, out
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ if "cnfviz.ui" not in sys.modules:
 
 from cnfviz.ui import (  # noqa: E402
     checkpoint_panel,
+    cluster_notice,
     code_panel,
     config_controls,
     drawing_panel,
@@ -53,6 +54,7 @@ show_lesson(PREFIX, lesson)
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
 drawing_panel(PREFIX)
 holder = job_holder()
+cluster_notice()
 with st.container(key=f"{PREFIX}_toolbar"):
     run_buttons(
         PREFIX,

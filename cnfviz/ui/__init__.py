@@ -24,6 +24,7 @@ import pandas  # noqa: F401
 
 from .actions import run_buttons
 from .checkpoint_panel import checkpoint_panel
+from .cluster_notice import cluster_notice
 from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup
 from .custom_target import CUSTOM_SOURCES, custom_target_controls, drawing_panel, drawing_samples
 from .layout import page_style, presentation_button, presentation_mode
@@ -57,6 +58,7 @@ __all__ = [
     "apply_config_to_state",
     "base_config",
     "checkpoint_panel",
+    "cluster_notice",
     "code_panel",
     "comparison_buttons",
     "comparison_live",

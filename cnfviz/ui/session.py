@@ -5,6 +5,9 @@ jobs when the tab closes. All sessions share one :class:`~cnfviz.Scheduler`: eve
 once, and runs of one network shape train together as one stack. Its admission cap (a memory limit) comes
 from the ``CNFVIZ_MAX_JOBS`` environment variable (default 32, a class of 30 and its teacher); a run beyond
 it waits in a queue, first come first served, and its snapshot tells the page its place in the line.
+With ``CNFVIZ_RAY_ADDRESS=host:port`` the runs train on that Ray cluster instead (:func:`job_backend`,
+connected once per process); a cluster that does not answer leaves them on this server, and
+:func:`backend_notice` says so.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from .._validation import ConfigError
+from ..backend import RAY_ADDRESS_ENV, Backend, LocalBackend, RayBackend
 from ..config import TrainConfig
 from ..device import name_native_thread, release_memory
 from ..job import JobSlots, TrainingJob
@@ -37,6 +42,8 @@ __all__ = [
     "RECONNECT_GRACE_ENV",
     "JobHolder",
     "ParkingLot",
+    "backend_notice",
+    "job_backend",
     "job_holder",
     "job_slots",
     "max_jobs",
@@ -79,10 +86,12 @@ class JobHolder:
 
     Arguments:
         slots: the server-wide cap every job of this holder queues on.
+        backend: where its jobs train (default: this process, as :class:`~cnfviz.TrainingJob` s).
     """
 
-    def __init__(self, slots: JobSlots | None) -> None:
+    def __init__(self, slots: JobSlots | None, backend: Backend | None = None) -> None:
         self.slots = slots
+        self.backend = backend
         self._jobs: dict[str, TrainingJob] = {}
         self._lock = threading.Lock()
 
@@ -103,7 +112,14 @@ class JobHolder:
         """Build and start a job for ``config`` (on ``target`` if given), replacing any job under ``name``.
 
         ``init_state`` and ``evaluate_only`` go to :class:`~cnfviz.TrainingJob` (a loaded checkpoint)."""
-        job = TrainingJob(config, target=target, slots=self.slots, init_state=init_state, evaluate_only=evaluate_only)
+        if self.backend is None:
+            job = TrainingJob(
+                config, target=target, slots=self.slots, init_state=init_state, evaluate_only=evaluate_only
+            )
+        else:
+            job = self.backend.submit(
+                config, target=target, slots=self.slots, init_state=init_state, evaluate_only=evaluate_only
+            )
         with self._lock:
             old = self._jobs.get(name)
             self._jobs[name] = job
@@ -263,6 +279,9 @@ class ParkingLot:
 def _abandon(job: TrainingJob) -> None:
     """Stop a job nobody will look at again, skipping its final metrics (seconds of solver work)."""
     job.stop(evaluate=False)
+    close = getattr(job, "close", None)  # a run on a cluster: let its actor go now
+    if close is not None:
+        close()
 
 
 def _warm_up() -> None:
@@ -353,11 +372,45 @@ def _session_id() -> str | None:
     return ctx.session_id if ctx is not None else None
 
 
+_backend_lock = threading.Lock()
+_backend: list[tuple[Backend, str | None]] = []  # once per process: (backend, what to tell the users)
+
+
+def _choose_backend(environ: Mapping[str, str]) -> tuple[Backend, str | None]:
+    address = environ.get(RAY_ADDRESS_ENV, "").strip()
+    if not address:
+        return LocalBackend(job_slots()), None
+    try:
+        # start_timeout=0: Train never waits for a worker to import torch; the run shows "queued" meanwhile.
+        backend = RayBackend(address, start_timeout=0.0)
+    except ConfigError as err:
+        message = f"{err}. Runs train on this server instead."
+        _log.warning("%s", message)
+        return LocalBackend(job_slots()), message
+    return backend, f"Runs train on the Ray cluster at {backend.address}."
+
+
+def job_backend(environ: Mapping[str, str] | None = None) -> Backend:
+    """Where this server's runs train: the Ray cluster at ``$CNFVIZ_RAY_ADDRESS`` if one is set and answers,
+    else this process. Chosen, and connected, once per process: never again on a rerun."""
+    with _backend_lock:
+        if not _backend:
+            _backend.append(_choose_backend(os.environ if environ is None else environ))
+        return _backend[0][0]
+
+
+def backend_notice() -> str | None:
+    """What to tell users about where runs train: None on a plain server, else the Ray cluster's address, or
+    why it could not be reached and that runs train here instead."""
+    job_backend()
+    return _backend[0][1]
+
+
 class _SessionHolder(JobHolder):
     """A :class:`JobHolder` that remembers its session, so that its release can park it under that id."""
 
-    def __init__(self, slots: JobSlots | None, session_id: str | None) -> None:
-        super().__init__(slots)
+    def __init__(self, slots: JobSlots | None, session_id: str | None, backend: Backend | None = None) -> None:
+        super().__init__(slots, backend)
         self.session_id = session_id
 
 
@@ -424,4 +477,5 @@ def job_holder() -> JobHolder:
         if parked is not None:
             parked.proceed()
             return parked
-    return _SessionHolder(job_slots(), session_id)
+    backend = job_backend()
+    return _SessionHolder(job_slots(), session_id, None if backend.name == "local" else backend)
