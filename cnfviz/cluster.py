@@ -196,6 +196,9 @@ class RunHost:
     def proceed(self) -> bool:
         return self._job().proceed()
 
+    def update_config(self, config: TrainConfig) -> None:
+        self._job().update_config(config)
+
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the run's thread; True while it is still alive."""
         job = self._job()
@@ -385,6 +388,20 @@ class RayJob:
             with self._lock:
                 self._alive, self._ended = True, False
         return ok
+
+    def update_config(self, config: TrainConfig) -> None:
+        """Apply a new learning rate or λ weights from the next iteration on, in the actor (see
+        :meth:`~cnfviz.TrainingJob.update_config`)."""
+        self._call("update_config", config)
+
+    @property
+    def can_continue(self) -> bool:
+        """Always False on Ray: a run that ends hands its worker to the next run waiting for one, and its
+        optimizer state stays with it, so Continue is offered for local runs only."""
+        return False
+
+    def continue_training(self) -> bool:
+        return False
 
     def close(self) -> None:
         """Kill the actor now, without waiting for the run to end; the handle keeps its last snapshot."""
