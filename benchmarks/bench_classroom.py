@@ -3,9 +3,9 @@ it prints figures and asserts nothing).
 
 Students arrive over a ramp, each in their own browser context (their own Streamlit session) of one
 headless Chromium. About half open the Train page and press Train with the default settings; the server
-trains ``$CNFVIZ_MAX_JOBS`` runs at once and queues the rest, which see their place in the line. Some of
-the trainers close their tab mid-run; the others press Stop after ``--train-seconds``. The other half look
-around: Home, then Train (without training), then Learn, through the sidebar. At the end every tab closes
+admits ``$CNFVIZ_MAX_JOBS`` runs at once (default 32: all of them, stacked by shape) and queues the rest,
+which see their place in the line. Some of the trainers close their tab mid-run; the others press Stop
+after ``--train-seconds``. The other half look around: Home, then Train (without training), then Learn, through the sidebar. At the end every tab closes
 at once, as when the bell rings.
 
 Measured, with the goals printed next to them:
@@ -64,6 +64,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cnfviz.scheduler import DEFAULT_CAPACITY
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
@@ -1224,7 +1226,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds from the Train click until a trainer presses Stop (those leaving early close at 30-70 %% "
         "of it); default 60, --quick 20",
     )
-    parser.add_argument("--max-jobs", type=int, default=2, help="CNFVIZ_MAX_JOBS for the server")
+    parser.add_argument(
+        "--max-jobs", type=int, default=DEFAULT_CAPACITY, help="CNFVIZ_MAX_JOBS for the server (its admission cap)"
+    )
     parser.add_argument("--grace", type=float, default=5.0, help="CNFVIZ_RECONNECT_GRACE for the server, seconds")
     parser.add_argument(
         "--after",
