@@ -5,7 +5,8 @@ Students arrive over a ramp, each in their own browser context (their own Stream
 headless Chromium. About half open the Train page and press Train with the default settings; the server
 admits ``$CNFVIZ_MAX_JOBS`` runs at once (default 32: all of them, stacked by shape) and queues the rest,
 which see their place in the line. Some of the trainers close their tab mid-run; the others press Stop
-after ``--train-seconds``. The other half look around: Home, then Train (without training), then Learn, through the sidebar. At the end every tab closes
+after ``--train-seconds``. The other half look around: Home, then Train (without training), then Learn,
+through the sidebar. At the end every tab closes
 at once, as when the bell rings.
 
 Measured, with the goals printed next to them:
