@@ -8,6 +8,10 @@ REV:cnfviz/training.py``) and after it, alternately, to check that a solo run di
 
     python benchmarks/bench_many_runs.py [--runs 1 4 8 16 30] [--iters 20] [--config default|classroom]
         [--threads 1] [--device auto] [--before REV] [--batch N]
+        [--objective likelihood|flow-matching|ot-flow-matching]
+
+With a flow-matching objective the runs make no solve in training (one evaluation of the field per
+iteration), so their iterations are far shorter and ``--iters`` should be larger.
 """
 
 from __future__ import annotations
@@ -26,15 +30,20 @@ from types import ModuleType
 import torch
 from common import print_table
 
-from cnfviz import PRESETS, Scheduler, TrainConfig, Trainer, default_config, warm_up
+from cnfviz import OBJECTIVES, PRESETS, Scheduler, TrainConfig, Trainer, default_config, warm_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def base_config(name: str, iters: int, device: str, batch: int | None) -> TrainConfig:
-    """The default 2D set-up (width 64 x 3, batch 128, RK4 x 4 steps, exact trace), or the classroom preset."""
+def base_config(
+    name: str, iters: int, device: str, batch: int | None, objective: str = "likelihood"
+) -> TrainConfig:
+    """The default 2D set-up (width 64 x 3, batch 128, RK4 x 4 steps, exact trace), or the classroom preset,
+    trained with ``objective``."""
     config = PRESETS["classroom"].config if name == "classroom" else default_config("8gaussians")
     config = config.replace(adam_iters=iters, eval_every=0, max_seconds=None, n_test=100, device=device)
+    if objective != "likelihood":  # flow matching has no LBFGS stage and no regularizers
+        config = config.replace(objective=objective, lbfgs_iters=0, lambda_kinetic=0.0, lambda_jacobian=0.0)
     return config.replace(batch_size=batch) if batch else config
 
 
@@ -104,15 +113,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=None, help="override the batch size")
+    parser.add_argument("--objective", choices=list(OBJECTIVES), default="likelihood")
     parser.add_argument("--before", default="d9d0525", help="revision whose Trainer is 'before' (solo check)")
     parser.add_argument("--solo-repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
-    base = base_config(args.config, args.iters, args.device, args.batch)
+    base = base_config(args.config, args.iters, args.device, args.batch, args.objective)
     device = Trainer(base.replace(adam_iters=1)).device
     print(
-        f"config: {args.config} (hidden {base.model.hidden}, batch {base.batch_size}, {base.solver.method} "
+        f"config: {args.config}, objective {base.objective} (hidden {base.model.hidden}, batch {base.batch_size}, "
+        f"{base.solver.method} "
         f"step {base.solver.step_size} over {base.model.tspan}, trace {base.model.trace}), "
         f"{args.iters} iterations per run, {args.threads} thread(s), device {device}"
     )

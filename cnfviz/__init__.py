@@ -18,12 +18,12 @@ from .export import config_to_code
 from .ffjord import FFJORD, standard_normal_logprob
 from .job import JobSlots, Snapshot, TrainingJob, Visuals, compute_visuals
 from .metrics import EVAL_SOLVER, Metrics, evaluate, grid_metrics, sampling_nfe, seed_tv, test_nll
-from .objectives import OBJECTIVES, flow_matching_loss, ot_pairing
+from .objectives import OBJECTIVES, draw_flow_matching, flow_matching_loss, ot_pairing
 from .presets import DEFAULT_TARGET, PRESETS, SEED_CONFIG, Preset, default_config
 from .scheduler import Scheduler
 from .share import config_to_query, parse_query
 from .solver import FIXED_GRID_SOLVERS, SOLVERS, SolverConfig, SolverError
-from .stack import StackGroup, stack_key, stacked_losses
+from .stack import StackGroup, stack_key, stacked_flow_matching_losses, stacked_losses
 from .targets import TARGETS, ImageTarget, SamplesTarget, Target, make_target, target_names
 from .training import IterationRecord, Trainer, TrainResult, train
 
@@ -71,6 +71,7 @@ __all__ = [
     "configure_threads",
     "default_config",
     "device_label",
+    "draw_flow_matching",
     "evaluate",
     "flow_matching_loss",
     "grid_metrics",
@@ -86,6 +87,7 @@ __all__ = [
     "save_checkpoint",
     "seed_tv",
     "stack_key",
+    "stacked_flow_matching_losses",
     "stacked_losses",
     "standard_normal_logprob",
     "target_names",

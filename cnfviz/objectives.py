@@ -35,6 +35,7 @@ __all__ = [
     "OT_MAX_POINTS",
     "Objective",
     "check_objective",
+    "draw_flow_matching",
     "flow_matching_loss",
     "objective_notes",
     "ot_pairing",
@@ -210,6 +211,31 @@ def flow_matching_loss(
         >>> loss.shape, bool(loss > 0)
         (torch.Size([]), True)
     """
+    t, xt, ut = draw_flow_matching(x1, tspan, coupling=coupling, generator=generator)
+    return (net(t, xt) - ut).pow(2).sum(-1).mean()
+
+
+def draw_flow_matching(
+    x1: Tensor,
+    tspan: tuple[float, float],
+    *,
+    coupling: str = "independent",
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Draw one flow-matching regression problem: times, path points and target velocities.
+
+    This is all the randomness of :func:`flow_matching_loss`, in its order (noise, pairing, times), so a
+    stacked run (:mod:`cnfviz.stack`) that draws here consumes its generator exactly as it does alone.
+
+    Arguments:
+        x1: a data batch, shape (N, d).
+        tspan: ``(t0, t1)``: noise lives at t0, data at t1.
+        coupling: ``"independent"`` or ``"ot"``.
+        generator: RNG for the noise x0 and the times t (CPU).
+
+    Returns:
+        ``(t, x_t, u)``: times (N, 1), points on the straight paths (N, d), their velocities (N, d).
+    """
     if coupling not in ("independent", "ot"):
         raise ConfigError(f'Invalid coupling "{coupling}". Must be one of ["independent", "ot"]')
     n = x1.shape[0]
@@ -220,4 +246,4 @@ def flow_matching_loss(
     u01 = torch.rand((n, 1), generator=generator, dtype=x1.dtype).to(x1.device)
     t = t0 + (t1 - t0) * u01
     xt, ut = straight_path(x0, x1, t, tspan)
-    return (net(t, xt) - ut).pow(2).sum(-1).mean()
+    return t, xt, ut

@@ -10,6 +10,10 @@ run's numbers are the ones its solo solve gives, up to the summation order of th
 Everything but the forward and backward pass (data, learning rate, clipping, optimizer, checks,
 records) stays with each run's :class:`~cnfviz.training.Trainer`; a :class:`StackGroup` only
 replaces ``Trainer._forward_backward``.
+
+Flow-matching runs stack too, more simply: they need no solve, so each member draws its own times,
+noise and pairing exactly as it would alone, and the R fields are evaluated once, batched, at the
+per-sample times (R, N, 1) (:func:`stacked_flow_matching_losses`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .device import name_native_thread
 from .divergence import TRACE_ESTIMATORS, draw_noise
 from .dynamics import ODENet
 from .ffjord import standard_normal_logprob
+from .objectives import FLOW_MATCHING, OBJECTIVES, draw_flow_matching
 from .solver import SolverInterrupted
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "StackGroup",
     "grid_steps",
     "stack_key",
+    "stacked_flow_matching_losses",
     "stacked_losses",
 ]
 
@@ -93,14 +99,30 @@ def stack_key(trainer: Any) -> tuple[Any, ...] | None:
     Shape: dimension, widths, activation, time conditioning, final activation, linear term, batch
     rows, trace estimator, regularized or not, fixed-grid method and step count, device. An adaptive
     solver, the adjoint, an NFE cap the grid exceeds, or the autograd trace train alone.
+
+    A flow-matching run makes no solve in training, so its key is the network shape, batch rows,
+    objective and device alone, tagged so that it never equals a likelihood run's key.
     """
     cfg = trainer.config
     solver = trainer.train_solver
     m = cfg.model
+    if cfg.objective in FLOW_MATCHING:
+        return (
+            "flow-matching",
+            cfg.objective,
+            trainer.target.dim,
+            m.hidden,
+            m.activation,
+            m.time,
+            m.final_activation,
+            m.linear,
+            _batch_rows(trainer),
+            str(trainer.device),
+        )
     if solver.method not in STACKABLE_METHODS or solver.adjoint or m.trace == "exact-autograd":
         return None
     if cfg.objective != "likelihood":
-        return None  # the stacked loss is the likelihood's; flow-matching runs train alone
+        return None  # an objective the stack does not know trains alone
     steps = grid_steps(solver.step_size, m.tspan)
     if solver.max_nfe is not None and steps * STACKABLE_METHODS[solver.method] > solver.max_nfe:
         return None  # alone, the solve fails on its NFE cap: let it, with the solo message
@@ -151,6 +173,25 @@ class _StackedNet:
         wt = w.transpose(1, 2)
         out = torch.baddbmm(shift[:, None, :], h, wt)
         return out, None if tan is None else _bmm_tangents(tan, wt)
+
+    def field_per_sample(self, t: Tensor, z: Tensor) -> Tensor:
+        """f (R, N, d) at per-sample times ``t`` (R, N, 1) for states ``z`` (R, N, d), as ``_Layer._per_sample``."""
+        h = z
+        last = len(self.layers) - 1
+        for i, p in enumerate(self.layers):
+            wt = p["weight"].transpose(1, 2)
+            if self.time == "none":
+                h = torch.baddbmm(p["bias"][:, None, :], h, wt)
+            elif self.time == "concat":
+                h = torch.baddbmm(torch.addcmul(p["bias"][:, None, :], t, p["time_weight"][:, None, :]), h, wt)
+            else:  # the gate differs per row, so it cannot fold into W
+                gate = torch.sigmoid(torch.addcmul(p["gate_bias"][:, None, :], t, p["gate_weight"][:, None, :]))
+                h = torch.addcmul(t * p["hyper_bias"][:, None, :], torch.baddbmm(p["bias"][:, None, :], h, wt), gate)
+            if i < last or self.final_activation:
+                h = self.act.fn(h)
+        if self.linear:
+            h = torch.baddbmm(h + self.lin_bias, z, self.lin_wt)
+        return h
 
     def field(self, t: Tensor, z: Tensor, seeds: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """f (R, N, d) and tangents J·seeds (R, k, N, d) at times ``t`` (R,) for states ``z`` (R, N, d)."""
@@ -306,6 +347,28 @@ def stacked_losses(
     return out
 
 
+def stacked_flow_matching_losses(
+    trainers: Sequence[Any], draws: Sequence[tuple[Tensor, Tensor, Tensor]]
+) -> list[tuple[Tensor, dict[str, Any]]]:
+    """Each flow-matching run's regression loss, from one batched evaluation of the R fields.
+
+    Arguments:
+        trainers: R trainers of one :func:`stack_key` (their models' parameters are stacked, not copied).
+        draws: each run's ``(t, x_t, u)`` from :func:`~cnfviz.objectives.draw_flow_matching`, shapes
+            (N, 1), (N, d), (N, d).
+
+    Returns:
+        ``(loss, parts)`` per run, as ``Trainer._loss`` returns them; ``loss`` backpropagates into
+        that run's parameters only.
+    """
+    net = _StackedNet([tr.model.net for tr in trainers])
+    t = torch.stack([d[0] for d in draws])  # (R, N, 1)
+    xt = torch.stack([d[1] for d in draws])
+    ut = torch.stack([d[2] for d in draws])
+    per_run = (net.field_per_sample(t, xt) - ut).pow(2).sum(-1).mean(-1)  # (R,)
+    return [(per_run[i], {"nll": math.nan, "kinetic": None, "jacobian": None}) for i in range(len(trainers))]
+
+
 def _add_nfe(model: Any, evals: int) -> None:
     """Count a stacked solve's evaluations as the run's own forward NFE, under its counter lock if it has one."""
     lock = getattr(model, "_nfe_lock", None)
@@ -318,6 +381,7 @@ class _Request:
     trainer: Any
     x: Tensor
     eps: Tensor | None
+    draw: tuple[Tensor, Tensor, Tensor] | None = None  # a flow-matching run's (t, x_t, u)
     done: threading.Event = field(default_factory=threading.Event)
     loss: float = math.nan
     parts: dict[str, Any] = field(default_factory=dict)
@@ -412,11 +476,17 @@ class StackGroup:
     def submit(self, trainer: Any, x: Tensor) -> tuple[float, dict[str, Any], tuple[int, int]]:
         """The stacked stand-in for ``Trainer._forward_backward``: blocks until this run's round is done.
 
-        The probe noise is drawn here, from the run's own generator, exactly as its solo solve draws it.
+        The probe noise (or a flow-matching run's times, noise and pairing) is drawn here, from the run's
+        own generator, exactly as its solo iteration draws it.
         """
-        est = TRACE_ESTIMATORS[trainer.config.model.trace]
-        eps = draw_noise(est.noise, x, trainer._noise) if est.noise else None
-        req = _Request(trainer, x, eps)
+        coupling = OBJECTIVES[trainer.config.objective].coupling
+        if coupling is not None:
+            draw = draw_flow_matching(x, trainer.model.tspan, coupling=coupling, generator=trainer._noise)
+            req = _Request(trainer, x, None, draw)
+        else:
+            est = TRACE_ESTIMATORS[trainer.config.model.trace]
+            eps = draw_noise(est.noise, x, trainer._noise) if est.noise else None
+            req = _Request(trainer, x, eps)
         with self._cond:
             if self._closed or id(trainer) not in self._members:
                 raise RuntimeError("submitted to a stack this run is not a member of")
@@ -492,6 +562,9 @@ class StackGroup:
         def interrupt() -> bool:
             return any(tr.stopping for tr in trainers)
 
+        if batch[0].draw is not None:
+            StackGroup._solve_flow_matching(batch)
+            return
         losses = stacked_losses(trainers, [r.x for r in batch], [r.eps for r in batch], interrupt)
         evals = grid_steps(trainers[0].train_solver.step_size, trainers[0].config.model.tspan)
         evals *= STACKABLE_METHODS[trainers[0].train_solver.method]
@@ -507,6 +580,21 @@ class StackGroup:
             torch.stack(finite).sum().backward()
         for tr in trainers:
             _add_nfe(tr.model, evals)
+
+    @staticmethod
+    def _solve_flow_matching(batch: list[_Request]) -> None:
+        trainers = [r.trainer for r in batch]
+        draws = [r.draw for r in batch if r.draw is not None]
+        losses = stacked_flow_matching_losses(trainers, draws)
+        finite = []
+        for req, (loss, parts) in zip(batch, losses, strict=True):
+            # One evaluation of the field and no solve, counted as the solo iteration counts it.
+            req.loss, req.parts, req.nfe = float(loss.detach()), parts, (1, 0)
+            if math.isfinite(req.loss):
+                req.trainer._remember_good()
+                finite.append(loss)
+        if finite:  # a run whose loss is not finite fails alone, as in a likelihood stack
+            torch.stack(finite).sum().backward()
 
     # ------------------------------------------------------------------ live plots
     def visual_turn(self, trainer: Any, first: bool) -> bool:

@@ -359,3 +359,115 @@ def test_live_plots_in_a_stack_go_one_at_a_time_oldest_first_within_their_share(
         group.remove(a)
         assert group.remove(b) and group.closed
         group.join(5)
+
+
+# ---------------------------------------------------------------------------------------------- flow matching
+FM_CASES = {
+    "flow-matching": BASE_2D.replace(objective="flow-matching"),
+    "ot-flow-matching": BASE_2D.replace(objective="ot-flow-matching", model={"time": "concat", "linear": False}),
+}
+
+
+def test_flow_matching_runs_share_a_key_by_network_shape_alone_and_never_with_likelihood_runs():
+    base = FM_CASES["flow-matching"]
+    keys = [stack_key(Trainer(c)) for c in variants(base)]
+    assert None not in keys and len(set(keys)) == 1
+    # No solve in training: the solver and trace settings do not split a flow-matching stack.
+    for what, config in {
+        "adaptive solver": base.replace(solver={"method": "dopri5"}),
+        "trace": base.replace(model={"trace": "hutchinson-gaussian"}),
+        "steps": base.replace(solver={"step_size": 0.5}),
+    }.items():
+        assert stack_key(Trainer(config)) == keys[0], what
+    for what, config in {
+        "likelihood": base.replace(objective="likelihood"),
+        "ot coupling": base.replace(objective="ot-flow-matching"),
+        "width": base.replace(model={"hidden": (16, 8)}),
+        "batch": base.replace(batch_size=32),
+        "time conditioning": base.replace(model={"time": "concat"}),
+        "linear term": base.replace(model={"linear": False}),
+    }.items():
+        key = stack_key(Trainer(config))
+        assert key is not None and key != keys[0], what
+
+
+@pytest.mark.parametrize("case", FM_CASES)
+def test_one_batched_flow_matching_evaluation_gives_each_run_its_solo_loss_and_gradient(case):
+    trainers = [Trainer(c) for c in variants(FM_CASES[case])]
+    xs = [tr._to_tensor(tr.target.sample(64, seed=i)) for i, tr in enumerate(trainers)]
+    coupling = stack_module.OBJECTIVES[FM_CASES[case].objective].coupling
+    draws, solo_losses, solo_grads = [], [], []
+    for tr, x in zip(trainers, xs, strict=True):
+        state = tr._noise.get_state()
+        draws.append(stack_module.draw_flow_matching(x, tr.model.tspan, coupling=coupling, generator=tr._noise))
+        after_draw = tr._noise.get_state()
+        tr._noise.set_state(state)
+        loss, parts = tr._loss(x, tr._noise)
+        assert torch.equal(tr._noise.get_state(), after_draw), "solo and stacked consume the generator alike"
+        solo_losses.append(float(loss.detach()))
+        solo_grads.append(torch.autograd.grad(loss, list(tr.model.parameters())))
+    out = stack_module.stacked_flow_matching_losses(trainers, draws)
+    torch.stack([loss for loss, _ in out]).sum().backward()
+    for tr, (loss, parts), want, grads in zip(trainers, out, solo_losses, solo_grads, strict=True):
+        assert float(loss.detach()) == pytest.approx(want, abs=1e-6) and want > 0
+        assert parts["kinetic"] is None and parts["nll"] != parts["nll"]  # NaN: no likelihood in training
+        for p, g in zip(tr.model.parameters(), grads, strict=True):
+            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", FM_CASES)
+def test_a_stacked_flow_matching_run_trains_to_the_weights_it_reaches_alone(case):
+    """Seeds, learning rates and time spans differ; one run leaves half-way and one joins late."""
+    configs = [c.replace(adam_iters=30) for c in variants(FM_CASES[case])]
+    configs[3] = configs[3].replace(adam_iters=15)
+    late = threading.Event()
+
+    def first_callback(rec) -> None:
+        if rec.iteration == 8:
+            late.set()
+
+    scheduler = Scheduler()
+    trainers = stacked(configs, scheduler, cb0=first_callback)
+    results = in_threads(trainers, starts={2: late})
+    assert scheduler.stats()["largest_round"] >= 2, "the runs trained in one stack"
+    assert scheduler.stack_sizes() == []
+    for config, trainer, result in zip(configs, trainers, results, strict=True):
+        solo, solo_result = alone(config)
+        assert result.status == solo_result.status == "done" and result.iterations == config.adam_iters
+        assert_same_weights(weights(trainer), weights(solo))
+        losses = [r.loss for r in result.history]
+        assert losses == pytest.approx([r.loss for r in solo_result.history], abs=ATOL)
+        start = weights(Trainer(config))
+        assert any((start[k] - v).abs().max() > 1e-3 for k, v in weights(trainer).items()), "it trained"
+        assert [r.nfe_forward for r in result.history] == [r.nfe_forward for r in solo_result.history]
+
+
+def test_runs_of_mixed_objectives_split_into_one_stack_per_objective():
+    configs = [
+        BASE_2D.replace(adam_iters=8),
+        BASE_2D.replace(adam_iters=8, seed=1),
+        BASE_2D.replace(adam_iters=8, objective="flow-matching"),
+        BASE_2D.replace(adam_iters=8, objective="flow-matching", seed=1),
+        BASE_2D.replace(adam_iters=8, objective="ot-flow-matching"),
+        BASE_2D.replace(adam_iters=8, objective="ot-flow-matching", seed=1),
+    ]
+    scheduler = Scheduler()
+    trainers = stacked(configs, scheduler)
+    seen: list[list[int]] = []
+    for tr in trainers:
+        original = tr._adam_end
+
+        def spy(*args, _original=original) -> None:
+            seen.append(sorted(scheduler.stack_sizes()))
+            _original(*args)
+
+        tr._adam_end = spy
+    results = in_threads(trainers)
+    assert len({stack_key(tr) for tr in trainers}) == 3
+    assert max(len(s) for s in seen) == 3, "three stacks at once, one per objective"
+    assert max(max(s) for s in seen if s) == 2, "no stack ever held runs of two objectives"
+    for config, trainer, result in zip(configs, trainers, results, strict=True):
+        solo, solo_result = alone(config)
+        assert result.status == "done"
+        assert_same_weights(weights(trainer), weights(solo))
+        assert [r.loss for r in result.history] == pytest.approx([r.loss for r in solo_result.history], abs=ATOL)
