@@ -30,7 +30,7 @@ from types import ModuleType
 import torch
 from common import print_table
 
-from cnfviz import OBJECTIVES, PRESETS, Scheduler, TrainConfig, Trainer, default_config, warm_up
+from cnfviz import OBJECTIVES, PRESETS, Scheduler, TrainConfig, Trainer, default_config, stack, warm_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,6 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
+    stack.FLOW_MATCHING_STACKS_ON_CPU = True  # measure the stacked case, which the app leaves off on a CPU
     base = base_config(args.config, args.iters, args.device, args.batch, args.objective)
     device = Trainer(base.replace(adam_iters=1)).device
     print(

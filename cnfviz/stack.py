@@ -39,6 +39,7 @@ from .objectives import FLOW_MATCHING, OBJECTIVES, draw_flow_matching
 from .solver import SolverInterrupted
 
 __all__ = [
+    "FLOW_MATCHING_STACKS_ON_CPU",
     "STACKABLE_METHODS",
     "STACK_THREAD_NAME",
     "VISUAL_SHARE",
@@ -48,6 +49,12 @@ __all__ = [
     "stacked_flow_matching_losses",
     "stacked_losses",
 ]
+
+FLOW_MATCHING_STACKS_ON_CPU = False
+"""Whether flow-matching runs stack on a CPU. Off, by measurement (benchmarks/README.md): an iteration is a few
+milliseconds, and the stack's per-round hand-offs cost more than batching saves (0.71x for one run, 0.45x
+for 8, 0.86x for 16, 1.25x for 30), while likelihood runs, whose iterations are solves, gain 2.5-3x. On a GPU,
+where a tiny run is all kernel-launch overhead, they stack."""
 
 STACK_THREAD_NAME = "cnfviz-stack"
 
@@ -101,12 +108,15 @@ def stack_key(trainer: Any) -> tuple[Any, ...] | None:
     solver, the adjoint, an NFE cap the grid exceeds, or the autograd trace train alone.
 
     A flow-matching run makes no solve in training, so its key is the network shape, batch rows,
-    objective and device alone, tagged so that it never equals a likelihood run's key.
+    objective and device alone, tagged so that it never equals a likelihood run's key. On a CPU it trains
+    alone unless :data:`FLOW_MATCHING_STACKS_ON_CPU` is set (see there).
     """
     cfg = trainer.config
     solver = trainer.train_solver
     m = cfg.model
     if cfg.objective in FLOW_MATCHING:
+        if trainer.device.type == "cpu" and not FLOW_MATCHING_STACKS_ON_CPU:
+            return None
         return (
             "flow-matching",
             cfg.objective,
