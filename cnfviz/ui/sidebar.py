@@ -605,7 +605,9 @@ def _compare_link(name: str) -> None:
     labels = " and ".join(label for label, _ in PRESETS[name].compare)
     label = f"Compare {labels} side by side"
     try:
-        st.page_link("pages/compare.py", label=label, icon=":material/compare_arrows:", query_params={"preset": name})
+        st.page_link(
+            "app_pages/compare.py", label=label, icon=":material/compare_arrows:", query_params={"preset": name}
+        )
     except StreamlitAPIException:  # the page runs outside app.py (a test), without the navigation
         st.markdown(f":material/compare_arrows: [{label}](compare?preset={name})")
 
