@@ -687,8 +687,8 @@ async def _first_paint_only(args: argparse.Namespace, url: str) -> list[Student]
 
 
 async def prime(browser: Any, url: str) -> None:
-    """Open Home then Train once, so that app.py's navigation is set up (see tests/browser/conftest.py)
-    and the first job holder has started the server's one-off warm-up, then close the tab."""
+    """Open Home then Train once, so that the first job holder has started the server's one-off warm-up,
+    then close the tab."""
     context = await browser.new_context(viewport=VIEWPORT)
     try:
         page = await context.new_page()
@@ -859,7 +859,7 @@ def _our_tracebacks(log_text: str) -> list[str]:
     """The tracebacks in a server log that pass through cnfviz's code (the package, the pages, app.py),
     not only through installed packages (Streamlit, Starlette...)."""
     blocks = log_text.split("Traceback (most recent call last)")[1:]
-    ours = re.compile(r"/cnfviz/|/pages/[^/]+\.py$|/app\.py$")
+    ours = re.compile(r"/cnfviz/|/app_pages/[^/]+\.py$|/app\.py$")
 
     def files(block: str) -> list[str]:
         return re.findall(r'^\s*File "([^"]+)"', block.split("\n\n")[0], re.M)

@@ -47,6 +47,7 @@ __all__ = [
     "make_target",
     "samples_from_csv",
     "scipy_distributions",
+    "scipy_examples",
     "scipy_params",
     "target_names",
     "target_spec",
@@ -399,14 +400,54 @@ def _scipy_dist(dist_name: str) -> scipy.stats.rv_continuous:
     raise ConfigError(f'Unknown scipy.stats distribution "{dist_name}".{did_you_mean} {hint}')
 
 
+# Working shape values for common distributions, for a scipy whose private table below has moved (the first
+# rows of scipy 1.x's ``distcont``, to 3 significant digits; tests/test_targets.py keeps them in step).
+_SCIPY_EXAMPLES_FALLBACK: dict[str, tuple[float, ...]] = {
+    "beta": (2.31, 0.627),
+    "chi2": (55.0,),
+    "f": (29.0, 18.0),
+    "gamma": (1.99,),
+    "genextreme": (-0.1,),
+    "loggamma": (0.414,),
+    "lognorm": (0.954,),
+    "pareto": (2.62,),
+    "powerlaw": (1.66,),
+    "skewnorm": (4.0,),
+    "t": (2.74,),
+    "truncnorm": (-1.1, 2.73),
+    "vonmises": (3.99,),
+    "weibull_min": (1.79,),
+}
+
+
 @functools.cache
-def _scipy_examples() -> dict[str, tuple[float, ...]]:
-    # scipy's own test-suite table of valid shape values; private, so a missing table only loses the hint.
+def _scipy_examples() -> dict[str, tuple[Any, ...]]:
+    # The one place that reads scipy's private test table (``scipy.stats._distr_params.distcont``: rows of
+    # (name, shape values), some names several times; the first row of each is the plain case).
+    table: dict[str, tuple[Any, ...]] = {}
     try:
         from scipy.stats._distr_params import distcont
-    except ImportError:  # pragma: no cover - depends on scipy internals
-        return {}
-    return {name: tuple(args) for name, args in distcont}
+
+        for name, args in distcont:
+            table.setdefault(str(name), tuple(args))
+    except (ImportError, TypeError, ValueError):  # the private table moved or changed shape
+        table = {}
+    return {**_SCIPY_EXAMPLES_FALLBACK, **table}
+
+
+def scipy_examples(dist_name: str) -> tuple[Any, ...]:
+    """Working values of ``scipy.stats.<dist_name>``'s shape parameters, in order, or ``()`` when none is known.
+
+    They come from scipy's own test table (private, hence a small built-in fallback for common
+    distributions); the parameter help of :func:`scipy_params` and the app's starting values use them.
+
+    Example:
+        >>> [round(v, 2) for v in scipy_examples("gamma")]
+        [1.99]
+        >>> scipy_examples("norm")
+        ()
+    """
+    return _scipy_examples().get(dist_name, ())
 
 
 def scipy_params(dist_name: str) -> tuple[Param, ...]:
@@ -424,7 +465,7 @@ def scipy_params(dist_name: str) -> tuple[Param, ...]:
     """
     dist = _scipy_dist(dist_name)
     shapes = [s.strip() for s in (dist.shapes or "").split(",") if s.strip()]
-    example = _scipy_examples().get(dist_name, ())
+    example = scipy_examples(dist_name)
     params = []
     for i, s in enumerate(shapes):
         eg = f"; e.g. {example[i]:.3g}" if i < len(example) and np.isscalar(example[i]) else ""

@@ -21,7 +21,7 @@ from cnfviz.ui.session import PARKING
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-TRAIN = str(ROOT / "pages" / "train.py")
+TRAIN = str(ROOT / "app_pages" / "train.py")
 
 
 @pytest.fixture(autouse=True)

@@ -30,8 +30,8 @@ from tests.apptest import (  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-TRAIN = str(ROOT / "pages" / "train.py")
-PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
+TRAIN = str(ROOT / "app_pages" / "train.py")
+PAGES = sorted(p.name for p in (ROOT / "app_pages").glob("*.py"))
 
 
 def train_page() -> AppTest:
@@ -82,8 +82,16 @@ def test_app_opens_on_home_with_preview_and_link():
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(page):
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page(f"pages/{page}").run()
+    at.switch_page(f"app_pages/{page}").run()
     assert not at.exception, at.exception
+
+
+def test_no_pages_folder_beside_app_py():
+    # Streamlit runs a folder named pages/ next to the main script as a legacy multipage app until
+    # st.navigation is first called: a fresh server's first /train would skip app.py for every session
+    # (tests/browser/test_train_browser.py checks the first request end to end).
+    assert not (ROOT / "pages").exists()
+    assert len(PAGES) == 4
 
 
 def test_train_page_opens_idle_with_fast_defaults():

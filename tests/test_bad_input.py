@@ -703,7 +703,7 @@ def test_a_pickle_payload_outside_a_zip_is_refused_too(tmp_path):
 # Config files on the Compare page
 # --------------------------------------------------------------------------------------------------
 
-COMPARE = str(ROOT / "pages" / "compare.py")
+COMPARE = str(ROOT / "app_pages" / "compare.py")
 _CONFIG = default_config("normal", adam_iters=5).to_json().encode()
 
 COMPARE_FILE_CASES = {

@@ -30,7 +30,7 @@ from cnfviz.ui.text import plain
 from tests.apptest import fresh_caches, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN = str(ROOT / "pages" / "train.py")
+TRAIN = str(ROOT / "app_pages" / "train.py")
 H = 2 * CANVAS_HALF_WIDTH / (CANVAS_POINTS - 1)  # the canvas's grid spacing
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "pages" / "learn.py"
+PAGE = ROOT / "app_pages" / "learn.py"
 N_CHARTS = 7
 
 # key -> (new value, index of the chart it drives), in page order.
@@ -117,7 +117,7 @@ def test_page_ends_with_the_button_to_the_seed_tutorial():
 
 def test_button_opens_the_train_page_with_the_seed_preset():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/learn.py")
+    at.switch_page("app_pages/learn.py")
     at.run()
     assert not at.exception
     at.button(key="learn_open_train").click().run()
@@ -130,9 +130,9 @@ def test_button_opens_the_train_page_with_the_seed_preset():
 
 
 def test_page_without_precomputed_assets_still_renders_the_live_sections(tmp_path):
-    (tmp_path / "pages").mkdir()
-    shutil.copy(PAGE, tmp_path / "pages" / "learn.py")
-    at = _run(tmp_path / "pages" / "learn.py")
+    (tmp_path / "app_pages").mkdir()
+    shutil.copy(PAGE, tmp_path / "app_pages" / "learn.py")
+    at = _run(tmp_path / "app_pages" / "learn.py")
     assert len(at.get("plotly_chart")) == 4
     assert len(at.info) == 3 and "make_learn_assets.py" in at.info[0].value
 

@@ -20,7 +20,7 @@ from tests.apptest import fresh_caches, iteration, progress, wait_for  # noqa: F
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-TRAIN = str(ROOT / "pages" / "train.py")
+TRAIN = str(ROOT / "app_pages" / "train.py")
 
 # A config far from every default: the link must carry all of it, including fields no control shows.
 LINKED = TrainConfig(
@@ -44,7 +44,7 @@ def open_link(query: dict[str, str], *, via_app: bool = False) -> AppTest:
     at = AppTest.from_file(APP if via_app else TRAIN, default_timeout=60)
     if via_app:
         at.run()
-        at.switch_page("pages/train.py")
+        at.switch_page("app_pages/train.py")
     at.query_params.update(query)
     at.run()
     assert not at.exception, at.exception

@@ -466,7 +466,7 @@ COMPARE_UPLOAD_CASES: dict[str, tuple[bytes, tuple[str, ...]]] = {
 def test_a_hostile_config_on_the_compare_page_is_named_and_nothing_starts(content, fragments):
     from tests.apptest import ROOT
 
-    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=60).run()
     at.radio(key="compare_mode").set_value("files").run()
     files = [("good.json", _JSON.encode(), "application/json"), ("bad.json", content, "application/json")]
     at.file_uploader(key="compare_upload").set_value(files).run()

@@ -329,6 +329,63 @@ def test_scipy_params_and_names() -> None:
     assert all(isinstance(getattr(scipy.stats, n), scipy.stats.rv_continuous) for n in names)
 
 
+# scipy's example shape values: a private table, read in one guarded place (targets._scipy_examples)
+
+
+def test_scipys_private_example_table_is_still_where_and_what_cnfviz_reads() -> None:
+    # Imported directly, so that a scipy that moves or reshapes it fails here, loudly, rather than only
+    # dropping the examples to the fallback table.
+    from scipy.stats._distr_params import distcont
+
+    assert len(distcont) > 80
+    assert all(isinstance(name, str) and isinstance(args, (list, tuple)) for name, args in distcont)
+    first: dict[str, tuple] = {}
+    for name, args in distcont:
+        first.setdefault(name, tuple(args))
+    assert {n: T.scipy_examples(n) for n in first} == first, "the first row of each name, as scipy lists it"
+    # Rows that repeat a name disagree (truncnorm: (-1.10, 2.73) then (0.1, 2.0)): the first one is used.
+    assert T.scipy_examples("truncnorm") == pytest.approx((-1.0978730080013919, 2.730675410903198))
+    assert T.scipy_examples("norm") == () and T.scipy_examples("not_a_distribution") == ()
+
+
+def test_scipy_example_fallback_matches_scipy_and_is_used_without_the_private_table(monkeypatch) -> None:
+    from scipy.stats._distr_params import distcont
+
+    first: dict[str, tuple] = {}
+    for name, args in distcont:
+        first.setdefault(name, tuple(args))
+    for name, values in T._SCIPY_EXAMPLES_FALLBACK.items():
+        dist = getattr(scipy.stats, name)
+        assert len(values) == dist.numargs, name
+        assert values == pytest.approx(first[name], rel=5e-3), name
+        assert np.isfinite(dist(*values).logpdf(dist(*values).median())), name
+        make_target(f"scipy:{name}", **dict(zip(dist.shapes.replace(" ", "").split(","), values, strict=True)))
+    # No private table (a module set to None makes its import raise ImportError): the fallback answers.
+    monkeypatch.setitem(sys.modules, "scipy.stats._distr_params", None)
+    T._scipy_examples.cache_clear()
+    try:
+        assert T._scipy_examples() == T._SCIPY_EXAMPLES_FALLBACK
+        assert T.scipy_examples("gamma") == (1.99,) and T.scipy_examples("kappa4") == ()
+        assert "e.g. 1.99" in scipy_params("gamma")[0].help
+    finally:
+        T._scipy_examples.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["gamma", "beta", "truncnorm", "powerlaw", "gengamma", "kappa4", "pearson3", "f"])
+def test_the_sidebars_starting_shape_values_are_the_librarys_examples(name) -> None:
+    from cnfviz.ui.sidebar import _default_param_texts
+
+    texts = _default_param_texts(f"scipy:{name}")
+    shapes = [p.name for p in scipy_params(name) if p.required]
+    examples = T.scipy_examples(name)
+    assert len(examples) == len(shapes) > 0
+    for shape, value in zip(shapes, examples, strict=True):
+        assert float(texts[shape]) == float(f"{value:.4g}"), (name, shape, texts[shape], value)
+    for shape, value in zip(shapes, examples, strict=True):  # and the parameter help quotes the same value
+        assert f"e.g. {value:.3g})" in next(p.help for p in scipy_params(name) if p.name == shape)
+    assert texts["loc"] == "0.0" and texts["scale"] == "1.0"
+
+
 def test_scipy_errors() -> None:
     with pytest.raises(ConfigError, match=r"missing.*\['a'\]"):
         make_target("scipy:gamma")

@@ -75,7 +75,7 @@ def test_figure_text_disarms_plotly_markup():
     assert all("<" not in n and ">" not in n for n in names)
 
 
-COMPARE = str(ROOT / "pages" / "compare.py")
+COMPARE = str(ROOT / "app_pages" / "compare.py")
 _CONFIG = default_config("normal", adam_iters=5).to_json().encode()
 
 

@@ -692,7 +692,7 @@ def _open_button(e: _Entry) -> None:
         icon=":material/open_in_new:",
         help="The Train page with this run's settings, to look closer (trajectories, vector field, samples).",
     ):
-        st.switch_page("pages/train.py", query_params=config_to_query(e.run.config))
+        st.switch_page("app_pages/train.py", query_params=config_to_query(e.run.config))
 
 
 def _density_caption(e: _Entry, one_d: bool) -> str:

@@ -77,7 +77,16 @@ from ..plots import target_preview_figure
 from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..share import CONTROLS
 from ..solver import FIXED_GRID_SOLVERS, SOLVERS
-from ..targets import SCIPY_PREFIX, TARGETS, Param, Target, make_target, scipy_distributions, scipy_params
+from ..targets import (
+    SCIPY_PREFIX,
+    TARGETS,
+    Param,
+    Target,
+    make_target,
+    scipy_distributions,
+    scipy_examples,
+    scipy_params,
+)
 from ..targets import SLOW_SCIPY as _SLOW_SCIPY
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
 from .text import plain
@@ -178,19 +187,6 @@ def _param_specs(target: str) -> tuple[Param, ...]:
     return spec.params
 
 
-@functools.cache
-def _scipy_examples() -> dict[str, tuple[Any, ...]]:
-    # scipy's own test table of valid shape values gives required shape parameters a working start.
-    try:
-        from scipy.stats._distr_params import distcont
-    except ImportError:  # pragma: no cover - scipy internals
-        return {}
-    out: dict[str, tuple[Any, ...]] = {}
-    for name, args in distcont:
-        out.setdefault(name, tuple(args))
-    return out
-
-
 def _param_text(value: Any) -> str:
     """Text for a parameter's input box that parses back to exactly ``value``."""
     if value is None:
@@ -202,7 +198,7 @@ def _param_text(value: Any) -> str:
 
 def _default_param_texts(target: str) -> dict[str, str]:
     specs = _param_specs(target)
-    example = _scipy_examples().get(target[len(SCIPY_PREFIX) :], ()) if target.startswith(SCIPY_PREFIX) else ()
+    example = scipy_examples(target[len(SCIPY_PREFIX) :]) if target.startswith(SCIPY_PREFIX) else ()
     out = {}
     shape_i = 0
     for p in specs:
@@ -605,7 +601,9 @@ def _compare_link(name: str) -> None:
     labels = " and ".join(label for label, _ in PRESETS[name].compare)
     label = f"Compare {labels} side by side"
     try:
-        st.page_link("pages/compare.py", label=label, icon=":material/compare_arrows:", query_params={"preset": name})
+        st.page_link(
+            "app_pages/compare.py", label=label, icon=":material/compare_arrows:", query_params={"preset": name}
+        )
     except StreamlitAPIException:  # the page runs outside app.py (a test), without the navigation
         st.markdown(f":material/compare_arrows: [{label}](compare?preset={name})")
 

@@ -2,7 +2,7 @@
 test session, and a fresh page per test.
 
 Other browser tests reuse them by asking for the ``app`` fixture (a :class:`StreamlitApp` on a new page
-of the shared server) or for ``primed_app_url``, ``browser`` and ``artifacts_dir`` directly. Tests here are
+of the shared server) or for ``app_url``, ``browser`` and ``artifacts_dir`` directly. Tests here are
 marked ``browser``; without Chromium (``/usr/bin/chromium`` or ``chromium`` on PATH) or the playwright
 package they are skipped with the reason, except under ``CI=true`` or ``CNFVIZ_REQUIRE_BROWSER=1``, where
 that is a failure (see :func:`browser_required`). Screenshots go to ``$CNFVIZ_ARTIFACTS`` (default
@@ -164,23 +164,6 @@ def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Itera
             proc.wait(timeout=5)
 
 
-def prime(browser: object, url: str) -> str:
-    """Visit ``/`` once so that ``app.py`` runs first; returns ``url``.
-
-    Until ``app.py`` has called ``st.navigation`` once, Streamlit 1.67 treats the ``pages/`` folder as an
-    old-style multipage app: a first request for ``/train`` would run ``pages/train.py`` on its own,
-    without the navigation and page config, and every later session would too.
-    """
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=60_000)
-    finally:
-        context.close()
-    return url
-
-
 @pytest.fixture(scope="session")
 def app_url(chromium_path: str, artifacts_dir: Path) -> Iterator[str]:
     """The URL of the session's shared server."""
@@ -296,20 +279,13 @@ class StreamlitApp:
 
 
 @pytest.fixture(scope="session")
-def primed_app_url(browser: object, app_url: str) -> str:
-    """The shared server's URL, after :func:`prime`."""
-    return prime(browser, app_url)
-
-
-@pytest.fixture(scope="session")
-def start_server(browser: object, artifacts_dir: Path) -> Iterator[Callable[[str, dict[str, str]], str]]:
+def start_server(artifacts_dir: Path) -> Iterator[Callable[[str, dict[str, str]], str]]:
     """A factory for extra servers with their own environment, e.g. ``start_server("capped",
-    {"CNFVIZ_MAX_JOBS": "1"})``; each is primed, logged to the artifacts and stopped at the session's end."""
+    {"CNFVIZ_MAX_JOBS": "1"})``; each is logged to the artifacts and stopped at the session's end."""
     with contextlib.ExitStack() as stack:
 
         def start(name: str, env: dict[str, str]) -> str:
-            url = stack.enter_context(streamlit_server(artifacts_dir / f"streamlit-{name}.log", env))
-            return prime(browser, url)
+            return stack.enter_context(streamlit_server(artifacts_dir / f"streamlit-{name}.log", env))
 
         yield start
 
@@ -348,6 +324,6 @@ def new_app(
 
 
 @pytest.fixture
-def app(new_app: Callable[[str], StreamlitApp], primed_app_url: str) -> StreamlitApp:
+def app(new_app: Callable[[str], StreamlitApp], app_url: str) -> StreamlitApp:
     """A :class:`StreamlitApp` in a fresh browser context (a new Streamlit session) of the shared server."""
-    return new_app(primed_app_url)
+    return new_app(app_url)

@@ -20,12 +20,12 @@ LIVE_CHARTS = ("train_loss_chart", "train_density_chart", "train_flow_chart")
 
 
 @pytest.fixture
-def projector(browser, primed_app_url, artifacts_dir, request):
+def projector(browser, app_url, artifacts_dir, request):
     """A 1366×768 tab on the shared server; a failing test leaves a screenshot."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(30_000)
-    app = StreamlitApp(page, primed_app_url, artifacts_dir)
+    app = StreamlitApp(page, app_url, artifacts_dir)
     yield app
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:

@@ -69,16 +69,16 @@ class CuttableProxy:
 
 
 @pytest.fixture
-def proxy(primed_app_url: str) -> Iterator[CuttableProxy]:
-    p = CuttableProxy(int(primed_app_url.rsplit(":", 1)[1]))
+def proxy(app_url: str) -> Iterator[CuttableProxy]:
+    p = CuttableProxy(int(app_url.rsplit(":", 1)[1]))
     try:
         yield p
     finally:
         p.close()
 
 
-def test_a_dropped_connection_suspends_the_run_and_a_reconnect_continues_it(primed_app_url, proxy, new_app):
-    pid = primed_app_url.pid
+def test_a_dropped_connection_suspends_the_run_and_a_reconnect_continues_it(app_url, proxy, new_app):
+    pid = app_url.pid
     app = new_app(f"http://127.0.0.1:{proxy.port}")
     app.goto("train?adam=100000")
     app.click_button("train_train_button")

@@ -97,3 +97,19 @@ def test_train_moons_pause_resume_stop(app, artifacts_dir):
     page.wait_for_timeout(500)
     app.screenshot("05-stopped")
     assert app.errors() == []
+
+
+def test_a_fresh_servers_first_request_for_a_page_runs_the_apps_navigation(start_server, new_app):
+    """No request has opened ``/`` yet: ``/train`` must still run through ``app.py``'s ``st.navigation``
+    (its titled links in the sidebar, its page config), for the first session and a second one."""
+    url = start_server("first-request-train", {})
+    for session in ("first", "second"):
+        app = new_app(url).goto("train")
+        page = app.page
+        page.wait_for_selector(".st-key-train_train_button", timeout=60_000)
+        nav = page.locator('[data-testid="stSidebarNav"] a')
+        links = [nav.nth(i).inner_text().split()[-1] for i in range(nav.count())]  # after the icon's name
+        assert links == ["Home", "Train", "Compare", "Learn"], f"{session} session: {links}"
+        assert page.title() == "cnfviz: watch a flow learn", f"{session} session: {page.title()!r}"
+        assert page.evaluate("() => new URL(location.href).pathname") == "/train"
+        assert not page.locator('[data-testid="stException"]').count()

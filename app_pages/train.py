@@ -39,9 +39,7 @@ from cnfviz.ui import (  # noqa: E402
     show_lesson,
     sync_url,
 )
-from cnfviz.ui.navigation import ensure_app_navigation  # noqa: E402
 
-ensure_app_navigation()
 if loading is not None:
     loading.empty()
 

@@ -6,9 +6,6 @@ import streamlit as st
 
 from cnfviz import default_config, explain
 from cnfviz import explain_plots as plots
-from cnfviz.ui.navigation import ensure_app_navigation
-
-ensure_app_navigation()
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -319,4 +316,4 @@ st.markdown(
     "time span (0, 10), Adam then LBFGS, and the total-variation check at the end."
 )
 if st.button("Open the Train page with the seed tutorial", key="learn_open_train", type="primary"):
-    st.switch_page("pages/train.py", query_params={"preset": "seed"})
+    st.switch_page("app_pages/train.py", query_params={"preset": "seed"})

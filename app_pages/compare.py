@@ -3,9 +3,6 @@
 import streamlit as st
 
 from cnfviz.ui import comparison_buttons, comparison_live, comparison_results, comparison_setup, job_holder
-from cnfviz.ui.navigation import ensure_app_navigation
-
-ensure_app_navigation()
 
 st.title("Compare runs")
 st.caption(

@@ -4,10 +4,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from cnfviz.ui.navigation import ensure_app_navigation
-
-ensure_app_navigation()
-
 PREVIEW = Path(__file__).resolve().parent.parent / "assets" / "preview.gif"
 
 st.title("cnfviz: watch a flow learn")
@@ -30,7 +26,7 @@ set the network and the time span, press Train, and watch the loss fall, the lea
 true one, and the trajectories carry the Gaussian onto the data, live.
 """
     )
-    st.page_link("pages/train.py", label="Train a flow now", icon=":material/rocket_launch:")
+    st.page_link("app_pages/train.py", label="Train a flow now", icon=":material/rocket_launch:")
 with picture:
     if PREVIEW.is_file():
         st.image(
