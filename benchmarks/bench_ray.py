@@ -89,7 +89,13 @@ def main() -> None:
 
     setup(1)
     t = time.perf_counter()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(  # on loopback: by default the head binds and talks on the machine's primary IP
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
     print(f"ray {ray.__version__}: local head with {args.cpus} CPUs up in {time.perf_counter() - t:.1f} s")
     address = ray.get_runtime_context().gcs_address
     remote = RayBackend(address)

@@ -1,6 +1,6 @@
 """Runs on a real local Ray head: one contract over both backends, incremental polls, faults, and the CLI.
 
-One head for the whole module (``ray.init`` with 2 CPUs, stopped after). Without Ray installed the module is
+One head for the whole module (``ray.init`` with 2 CPUs on 127.0.0.1, stopped after). Without Ray installed the module is
 skipped, except in CI (``CI=true``), where the Ray tests must run.
 """
 
@@ -33,7 +33,14 @@ else:
 def ray_address():
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # Loopback only: by default the head binds and talks on the machine's primary (private-range) IP.
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _node_ip_address="127.0.0.1",
+        )
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()
