@@ -30,6 +30,7 @@ from common import median, print_table, setup
 
 from cnfviz import JobSlots, default_config
 from cnfviz.backend import LocalBackend, RayBackend
+from cnfviz.cluster import start_loopback_head
 from cnfviz.ui.views import POLL_SECONDS
 
 
@@ -89,7 +90,7 @@ def main() -> None:
 
     setup(1)
     t = time.perf_counter()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_loopback_head(args.cpus)  # on 127.0.0.1 only, never the machine's private-range address
     print(f"ray {ray.__version__}: local head with {args.cpus} CPUs up in {time.perf_counter() - t:.1f} s")
     address = ray.get_runtime_context().gcs_address
     remote = RayBackend(address)

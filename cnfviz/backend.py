@@ -39,6 +39,7 @@ __all__ = [
     "JobHandle",
     "LocalBackend",
     "RayBackend",
+    "cli_backend",
     "make_backend",
     "run_placement",
     "run_record",
@@ -191,6 +192,21 @@ def make_backend(name: str = "local", address: str | None = None, *, slots: JobS
     if name == "ray":
         return RayBackend(address)
     raise ConfigError(f'backend: invalid value "{name}". Must be one of {list(BACKENDS)}')
+
+
+def cli_backend(name: str | None, address: str | None) -> Backend:
+    """The backend of ``cnfviz train`` and ``cnfviz sweep``: Ray for ``--backend ray`` or a ``--ray-address``
+    without ``--backend``, at that address or else ``$CNFVIZ_RAY_ADDRESS`` (else a local head); local
+    otherwise. Connecting happens here, so an unreachable address raises :class:`ClusterUnreachable` before
+    any training.
+
+    Example:
+        >>> cli_backend(None, None).name, cli_backend("local", "10.0.0.5:6379").name
+        ('local', 'local')
+    """
+    if name == "ray" or (name is None and address):
+        return make_backend("ray", address or os.environ.get(RAY_ADDRESS_ENV) or None)
+    return make_backend(name or "local")
 
 
 def run_placement(job: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import torch
 
 from ._text import printable
 from ._validation import ConfigError, check_int_range
-from .backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, make_backend, run_placement, run_record
+from .backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, cli_backend, run_placement, run_record
 from .budget import RunBudget, check_run, run_dim
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
@@ -297,9 +297,8 @@ def _train(args: argparse.Namespace) -> int:
     progress = _Progress(
         cfg.adam_iters + cfg.lbfgs_iters, cfg.max_seconds, enabled=not args.quiet and sys.stderr.isatty()
     )
-    address = args.ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
-    if args.backend == "ray" or (args.backend is None and args.ray_address):
-        backend = make_backend("ray", address)
+    backend = cli_backend(args.backend, args.ray_address)
+    if backend.name == "ray":
         result, model, out = _train_remote(backend, cfg, target, progress)
     else:
         warm_up()  # torch's one-time imports, so they do not count as training time

@@ -36,12 +36,26 @@ from .job import Snapshot, TrainingJob
 from .targets import Target
 from .training import TrainResult, build_target
 
-__all__ = ["CONNECT_TIMEOUT", "DIED_REASON", "RayJob", "RunHost", "connect", "connected_address"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DIED_REASON",
+    "SINGLE_NODE_ENV",
+    "RayJob",
+    "RunHost",
+    "connect",
+    "connected_address",
+    "start_loopback_head",
+]
 
 CONNECT_TIMEOUT = 3.0
 """Seconds to wait for the head's port to answer before giving up on an address (Ray itself retries for
 minutes)."""
 DIED_REASON = "the Ray worker training this run ({where}) died: {why}; kept its last snapshot"
+
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Set to ``0``, Ray runs as one machine on 127.0.0.1 only. Its ``--node-ip-address=127.0.0.1`` (and
+``ray.init(_node_ip_address=...)``) is not enough: Ray 2.60 turns a loopback address into the machine's
+primary IP, so a local head would bind and talk on a private-range address."""
 
 _ACTIVE = ("queued", "running", "paused")
 _HISTORY_DTYPES = {
@@ -107,6 +121,32 @@ def connect(address: str | None = None) -> str:
         current = ray.get_runtime_context().gcs_address
         _address[:] = [current]
         return current
+
+
+def start_loopback_head(num_cpus: int) -> str:
+    """Start a single-machine Ray head in this process, bound to and talking on 127.0.0.1 only, with
+    ``num_cpus`` CPUs and no dashboard; returns its GCS address (``127.0.0.1:port``).
+
+    Sets :data:`SINGLE_NODE_ENV` in this process's environment, so the head's workers and any ``cnfviz``
+    process started from here (which then connects to it) stay on loopback too. For tests and benchmarks.
+    """
+    os.environ[SINGLE_NODE_ENV] = "0"
+    import ray
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: Ray may have been imported before the variable
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    address = ray.get_runtime_context().gcs_address
+    if not address.startswith("127."):
+        ray.shutdown()
+        raise RuntimeError(f"the local Ray head came up at {address}, not on loopback")
+    return address
 
 
 def connected_address() -> str | None:
@@ -443,6 +483,16 @@ class RayJob:
     @property
     def alive(self) -> bool:
         return self._alive
+
+    @property
+    def can_continue(self) -> bool:
+        """Always False on Ray: a run's actor is let go (its CPU freed) as soon as the run has ended, so
+        there is no optimizer state left to train on from (:meth:`~cnfviz.TrainingJob.continue_training`)."""
+        return False
+
+    def continue_training(self) -> bool:
+        """Not on Ray (see :attr:`can_continue`): returns False and changes nothing."""
+        return False
 
     @property
     def result(self) -> TrainResult | None:

@@ -1,7 +1,9 @@
 """``cnfviz sweep``: many runs at once, the grid product of ``--vary`` flags over every ``train`` option.
 
 Runs of one shape train as one stack (:class:`~cnfviz.Scheduler`), so a sweep of sixteen seeds costs far
-less than sixteen ``cnfviz train`` calls; each run's numbers are the ones it gets alone.
+less than sixteen ``cnfviz train`` calls; each run's numbers are the ones it gets alone. With
+``--backend ray`` each run is instead its own actor on the cluster (stacks live in this process only),
+submitted and collected through :class:`~cnfviz.backend.RayBackend` as ``cnfviz train --backend ray`` is.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import copy
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._validation import ConfigError, check_int_range
+from .backend import Backend, cli_backend, run_placement
 from .device import warm_up
 from .scheduler import Scheduler
 from .stack import stack_key
@@ -120,6 +124,8 @@ class _Run:
     iteration: int = 0
     total: int = 0
     done: threading.Event = field(default_factory=threading.Event)
+    job: Any = None  # the run's handle on Ray (None: it trains here, in a thread of this process)
+    where: dict[str, Any] = field(default_factory=dict)
 
 
 def sweep_configs(
@@ -206,6 +212,9 @@ def run_sweep(train: argparse.ArgumentParser, args: argparse.Namespace, config_f
             raise ConfigError('target "samples" needs --data CSV')
         target = SamplesTarget(samples_from_csv(args.data))
     threads = None if args.threads is None else check_int_range(args.threads, "--threads", lo=1, hi=1024)
+    backend = cli_backend(args.backend, args.ray_address)  # an unreachable cluster stops here, before training
+    if backend.name != "local":
+        return _finish(args, _train_remote(backend, grid, target, not args.quiet), backend)
     scheduler = Scheduler(capacity=len(grid), threads=threads)
     warm_up()
     runs = []
@@ -237,7 +246,53 @@ def run_sweep(train: argparse.ArgumentParser, args: argparse.Namespace, config_f
         worker.join()
     wall = time.perf_counter() - start
     bars.draw(final=True)
-    out = _report(runs, wall)
+    for run in runs:
+        run.where = {"worker_pid": os.getpid()}  # local runs train in threads of this very process
+    return _finish(args, (runs, wall), backend)
+
+
+def _train_remote(
+    backend: Backend, grid: list[tuple[str, argparse.Namespace, Any]], target: Any, progress: bool
+) -> tuple[list[_Run], float]:
+    """Train every run of ``grid`` in its own actor on ``backend``; returns the runs, ended, and the wall time."""
+    runs = [_Run(label, ns, cfg, total=cfg.adam_iters + cfg.lbfgs_iters) for label, ns, cfg in grid]
+    bars = _Bars(runs, enabled=progress)
+    start = time.perf_counter()
+    try:
+        for run in runs:
+            run.job = backend.submit(run.config, target=target if run.config.target == "samples" else None)
+        for run in runs:
+            run.job.start()
+        while not all(run.done.is_set() for run in runs):
+            for run in runs:
+                if run.done.is_set():
+                    continue
+                snap = run.job.snapshot()
+                run.iteration = snap.iteration
+                if not run.job.alive:
+                    run.job.join(10)  # collects the final poll: result, history, weights
+                    run.result = run.job.result
+                    if run.result is None:
+                        snap = run.job.snapshot()
+                        run.error = snap.reason or "the run ended without a result"
+                    run.where = run_placement(run.job)
+                    run.done.set()
+            bars.draw()
+    except BaseException:  # Ctrl-C or a fault here: the actors would train on for nobody
+        for run in runs:
+            close = getattr(run.job, "close", None)
+            if close is not None:
+                close()
+        raise
+    wall = time.perf_counter() - start
+    bars.draw(final=True)
+    return runs, wall
+
+
+def _finish(args: argparse.Namespace, ended: tuple[list[_Run], float], backend: Backend) -> int:
+    """Print the table, write ``--json`` (with where the sweep and each run trained); the exit status."""
+    runs, wall = ended
+    out = {**backend.describe(), **_report(runs, wall)}
     if args.json:
         text = json.dumps(out, indent=2, default=float)
         if args.json == "-":
@@ -273,7 +328,8 @@ def _report(runs: list[_Run], wall: float) -> dict[str, Any]:
                 "reason": result.reason if result else (run.error or "did not run"),
                 "final_loss": result.last.loss if result is not None and result.last is not None else None,
                 "metrics": metrics,
-                "notes": list(run.trainer.notes) if run.trainer is not None else [],
+                "notes": _notes(run),
+                **run.where,
             }
         )
     stacks: dict[Any, list[str]] = {}
@@ -285,6 +341,12 @@ def _report(runs: list[_Run], wall: float) -> dict[str, Any]:
         "wall_seconds": wall,
         "stacks": [{"runs": labels, "shape": _shape(key)} for key, labels in stacks.items() if len(labels) > 1],
     }
+
+
+def _notes(run: _Run) -> list[str]:
+    if run.trainer is not None:
+        return list(run.trainer.notes)
+    return list(run.job.snapshot().notes) if run.job is not None else []
 
 
 def _shape(key: tuple[Any, ...]) -> dict[str, Any]:

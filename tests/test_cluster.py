@@ -1,7 +1,7 @@
 """Runs on a real local Ray head: one contract over both backends, incremental polls, faults, and the CLI.
 
-One head for the whole module (``ray.init`` with 2 CPUs, stopped after). Without Ray installed the module is
-skipped, except in CI (``CI=true``), where the Ray tests must run.
+One head for the whole module (``ray.init`` with 2 CPUs, on 127.0.0.1 only, stopped after). Without Ray
+installed the module is skipped, except in CI (``CI=true``), where the Ray tests must run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 
 from cnfviz import FFJORD, default_config
 from cnfviz.backend import LocalBackend, RayBackend, make_backend, run_record
+from cnfviz.cluster import start_loopback_head
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ else:
 def ray_address():
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        start_loopback_head(2)  # 127.0.0.1 only: never the machine's private-range address
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()
@@ -67,6 +68,14 @@ def _wait(predicate, timeout=120.0):
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
+
+
+def test_the_head_binds_and_talks_on_loopback_only(ray_address, backend):
+    assert ray_address.startswith("127.0.0.1:")
+    assert [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]] == ["127.0.0.1"]
+    job = backend.submit(_config(adam_iters=2, eval_every=0)).start().join(120)
+    assert job.result.status == "done"  # a worker reached it, and reported its node's address
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
 
 
 def test_ray_run_matches_local_run(backend):
@@ -277,3 +286,42 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
     assert live.snapshot().state == "stopped" and not live.alive
     st.cache_resource.clear()
     _page_session()["PARKING"].clear()
+
+
+SWEEP = ["sweep", "--target", "moons", "--hidden", "8", "--adam-iters", "10", "--batch", "32", "--n-test", "200"]
+SWEEP += ["--eval-every", "0", "--quiet", "--vary", "seed=3,4"]
+
+
+def test_a_sweep_on_ray_matches_a_local_sweep_and_says_where_each_run_trained(ray_address, tmp_path):
+    from cnfviz.cli import main
+
+    here, there = tmp_path / "local.json", tmp_path / "ray.json"
+    assert main([*SWEEP, "--json", str(here)]) == 0
+    assert main([*SWEEP, "--backend", "ray", "--ray-address", ray_address, "--json", str(there)]) == 0
+    local, remote = json.loads(here.read_text()), json.loads(there.read_text())
+    assert (local["backend"], remote["backend"]) == ("local", "ray")
+    assert local["pid"] == remote["pid"] == os.getpid() and remote["ray_address"] == ray_address
+    assert remote["stacks"] == [] and len(local["stacks"]) == 1, "stacks live in this process only"
+    assert [r["label"] for r in remote["runs"]] == [r["label"] for r in local["runs"]] == ["seed=3", "seed=4"]
+    node = ray.get_runtime_context().get_node_id()
+    for a, b in zip(local["runs"], remote["runs"], strict=True):
+        assert (a["status"], b["status"]) == ("done", "done")
+        assert a["iterations"] == b["iterations"] == 10
+        assert b["final_loss"] == pytest.approx(a["final_loss"], rel=1e-4, abs=1e-5)
+        assert b["test_nll"] == pytest.approx(a["test_nll"], abs=1e-4)
+        assert b["config"] == a["config"]
+        assert a["worker_pid"] == os.getpid() and "node_id" not in a
+        assert b["worker_pid"] != os.getpid() and b["node_id"] == node  # one node: the test's own head
+    assert remote["runs"][0]["final_loss"] != remote["runs"][1]["final_loss"], "two seeds, two runs"
+
+
+def test_a_sweep_at_an_unreachable_address_is_one_line_and_exit_2_before_training(tmp_path, capsys):
+    from cnfviz.cli import main
+
+    out = tmp_path / "never.json"
+    with pytest.raises(SystemExit) as err:
+        main([*SWEEP, "--backend", "ray", "--ray-address", "127.0.0.1:9", "--json", str(out)])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnfviz: error: cannot reach the Ray cluster at 127.0.0.1:9")
+    assert not out.exists(), "nothing trained, nothing written"

@@ -82,3 +82,15 @@ def test_a_sweep_needs_a_vary_and_refuses_a_single_checkpoint(capsys):
         with pytest.raises(SystemExit) as err:
             main(argv)
         assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_local_sweep_says_it_trained_in_this_process(tmp_path):
+    import os
+
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", *FAST, "--vary", "seed=0,1", "--backend", "local", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["backend"] == "local" and data["pid"] == os.getpid()
+    # Local runs train in threads of the CLI's own process.
+    assert [r["worker_pid"] for r in data["runs"]] == [os.getpid()] * 2
+    assert all("node_id" not in r for r in data["runs"])
