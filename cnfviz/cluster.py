@@ -485,16 +485,6 @@ class RayJob:
         return self._alive
 
     @property
-    def can_continue(self) -> bool:
-        """Always False on Ray: a run's actor is let go (its CPU freed) as soon as the run has ended, so
-        there is no optimizer state left to train on from (:meth:`~cnfviz.TrainingJob.continue_training`)."""
-        return False
-
-    def continue_training(self) -> bool:
-        """Not on Ray (see :attr:`can_continue`): returns False and changes nothing."""
-        return False
-
-    @property
     def result(self) -> TrainResult | None:
         return self._result
 
