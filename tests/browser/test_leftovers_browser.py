@@ -76,7 +76,9 @@ def test_a_closed_tab_leaves_no_upload_download_or_session_state_behind(
     app.key("train_custom_preview").locator(".js-plotly-plot").wait_for(state="visible", timeout=30_000)
     app.wait_idle()
     assert app.errors() == []
-    # The "Show code" panel offers the data back as a download: media the server keeps for the session.
+    # The toolbar's Code popover offers the data back as a download: media the server keeps for the session.
+    app.key("train_code").locator("button").first.click()
+    app.key("train_custom_download").wait_for(state="attached", timeout=30_000)
     assert app.key("train_custom_download").count() == 1
     held = held_bytes(url)
     assert held.get(UPLOADS, 0) > 30_000, held  # the 2,000 rows
