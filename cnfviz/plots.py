@@ -390,6 +390,37 @@ def shared_density_max(learned: np.ndarray, true: np.ndarray | None, percentile:
 # --------------------------------------------------------------------------------------------------
 
 
+
+def _add_path_lines(
+    fig: go.Figure, times: np.ndarray, paths: np.ndarray, max_lines: int, *, opacity: float, colour: str | None = None
+) -> None:
+    """Draw at most ``max_lines`` of ``paths`` (T, n, d) as lines, against ``times`` (T,) in 1D, coloured by
+    where each path starts (or all in ``colour``): one trace per colour group keeps the figure small."""
+    n_t, n, d = paths.shape
+    keys = _path_colour_keys(paths[0])
+    shown = np.linspace(0, n - 1, min(n, max_lines)).astype(int)
+    groups = np.minimum((keys[shown] * _PATH_GROUPS).astype(int), _PATH_GROUPS - 1)
+    palette = _sample_scale(PATH_SCALE, _PATH_GROUPS)
+    for g in range(_PATH_GROUPS):
+        sel = shown[groups == g]
+        if not len(sel):
+            continue
+        if d == 2:
+            lx, ly = _nan_joined(paths[:, sel, 0].T, paths[:, sel, 1].T)
+        else:
+            lx, ly = _nan_joined(np.broadcast_to(times, (len(sel), n_t)), paths[:, sel, 0].T)
+        fig.add_trace(
+            go.Scatter(
+                x=_f32(lx),
+                y=_f32(ly),
+                mode="lines",
+                line={"width": 1, "color": colour or palette[g]},
+                opacity=opacity,
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+
 def _path_colour_keys(z0: np.ndarray) -> np.ndarray:
     """A number in [0, 1) per base point: its angle in 2D, its rank in 1D."""
     if z0.shape[1] == 2:
@@ -458,31 +489,8 @@ def trajectory_figure(
     """
     times, paths = np.asarray(view.times), np.asarray(view.paths)
     n_t, n, d = paths.shape
-    keys = _path_colour_keys(paths[0])
-    shown = np.linspace(0, n - 1, min(n, max_lines)).astype(int)
     fig = go.Figure()
-    # Lines in a few colour groups: one trace per group keeps the figure small.
-    groups = np.minimum((keys[shown] * _PATH_GROUPS).astype(int), _PATH_GROUPS - 1)
-    palette = _sample_scale(PATH_SCALE, _PATH_GROUPS)
-    for g in range(_PATH_GROUPS):
-        sel = shown[groups == g]
-        if not len(sel):
-            continue
-        if d == 2:
-            lx, ly = _nan_joined(paths[:, sel, 0].T, paths[:, sel, 1].T)
-        else:
-            lx, ly = _nan_joined(np.broadcast_to(times, (len(sel), n_t)), paths[:, sel, 0].T)
-        fig.add_trace(
-            go.Scatter(
-                x=_f32(lx),
-                y=_f32(ly),
-                mode="lines",
-                line={"width": 1, "color": palette[g]},
-                opacity=0.45,
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
+    _add_path_lines(fig, times, paths, max_lines, opacity=0.45)
     if d == 2:
         fig.add_trace(
             go.Scatter(
@@ -506,7 +514,13 @@ def trajectory_figure(
         last.update(
             mode="markers",
             name="samples at t",
-            marker={"size": 5, "color": _f32(keys), "colorscale": PATH_SCALE, "cmin": 0, "cmax": 1},
+            marker={
+                "size": 5,
+                "color": _f32(_path_colour_keys(paths[0])),
+                "colorscale": PATH_SCALE,
+                "cmin": 0,
+                "cmax": 1,
+            },
             hoverinfo="skip",
         )
     )
@@ -658,30 +672,7 @@ def flow_figure(
                     hoverinfo="skip",
                 )
             )
-    keys = _path_colour_keys(paths[0])
-    shown = np.linspace(0, n - 1, min(n, max_lines)).astype(int)
-    groups = np.minimum((keys[shown] * _PATH_GROUPS).astype(int), _PATH_GROUPS - 1)
-    palette = _sample_scale(PATH_SCALE, _PATH_GROUPS)
-    line_colour = None if d == 2 else "rgba(255, 255, 255, 0.5)"
-    for g in range(_PATH_GROUPS):
-        sel = shown[groups == g]
-        if not len(sel):
-            continue
-        if d == 2:
-            lx, ly = _nan_joined(paths[:, sel, 0].T, paths[:, sel, 1].T)
-        else:
-            lx, ly = _nan_joined(np.broadcast_to(times, (len(sel), n_t)), paths[:, sel, 0].T)
-        fig.add_trace(
-            go.Scatter(
-                x=_f32(lx),
-                y=_f32(ly),
-                mode="lines",
-                line={"width": 1, "color": line_colour or palette[g]},
-                opacity=0.35,
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
+    _add_path_lines(fig, times, paths, max_lines, opacity=0.35, colour=None if d == 2 else "rgba(255, 255, 255, 0.5)")
     if d == 2:
         fig.add_trace(
             go.Scatter(
@@ -724,7 +715,13 @@ def flow_figure(
             y=flowing[0, :, 1],
             mode="markers",
             name="samples at t",
-            marker={"size": 5, "color": _f32(keys), "colorscale": PATH_SCALE, "cmin": 0, "cmax": 1},
+            marker={
+                "size": 5,
+                "color": _f32(_path_colour_keys(paths[0])),
+                "colorscale": PATH_SCALE,
+                "cmin": 0,
+                "cmax": 1,
+            },
             hoverinfo="skip",
             showlegend=False,
         )
