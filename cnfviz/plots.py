@@ -428,6 +428,11 @@ def _path_colour_keys(z0: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(z0[:, 0])) / max(1, len(z0))
 
 
+def _point_marker(paths: np.ndarray) -> dict[str, Any]:
+    """The moving points' marker: each coloured by where its path (T, n, d) starts, as its line is."""
+    return {"size": 5, "color": _f32(_path_colour_keys(paths[0])), "colorscale": PATH_SCALE, "cmin": 0, "cmax": 1}
+
+
 def _nan_joined(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lines (k, T) joined into one trace, separated by NaN gaps."""
     k = xs.shape[0]
@@ -514,13 +519,7 @@ def trajectory_figure(
         last.update(
             mode="markers",
             name="samples at t",
-            marker={
-                "size": 5,
-                "color": _f32(_path_colour_keys(paths[0])),
-                "colorscale": PATH_SCALE,
-                "cmin": 0,
-                "cmax": 1,
-            },
+            marker=_point_marker(paths),
             hoverinfo="skip",
         )
     )
@@ -715,13 +714,7 @@ def flow_figure(
             y=flowing[0, :, 1],
             mode="markers",
             name="samples at t",
-            marker={
-                "size": 5,
-                "color": _f32(_path_colour_keys(paths[0])),
-                "colorscale": PATH_SCALE,
-                "cmin": 0,
-                "cmax": 1,
-            },
+            marker=_point_marker(paths),
             hoverinfo="skip",
             showlegend=False,
         )

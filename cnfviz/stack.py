@@ -117,18 +117,7 @@ def stack_key(trainer: Any) -> tuple[Any, ...] | None:
     if cfg.objective in FLOW_MATCHING:
         if trainer.device.type == "cpu" and not FLOW_MATCHING_STACKS_ON_CPU:
             return None
-        return (
-            "flow-matching",
-            cfg.objective,
-            trainer.target.dim,
-            m.hidden,
-            m.activation,
-            m.time,
-            m.final_activation,
-            m.linear,
-            _batch_rows(trainer),
-            str(trainer.device),
-        )
+        return ("flow-matching", cfg.objective, *_network_shape(trainer), str(trainer.device))
     if solver.method not in STACKABLE_METHODS or solver.adjoint or m.trace == "exact-autograd":
         return None
     if cfg.objective != "likelihood":
@@ -136,20 +125,13 @@ def stack_key(trainer: Any) -> tuple[Any, ...] | None:
     steps = grid_steps(solver.step_size, m.tspan)
     if solver.max_nfe is not None and steps * STACKABLE_METHODS[solver.method] > solver.max_nfe:
         return None  # alone, the solve fails on its NFE cap: let it, with the solo message
-    return (
-        trainer.target.dim,
-        m.hidden,
-        m.activation,
-        m.time,
-        m.final_activation,
-        m.linear,
-        _batch_rows(trainer),
-        m.trace,
-        cfg.regularized,
-        solver.method,
-        steps,
-        str(trainer.device),
-    )
+    return (*_network_shape(trainer), m.trace, cfg.regularized, solver.method, steps, str(trainer.device))
+
+
+def _network_shape(trainer: Any) -> tuple[Any, ...]:
+    """What every stacked member shares whatever its objective: the network and the batch rows."""
+    m = trainer.config.model
+    return (trainer.target.dim, m.hidden, m.activation, m.time, m.final_activation, m.linear, _batch_rows(trainer))
 
 
 class _StackedNet:
