@@ -80,7 +80,7 @@ demo = affine(float(a), float(b))
 st.plotly_chart(plots.change_of_variables_figure(demo), width="stretch", key="learn_chart_cov")
 st.caption(
     f"What you see: samples z ~ N(0, 1) (grey dashed density) pushed through x = {a:g}·z + {b:g}; their "
-    f"histogram (blue bars) matches the formula's p_x (orange), which integrates to {demo.integral:.3f}."
+    f"histogram (orange bars) matches the formula's p_x (dark line), which integrates to {demo.integral:.3f}."
 )
 
 # ---------------------------------------------------------------------------------------------- 2
@@ -139,7 +139,7 @@ hutch = hutchinson(int(dim), int(probes))
 st.plotly_chart(plots.hutchinson_figure(hutch), width="stretch", key="learn_chart_hutchinson")
 st.caption(
     f"What you see: 2,000 Hutchinson estimates of tr(∂f/∂z) for a random {dim}-D network at one point, each "
-    f"averaging {probes} probe(s), Gaussian (blue) and Rademacher (red); the black line is the exact trace."
+    f"averaging {probes} probe(s), Gaussian (blue) and Rademacher (purple); the dark line is the exact trace."
 )
 st.dataframe(
     {

@@ -21,42 +21,20 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._text import figure_text
-from .plots import DATA_COLOR, DENSITY_SCALE, TRUE_COLOR, decimate, nfe_per_iteration
+from .plots import decimate, nfe_per_iteration
+from .style import DATA_COLOR, DENSITY_SCALE, LEARNED_COLOR, RUN_COLORS, TRUE_COLOR, finish, run_color
+from .style import f32 as _f32
 from .visuals import DensityView
 
 __all__ = ["RUN_COLORS", "loss_curves_figure", "run_color", "run_density_figure", "target_density_figure"]
 
-RUN_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
-"""One colour per run, in order (Okabe and Ito's palette, distinguishable with colour-blindness)."""
-
 _MAX_POINTS = 600
 
 
-def run_color(i: int) -> str:
-    """The colour of the ``i``-th run (0-based).
-
-    Example:
-        >>> run_color(0), run_color(6) == run_color(0)
-        ('#0072B2', True)
-    """
-    return RUN_COLORS[i % len(RUN_COLORS)]
-
-
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float32)
-
-
 def _layout(fig: go.Figure, title: str | None, height: int, *, legend: bool) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}} if title else None,
-        height=height,
-        margin={"l": 10, "r": 10, "t": (40 if title else 10) + (40 if legend else 0), "b": 10},
-        # Above the plot and its subplot titles, below the figure title.
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "left", "x": 0.0},
-        showlegend=legend,
-        uirevision="keep",
-    )
-    return fig
+    # The legend sits above the plot and its subplot titles, below the figure title.
+    top = (40 if title else 10) + (40 if legend else 0)
+    return finish(fig, title, height, legend=legend, top=top, legend_y=1.1, legend_left=True, title_size=15)
 
 
 def loss_curves_figure(
@@ -160,7 +138,7 @@ def run_density_figure(
             fig.add_trace(go.Scatter(x=_f32(xs), y=_f32(view.true), name=name, line={"color": TRUE_COLOR}))
         fig.add_trace(
             go.Scatter(
-                x=_f32(xs), y=_f32(view.learned), name="learned pdf", line={"color": color or "#e4572e", "width": 3}
+                x=_f32(xs), y=_f32(view.learned), name="learned pdf", line={"color": color or LEARNED_COLOR, "width": 3}
             )
         )
         fig.update_xaxes(title_text="x")

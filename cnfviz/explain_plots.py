@@ -24,6 +24,7 @@ from .explain import (
     SamplingDemo,
     TimeSpanRun,
 )
+from .style import BASE_COLOR, LEARNED_COLOR, PATH_COLORS, SECOND_COLOR, TEST_COLOR, TRUE_COLOR, compact
 
 __all__ = [
     "COLORS",
@@ -36,37 +37,16 @@ __all__ = [
     "time_span_figure",
 ]
 
-# One meaning per colour across the page: grey is the base N(0, I), blue is what the flow makes,
-# orange is the truth (target density or data).
+# The palette's meanings (see cnfviz.style): grey is the base N(0, I), orange is what the flow makes, the
+# dark line is the truth (target density or exact value); blue and purple are the two probes.
 COLORS: dict[str, str] = {
-    "base": "#8a8a8a",
-    "model": "#2E86AB",
-    "true": "#F18F01",
-    "gaussian": "#2E86AB",
-    "rademacher": "#C73E1D",
-    "exact": "#222222",
+    "base": BASE_COLOR,
+    "model": LEARNED_COLOR,
+    "true": TRUE_COLOR,
+    "gaussian": TEST_COLOR,
+    "rademacher": SECOND_COLOR,
+    "exact": TRUE_COLOR,
 }
-_PATH_COLORS = ("#2E86AB", "#C73E1D", "#F18F01", "#3B8E4F", "#7B4B94", "#5C6B73", "#D4A017", "#A23B72")
-_HEIGHT = 340
-
-
-def _compact(fig: go.Figure, height: int = _HEIGHT, *, legend_below: bool = False) -> go.Figure:
-    """Small margins and a horizontal legend, so several figures fit on one screen.
-
-    Figures with subplot titles put the legend below the axes, where it cannot cover the titles.
-    """
-    legend = {"orientation": "h", "xanchor": "left", "x": 0}
-    if legend_below:
-        legend.update(yanchor="top", y=-0.18)
-    else:
-        legend.update(yanchor="bottom", y=1.02)
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 30 if legend_below else 40, "b": 10},
-        legend=legend,
-        bargap=0.02,
-    )
-    return fig
 
 
 def change_of_variables_figure(demo: AffineDemo) -> go.Figure:
@@ -86,7 +66,7 @@ def change_of_variables_figure(demo: AffineDemo) -> go.Figure:
     fig.add_scatter(x=demo.xs, y=demo.p_x, name="p_x(x) = p_z(z) / |a|", line={"color": COLORS["true"], "width": 3})
     fig.update_xaxes(title_text="x (or z)")
     fig.update_yaxes(title_text="density", rangemode="tozero")
-    return _compact(fig)
+    return compact(fig)
 
 
 def linear_flow_figure(demo: LinearFlowDemo, *, marker_every: int = 5) -> go.Figure:
@@ -98,7 +78,7 @@ def linear_flow_figure(demo: LinearFlowDemo, *, marker_every: int = 5) -> go.Fig
     fig = make_subplots(rows=1, cols=2, subplot_titles=("paths z(t) under dz/dt = A z", "log p(z(t)) along each path"))
     n = demo.paths.shape[1]
     for i in range(n):
-        color = _PATH_COLORS[i % len(_PATH_COLORS)]
+        color = PATH_COLORS[i % len(PATH_COLORS)]
         fig.add_scatter(
             x=demo.paths[:, i, 0],
             y=demo.paths[:, i, 1],
@@ -143,7 +123,7 @@ def linear_flow_figure(demo: LinearFlowDemo, *, marker_every: int = 5) -> go.Fig
     fig.update_yaxes(title_text="z₂", scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_xaxes(title_text="t", row=1, col=2)
     fig.update_yaxes(title_text="log p", row=1, col=2)
-    return _compact(fig, 420, legend_below=True)
+    return compact(fig, 420, legend_below=True)
 
 
 def hutchinson_figure(demo: HutchinsonDemo) -> go.Figure:
@@ -173,7 +153,7 @@ def hutchinson_figure(demo: HutchinsonDemo) -> go.Figure:
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title_text="estimate of tr(∂f/∂z)", range=[lo, hi])
     fig.update_yaxes(title_text="density")
-    return _compact(fig)
+    return compact(fig)
 
 
 def time_span_figure(run: TimeSpanRun, *, data_mean: float = 6.0) -> go.Figure:
@@ -232,7 +212,7 @@ def time_span_figure(run: TimeSpanRun, *, data_mean: float = 6.0) -> go.Figure:
     fig.update_yaxes(title_text="density", range=[0, 1.1 * peak], row=1, col=1)
     fig.update_xaxes(title_text="t", row=1, col=2)
     fig.update_yaxes(title_text="x", range=[run.xs[0], run.xs[-1]], row=1, col=2)
-    return _compact(fig, 400, legend_below=True)
+    return compact(fig, 400, legend_below=True)
 
 
 def _joined(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +289,7 @@ def regularizer_figure(
     fig.update_yaxes(range=[lo, hi], scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_yaxes(range=[lo, hi], row=1, col=2)
     fig.update_annotations(font_size=13)
-    return _compact(fig, 460, legend_below=True)
+    return compact(fig, 460, legend_below=True)
 
 
 def _circles(radii: tuple[float, ...] = (1.0, 2.0)) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +346,7 @@ def sampling_figure(demo: SamplingDemo, frame: int) -> go.Figure:
     fig.update_xaxes(range=[lo, hi], constrain="domain")
     fig.update_yaxes(range=[lo, hi], scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_yaxes(range=[lo, hi], row=1, col=2)
-    return _compact(fig, 460, legend_below=True)
+    return compact(fig, 460, legend_below=True)
 
 
 def flow_matching_figure(demo: FlowMatchingDemo) -> go.Figure:
@@ -428,4 +408,4 @@ def flow_matching_figure(demo: FlowMatchingDemo) -> go.Figure:
     fig.update_yaxes(range=[-lim, lim], scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_yaxes(range=[-lim, lim], row=1, col=2)
     fig.update_annotations(font_size=13)
-    return _compact(fig, 440, legend_below=True)
+    return compact(fig, 440, legend_below=True)

@@ -22,6 +22,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .style import (
+    DATA_COLOR,
+    DENSITY_SCALE,
+    LEARNED_COLOR,
+    NFE_COLOR,
+    PATH_SCALE,
+    TEST_COLOR,
+    TRUE_COLOR,
+    finish,
+)
+from .style import f32 as _f32
+
 if TYPE_CHECKING:
     from .targets import Target
     from .visuals import DensityPathView, DensityView, FieldView, TrajectoryView
@@ -46,34 +58,11 @@ __all__ = [
 MAX_LINE_POINTS = 2000
 """The most points a curve keeps for display; the loss history can hold 10^5."""
 
-# One palette for every view, so "true", "learned" and "data" look the same everywhere.
-TRUE_COLOR = "#3a3a3a"
-LEARNED_COLOR = "#e4572e"
-DATA_COLOR = "rgba(120, 144, 176, 0.45)"
-TEST_COLOR = "#2e86ab"
-NFE_COLOR = "#9a9a9a"
-DENSITY_SCALE = "Viridis"
-# A cyclic scale: a base point's colour follows the angle (2D) or rank (1D) of where it started.
-PATH_SCALE = "Phase"
 _PATH_GROUPS = 8
 
 
-def _f32(a: Any) -> np.ndarray:
-    """float32 halves what travels to the browser; plots need no more precision."""
-    return np.asarray(a, dtype=np.float32)
-
-
 def _finish(fig: go.Figure, title: str, height: int, *, legend: bool = True) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left"},
-        height=height,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
-        showlegend=legend,
-        # Plotly keeps zoom across updates that keep the same uirevision.
-        uirevision="keep",
-    )
-    return fig
+    return finish(fig, title, height, legend=legend)
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_LINE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +379,6 @@ def shared_density_max(learned: np.ndarray, true: np.ndarray | None, percentile:
 # --------------------------------------------------------------------------------------------------
 
 
-
 def _add_path_lines(
     fig: go.Figure, times: np.ndarray, paths: np.ndarray, max_lines: int, *, opacity: float, colour: str | None = None
 ) -> None:
@@ -420,6 +408,7 @@ def _add_path_lines(
                 showlegend=False,
             )
         )
+
 
 def _path_colour_keys(z0: np.ndarray) -> np.ndarray:
     """A number in [0, 1) per base point: its angle in 2D, its rank in 1D."""
@@ -721,8 +710,15 @@ def flow_figure(
     )
     moving = len(fig.data) - 1
     fig.add_annotation(
-        text=f"t = {times[0]:.2f}", xref="paper", yref="paper", x=0.0, y=1.0, xanchor="left", yanchor="bottom",
-        showarrow=False, font={"size": 13},
+        text=f"t = {times[0]:.2f}",
+        xref="paper",
+        yref="paper",
+        x=0.0,
+        y=1.0,
+        xanchor="left",
+        yanchor="bottom",
+        showarrow=False,
+        font={"size": 13},
     )
     if d == 2:
         lo = np.minimum(paths.min((0, 1)), paths[-1].min(0))
