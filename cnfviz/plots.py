@@ -379,6 +379,19 @@ def shared_density_max(learned: np.ndarray, true: np.ndarray | None, percentile:
 # --------------------------------------------------------------------------------------------------
 
 
+def _base_points(paths: np.ndarray, name: str, colour: str, *, legend: bool = True) -> go.Scatter:
+    """The 2D base points z at t0 under the paths: ``paths`` has shape (T, n, 2)."""
+    return go.Scatter(
+        x=_f32(paths[0, :, 0]),
+        y=_f32(paths[0, :, 1]),
+        mode="markers",
+        name=name,
+        marker={"size": 3, "color": colour},
+        hoverinfo="skip",
+        showlegend=legend,
+    )
+
+
 def _add_path_lines(
     fig: go.Figure, times: np.ndarray, paths: np.ndarray, max_lines: int, *, opacity: float, colour: str | None = None
 ) -> None:
@@ -486,16 +499,7 @@ def trajectory_figure(
     fig = go.Figure()
     _add_path_lines(fig, times, paths, max_lines, opacity=0.45)
     if d == 2:
-        fig.add_trace(
-            go.Scatter(
-                x=_f32(paths[0, :, 0]),
-                y=_f32(paths[0, :, 1]),
-                mode="markers",
-                name="base samples z (t0)",
-                marker={"size": 3, "color": "#b0b0b0"},
-                hoverinfo="skip",
-            )
-        )
+        fig.add_trace(_base_points(paths, "base samples z (t0)", "#b0b0b0"))
 
     def points(k: int) -> go.Scatter:
         # Frames restyle only x and y; the colours stay from the first draw.
@@ -662,17 +666,7 @@ def flow_figure(
             )
     _add_path_lines(fig, times, paths, max_lines, opacity=0.35, colour=None if d == 2 else "rgba(255, 255, 255, 0.5)")
     if d == 2:
-        fig.add_trace(
-            go.Scatter(
-                x=_f32(paths[0, :, 0]),
-                y=_f32(paths[0, :, 1]),
-                mode="markers",
-                name="z (t0)",
-                marker={"size": 3, "color": "#c4c4c4"},
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
+        fig.add_trace(_base_points(paths, "z (t0)", "#c4c4c4", legend=False))
         if field is not None:
             xs, ys = field.axes
             spacing = min(float(xs[1] - xs[0]), float(ys[1] - ys[0]))
