@@ -535,11 +535,6 @@ def _scipy_bounds(frozen: Any) -> list[float] | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _split_counts(n: int, k: int) -> list[int]:
-    """Split ``n`` into ``k`` near-equal parts, the remainder going to the first parts."""
-    return [n // k + (1 if i < n % k else 0) for i in range(k)]
-
-
 _EIGHT_CENTRES = (
     4.0
     * np.array(
