@@ -14,12 +14,11 @@ from typing import Any
 from ._validation import ConfigError, check_bool, check_choice, check_int_range, check_range, lookup
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .fields import DEVICES, config_fields
 from .objectives import OBJECTIVES, check_objective
 from .solver import SolverConfig
 
 __all__ = ["DEVICES", "ModelConfig", "TrainConfig"]
-
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -173,18 +172,10 @@ class TrainConfig:
             raise ConfigError(f"model must be a ModelConfig (got {type(self.model).__name__})", field="model")
         if not isinstance(self.solver, SolverConfig):
             raise ConfigError(f"solver must be a SolverConfig (got {type(self.solver).__name__})", field="solver")
-        ints = {
-            "adam_iters": (0, 1_000_000),
-            "lbfgs_iters": (0, 100_000),
-            "n_test": (10, 1_000_000),
-            "seed": (0, 2**31 - 1),
-            "eval_every": (0, 1_000_000),
-        }
-        for name, (lo, hi) in ints.items():
-            object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
-        for name, (lo, hi) in {"batch_size": (1, 1_000_000), "n_train": (2, 10_000_000)}.items():
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
+        # The bounds of the numbers are declared once, in the field table (cnfviz/fields.py).
+        for f in config_fields(kinds=("int",)):
+            if f.section is None and not (f.optional and getattr(self, f.name) is None):
+                object.__setattr__(self, f.name, check_int_range(getattr(self, f.name), f.name, lo=f.lo, hi=f.hi))
         if self.adam_iters + self.lbfgs_iters == 0:
             raise ConfigError(
                 "adam_iters + lbfgs_iters must be at least 1 (got 0 for both)",
@@ -198,14 +189,10 @@ class TrainConfig:
                 field="batch_size",
                 allowed=f"[1, {self.n_train}] or none",
             )
-        object.__setattr__(self, "lr", check_range(self.lr, "lr", lo=0, hi=10, lo_open=True))
-        object.__setattr__(self, "lr_min_factor", check_range(self.lr_min_factor, "lr_min_factor", lo=0, hi=1))
-        for name in ("lambda_kinetic", "lambda_jacobian"):
-            object.__setattr__(self, name, check_range(getattr(self, name), name, lo=0, hi=1e4))
-        if self.max_seconds is not None:
-            object.__setattr__(self, "max_seconds", check_range(self.max_seconds, "max_seconds", lo=0, lo_open=True))
-        if self.grad_clip is not None:
-            object.__setattr__(self, "grad_clip", check_range(self.grad_clip, "grad_clip", lo=0, lo_open=True))
+        for f in config_fields(kinds=("float",)):
+            if f.section is None and not (f.optional and getattr(self, f.name) is None):
+                value = check_range(getattr(self, f.name), f.name, lo=f.lo, hi=f.hi, lo_open=f.lo_open)
+                object.__setattr__(self, f.name, value)
         check_choice(self.device, DEVICES, "device")
         for name in ("lr_decay",):
             object.__setattr__(self, name, check_bool(getattr(self, name), name))
