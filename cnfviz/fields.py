@@ -30,7 +30,7 @@ from .solver import SOLVERS
 if TYPE_CHECKING:
     from .config import TrainConfig
 
-__all__ = ["DEVICES", "FIELDS", "KINDS", "NONE", "PLAIN_KINDS", "Field", "config_fields", "field_at"]
+__all__ = ["DEVICES", "FIELDS", "KINDS", "NONE", "PLAIN_KINDS", "Field", "config_fields", "field_at", "number_text"]
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
@@ -52,8 +52,13 @@ NONE = _NoneWord()
 own ``None`` for "not given"."""
 
 
-def _num(v: Any) -> str:
-    """Shortest text that parses back to exactly the same number."""
+def number_text(v: Any) -> str:
+    """Shortest text that parses back to exactly the same number.
+
+    Example:
+        >>> number_text(1e-05), number_text(2.0), number_text(True)
+        ('1e-05', '2', '1')
+    """
     if isinstance(v, bool):
         return str(int(v))
     if isinstance(v, int):
@@ -163,8 +168,8 @@ class Field:
         if self.numeric:
             left = "(" if self.lo_open or self.lo is None else "["
             right = ")" if self.hi is None else "]"
-            lo = "-inf" if self.lo is None else _num(self.lo)
-            hi = "inf" if self.hi is None else _num(self.hi)
+            lo = "-inf" if self.lo is None else number_text(self.lo)
+            hi = "inf" if self.hi is None else number_text(self.hi)
             return f"{left}{lo}, {hi}{right}" + (f" or {self.none}" if self.none else "")
         return ""
 
@@ -219,9 +224,9 @@ class Field:
         if self.kind == "widths":
             return ",".join(map(str, value))
         if self.kind == "span":
-            return f"{_num(value[0])},{_num(value[1])}"
+            return f"{number_text(value[0])},{number_text(value[1])}"
         if self.numeric:
-            return _num(value)
+            return number_text(value)
         return str(value)
 
     # ------------------------------------------------------------------ command line
