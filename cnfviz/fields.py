@@ -85,7 +85,8 @@ class Field:
             value; ``None`` when the field cannot be none.
         zero_none: ``0`` on the command line means none too (``--batch 0``, as before the table).
         compare: the name of the Compare knob that varies this field (``None``: not a knob).
-        compare_label: how Compare labels it (default: the last part of ``path``).
+        compare_label: how Compare labels it (default: the knob's name).
+        compare_help: Compare's one-line description of the knob (default: ``help``).
         widget: the sidebar's widget-key suffix (``train_<widget>``) when one widget shows the field alone;
             ``None`` for fields the sidebar draws with several widgets or not at all.
         advanced: the sidebar draws it in its "Advanced" expander.
@@ -109,6 +110,7 @@ class Field:
     zero_none: bool = False
     compare: str | None = None
     compare_label: str | None = None
+    compare_help: str | None = None
     widget: str | None = None
     advanced: bool = False
     step: float | None = None
@@ -357,6 +359,7 @@ _TABLE: tuple[Field, ...] = (
         "trace",
         choices=tuple(TRACE_ESTIMATORS),
         compare="trace",
+        compare_help="divergence estimator",
         widget="trace",
     ),
     # ------------------------------------------------------------------ the ODE solver
@@ -370,6 +373,7 @@ _TABLE: tuple[Field, ...] = (
         "solver",
         choices=SOLVERS,
         compare="solver",
+        compare_help="ODE method used in training",
         widget="solver",
     ),
     Field(
@@ -479,6 +483,7 @@ _TABLE: tuple[Field, ...] = (
         hi=10,
         lo_open=True,
         compare="lr",
+        compare_help="Adam learning rate",
         widget="lr",
         step=1e-3,
         fmt="%.4g",
@@ -573,6 +578,7 @@ _TABLE: tuple[Field, ...] = (
         hi=1e4,
         compare="lambda_kinetic",
         compare_label="λ₁",
+        compare_help="weight of the kinetic regularizer",
         widget="lambda_kinetic",
         step=0.01,
         fmt="%.4g",
@@ -588,6 +594,7 @@ _TABLE: tuple[Field, ...] = (
         hi=1e4,
         compare="lambda_jacobian",
         compare_label="λ₂",
+        compare_help="weight of the Jacobian regularizer",
         widget="lambda_jacobian",
         step=0.01,
         fmt="%.4g",
@@ -602,6 +609,7 @@ _TABLE: tuple[Field, ...] = (
         lo=0,
         hi=2**31 - 1,
         compare="seed",
+        compare_help="random seed of data, weights and noise: is a difference just luck?",
         widget="seed",
         step=1,
     ),
@@ -670,6 +678,7 @@ _TABLE: tuple[Field, ...] = (
         "objective",
         choices=tuple(OBJECTIVES),
         compare="objective",
+        compare_help="how the same network is trained: by likelihood, or by flow matching",
         widget="objective",
     ),
 )
