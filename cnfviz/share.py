@@ -107,6 +107,7 @@ CONTROLS: tuple[str, ...] = (
     "seed",
     "device",
     "objective",
+    "advanced",
 )
 
 
