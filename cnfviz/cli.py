@@ -67,7 +67,8 @@ def _add_flag(parser: argparse.ArgumentParser, f: Field) -> None:
     elif f.kind == "span":
         parser.add_argument(f.flag, nargs=2, type=f.cli_type(), metavar=("T0", "T1"), help=f.cli_help())
     else:
-        parser.add_argument(f.flag, type=f.cli_type(), metavar=f.metavar, help=f.cli_help())
+        metavar = f.metavar or (f"{f.dest.upper()}|{f.none}" if f.none else None)
+        parser.add_argument(f.flag, type=f.cli_type(), metavar=metavar, help=f.cli_help())
 
 
 def build_parser() -> argparse.ArgumentParser:

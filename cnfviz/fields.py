@@ -194,8 +194,8 @@ class Field:
                 if word in ("0", "false", "no", "off"):
                     return False
                 raise self._bad(f"expected 0 or 1, got {text!r}")
-            if self.kind == "widths":
-                return tuple(int(v) for v in text.split(","))
+            if self.kind == "widths":  # nothing at all: no hidden layer, an affine field
+                return tuple(int(v) for v in text.split(",")) if text.strip() else ()
             if self.kind == "span":
                 return tuple(float(v) for v in text.split(","))
         except ValueError as err:
@@ -265,7 +265,7 @@ def _widths(text: str) -> tuple[int, ...]:
     import argparse  # only the command line reads this type
 
     try:
-        return tuple(int(w) for w in text.split(","))
+        return tuple(int(w) for w in text.split(",")) if text.strip() else ()
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected widths like 64,64,64, got {text!r}") from None
 
@@ -292,7 +292,7 @@ _TABLE: tuple[Field, ...] = (
         "model.hidden",
         "widths",
         "Hidden layers",
-        "hidden layer widths, e.g. 64,64,64 (an empty list makes the field affine)",
+        "hidden layer widths, e.g. 64,64,64 (none at all, \"\", makes the field affine)",
         "--hidden",
         "hidden",
         lo=1,

@@ -28,7 +28,7 @@ SIDEBAR_BASE = BASE.replace(target_params={"loc": 6.0, "scale": 0.7})
 VALUES: dict[str, list] = {
     "target": ["moons"],
     "target_params": [{"loc": 2.0}],
-    "model.hidden": [(16, 16), (8,)],
+    "model.hidden": [(16, 16), (8,), ()],
     "model.activation": ["softplus"],
     "model.time": ["concat"],
     "model.final_activation": [True],
