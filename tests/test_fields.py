@@ -415,3 +415,17 @@ def test_a_sweep_varies_the_new_flags_too():
         (False, 800),
     ]
     assert [label for label, _, _ in grid][1] == "lr_decay=true max_nfe=800"
+
+
+def test_the_link_and_widget_key_tables_in_the_docs_list_every_field():
+    import cnfviz.share
+    import cnfviz.ui.sidebar
+
+    for f in PLAIN:
+        assert (
+            f"\n{f.key} " in cnfviz.share.__doc__
+            or f"/{f.key} " in cnfviz.share.__doc__
+            or (f"\n{f.key}/" in cnfviz.share.__doc__)
+        ), f.key
+        if f.widget is not None:
+            assert f"``p_{f.widget}``" in cnfviz.ui.sidebar.__doc__, f.widget
