@@ -14,7 +14,7 @@ from typing import Any
 from ._validation import ConfigError, check_bool, check_choice, check_int_range, check_range, lookup
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
-from .fields import DEVICES, config_fields
+from .fields import DEVICES, FIELDS, config_fields
 from .objectives import OBJECTIVES, check_objective
 from .solver import SolverConfig
 
@@ -50,12 +50,12 @@ class ModelConfig:
     trace: str = "exact"
 
     def __post_init__(self) -> None:
-        hidden = self.hidden
+        hidden, widths, span = self.hidden, FIELDS["model.hidden"], FIELDS["model.tspan"]
         if isinstance(hidden, int) or not isinstance(hidden, (tuple, list)):
             raise ConfigError(
                 f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})",
                 field="model.hidden",
-                allowed="a list of up to 8 widths in [1, 1024]",
+                allowed=f"a list of up to 8 widths in [{widths.lo}, {widths.hi}]",
             )
         if len(hidden) > 8:
             raise ConfigError(
@@ -64,7 +64,9 @@ class ModelConfig:
                 allowed="0 to 8 layers",
             )
         object.__setattr__(
-            self, "hidden", tuple(check_int_range(w, f"model.hidden[{i}]", lo=1, hi=1024) for i, w in enumerate(hidden))
+            self,
+            "hidden",
+            tuple(check_int_range(w, f"model.hidden[{i}]", lo=widths.lo, hi=widths.hi) for i, w in enumerate(hidden)),
         )
         lookup(ACTIVATIONS, self.activation, "activation", field="model.activation")
         check_choice(self.time, TIME_CONDITIONING, "model.time")
@@ -74,8 +76,8 @@ class ModelConfig:
             raise ConfigError(
                 f"model.tspan must be a pair (t0, t1) (got {self.tspan!r})", field="model.tspan", allowed="(t0, t1)"
             )
-        t0 = check_range(self.tspan[0], "model.tspan[0]", lo=-1000, hi=1000)
-        t1 = check_range(self.tspan[1], "model.tspan[1]", lo=-1000, hi=1000)
+        t0 = check_range(self.tspan[0], "model.tspan[0]", lo=span.lo, hi=span.hi)
+        t1 = check_range(self.tspan[1], "model.tspan[1]", lo=span.lo, hi=span.hi)
         if t0 == t1:
             raise ConfigError(
                 f"model.tspan must have t0 != t1 (got ({t0}, {t1}))", field="model.tspan", allowed="t0 != t1"

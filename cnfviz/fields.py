@@ -292,7 +292,7 @@ _TABLE: tuple[Field, ...] = (
         "model.hidden",
         "widths",
         "Hidden layers",
-        "hidden layer widths, e.g. 64,64,64 (none at all, \"\", makes the field affine)",
+        'hidden layer widths, e.g. 64,64,64 (none at all, "", makes the field affine)',
         "--hidden",
         "hidden",
         lo=1,

@@ -73,14 +73,11 @@ from streamlit.errors import StreamlitAPIException, StreamlitWidgetAlreadyInstan
 from .._validation import ConfigError
 from ..config import TrainConfig
 from ..device import device_label
-from ..divergence import TRACE_ESTIMATORS
-from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
 from ..fields import FIELDS, Field
-from ..objectives import OBJECTIVES
 from ..plots import target_preview_figure
 from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..share import CONTROLS
-from ..solver import FIXED_GRID_SOLVERS, SOLVERS
+from ..solver import FIXED_GRID_SOLVERS
 from ..targets import (
     SCIPY_PREFIX,
     TARGETS,
@@ -388,16 +385,18 @@ def _number(f: Field, key: str, *, where: Any = None, label: str | None = None, 
     )
 
 
-def _table_control(f: Field, key: str) -> Any:
-    """The one widget of setting ``f`` (a checkbox, a select box or a number input), and the field's value
-    it shows: for an optional number, 0 reads as none."""
+def _table_control(f: Field, key: str, **kwargs: Any) -> Any:
+    """The one widget of setting ``f`` (a checkbox, a select box or a number input), its label, help and
+    choices or bounds from the field table, and the field's value it shows: for an optional number, 0 reads
+    as none."""
     state = st.session_state
     if f.kind == "bool":
-        return st.checkbox(f.label, value=bool(state.get(key)), key=key, help=f.help or None)
+        return st.checkbox(f.label, value=bool(state.get(key)), key=key, help=f.help or None, **kwargs)
     if f.kind == "choice":
         options = list(f.choices)
-        return st.selectbox(f.label, options, index=_index(state, key, options), key=key, help=f.help or None)
-    value = _number(f, key)
+        index = _index(state, key, options)
+        return st.selectbox(f.label, options, index=index, key=key, help=f.help or None, **kwargs)
+    value = _number(f, key, **kwargs)
     return None if f.optional and not value else value
 
 
@@ -790,33 +789,14 @@ def config_controls(
                     if int(depth) == 0:
                         st.caption(AFFINE_NOTE)
                 if shown("activation"):
-                    activation = st.selectbox(
-                        "Activation",
-                        list(ACTIVATIONS),
-                        index=_index(state, k("activation"), list(ACTIVATIONS)),
-                        key=k("activation"),
-                    )
-                    final_activation = st.checkbox(
-                        "Activation on the output layer too",
-                        value=bool(state.get(k("final_activation"))),
-                        key=k("final_activation"),
-                        help="The seed tutorial's network squashes its output with tanh as well.",
-                    )
+                    activation = _table_control(FIELDS["model.activation"], k("activation"))
+                    final_activation = _table_control(FIELDS["model.final_activation"], k("final_activation"))
                 if shown("time"):
-                    time_mode = st.selectbox(
-                        "Time conditioning",
-                        list(TIME_CONDITIONING),
-                        index=_index(state, k("time"), list(TIME_CONDITIONING)),
-                        key=k("time"),
-                        format_func=lambda t: _TIME_HELP.get(t, t),
+                    time_mode = _table_control(
+                        FIELDS["model.time"], k("time"), format_func=lambda t: _TIME_HELP.get(t, t)
                     )
                 if shown("linear"):
-                    linear = st.checkbox(
-                        "Linear term a + B z",
-                        value=bool(state.get(k("linear"))),
-                        key=k("linear"),
-                        help="Adds a learnable affine part to the field, started at the data's mean and spread.",
-                    )
+                    linear = _table_control(FIELDS["model.linear"], k("linear"))
                 slots["network"] = st.empty()
         hidden_widths = (int(width),) * int(depth) if (shown("width") or shown("depth")) else m.hidden
 
@@ -834,14 +814,7 @@ def config_controls(
                     errors.append(("ode", msg))
                     st.error(plain(msg))
             if shown("solver"):
-                method = st.selectbox(
-                    "Solver",
-                    list(SOLVERS),
-                    index=_index(state, k("solver"), list(SOLVERS)),
-                    key=k("solver"),
-                    help="Fixed-grid solvers (rk4, euler, ...) take steps of a set size; adaptive ones "
-                    "(dopri5, ...) choose steps to meet the tolerances.",
-                )
+                method = _table_control(FIELDS["solver.method"], k("solver"))
             if method in FIXED_GRID_SOLVERS:
                 if shown("solver"):
                     step_size = _number(FIELDS["solver.step_size"], k("step_size"))
@@ -850,20 +823,9 @@ def config_controls(
                 rtol = _number(FIELDS["solver.rtol"], k("rtol"), where=c0)
                 atol = _number(FIELDS["solver.atol"], k("atol"), where=c1)
             if shown("trace"):
-                trace = st.selectbox(
-                    "Trace estimator",
-                    list(TRACE_ESTIMATORS),
-                    index=_index(state, k("trace"), list(TRACE_ESTIMATORS)),
-                    key=k("trace"),
-                    help="How the divergence (trace of ∂f/∂z) in the log-density ODE is computed.",
-                )
+                trace = _table_control(FIELDS["model.trace"], k("trace"))
             if shown("adjoint"):
-                adjoint = st.checkbox(
-                    "Adjoint backpropagation",
-                    value=bool(state.get(k("adjoint"))),
-                    key=k("adjoint"),
-                    help="O(1) memory, more function evaluations.",
-                )
+                adjoint = _table_control(FIELDS["solver.adjoint"], k("adjoint"))
             slots["ode"] = st.empty()
 
         # ---------------------------------------------------------------- training
@@ -872,14 +834,7 @@ def config_controls(
         objective = base.objective
         with st.expander("Training", expanded=True):
             if shown("objective"):
-                objective = st.selectbox(
-                    "Objective",
-                    list(OBJECTIVES),
-                    index=_index(state, k("objective"), list(OBJECTIVES)),
-                    key=k("objective"),
-                    help="Likelihood solves the ODE every iteration; flow matching regresses the field onto "
-                    "straight noise-to-data velocities without a solve. Both report the same test NLL.",
-                )
+                objective = _table_control(FIELDS["objective"], k("objective"))
             if shown("adam_iters"):
                 adam_iters = _number(FIELDS["adam_iters"], k("adam_iters"))
             if shown("lr"):
