@@ -21,6 +21,12 @@ from .solver import SolverConfig
 __all__ = ["DEVICES", "ModelConfig", "TrainConfig"]
 
 
+# The bounds of the numbers are declared once, in the field table (cnfviz/fields.py).
+_WIDTHS, _SPAN = FIELDS["model.hidden"], FIELDS["model.tspan"]
+_INTS = tuple(f for f in config_fields(kinds=("int",)) if f.section is None)
+_FLOATS = tuple(f for f in config_fields(kinds=("float",)) if f.section is None)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The FFJORD model: dynamics network, time span and divergence estimator.
@@ -50,7 +56,7 @@ class ModelConfig:
     trace: str = "exact"
 
     def __post_init__(self) -> None:
-        hidden, widths, span = self.hidden, FIELDS["model.hidden"], FIELDS["model.tspan"]
+        hidden, widths, span = self.hidden, _WIDTHS, _SPAN
         if isinstance(hidden, int) or not isinstance(hidden, (tuple, list)):
             raise ConfigError(
                 f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})",
@@ -174,9 +180,8 @@ class TrainConfig:
             raise ConfigError(f"model must be a ModelConfig (got {type(self.model).__name__})", field="model")
         if not isinstance(self.solver, SolverConfig):
             raise ConfigError(f"solver must be a SolverConfig (got {type(self.solver).__name__})", field="solver")
-        # The bounds of the numbers are declared once, in the field table (cnfviz/fields.py).
-        for f in config_fields(kinds=("int",)):
-            if f.section is None and not (f.optional and getattr(self, f.name) is None):
+        for f in _INTS:
+            if not (f.optional and getattr(self, f.name) is None):
                 object.__setattr__(self, f.name, check_int_range(getattr(self, f.name), f.name, lo=f.lo, hi=f.hi))
         if self.adam_iters + self.lbfgs_iters == 0:
             raise ConfigError(
@@ -191,8 +196,8 @@ class TrainConfig:
                 field="batch_size",
                 allowed=f"[1, {self.n_train}] or none",
             )
-        for f in config_fields(kinds=("float",)):
-            if f.section is None and not (f.optional and getattr(self, f.name) is None):
+        for f in _FLOATS:
+            if not (f.optional and getattr(self, f.name) is None):
                 value = check_range(getattr(self, f.name), f.name, lo=f.lo, hi=f.hi, lo_open=f.lo_open)
                 object.__setattr__(self, f.name, value)
         check_choice(self.device, DEVICES, "device")

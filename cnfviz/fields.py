@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -119,12 +120,12 @@ class Field:
     ui_hi: float | None = None
     metavar: str | None = None
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         """The attribute name, the path's last part (``hidden`` for ``model.hidden``)."""
         return self.path.rpartition(".")[2]
 
-    @property
+    @functools.cached_property
     def section(self) -> str | None:
         """``"model"`` or ``"solver"`` for a nested field, else ``None``."""
         head, dot, _ = self.path.partition(".")
