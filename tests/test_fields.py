@@ -429,3 +429,24 @@ def test_the_link_and_widget_key_tables_in_the_docs_list_every_field():
         ), f.key
         if f.widget is not None:
             assert f"``p_{f.widget}``" in cnfviz.ui.sidebar.__doc__, f.widget
+
+
+def _hidden_controls_app(config_json: str) -> None:
+    import streamlit as st
+
+    from cnfviz import TrainConfig
+    from cnfviz.ui import apply_config_to_state, config_controls
+
+    if "applied" not in st.session_state:
+        apply_config_to_state("demo", TrainConfig.from_json(config_json))
+        st.session_state.applied = True
+    st.session_state.config = config_controls("demo", hidden=frozenset({"advanced"})).config
+
+
+def test_a_hidden_advanced_expander_keeps_the_configs_values():
+    cfg = SIDEBAR_BASE.replace(grad_clip=3.0, n_train=400, solver={"max_nfe": None})
+    at = AppTest.from_function(_hidden_controls_app, args=(cfg.to_json(),), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert not {f"demo_{f.widget}" for f in ADVANCED} & {w.key for w in (*at.number_input, *at.checkbox)}
+    assert at.session_state["config"] == cfg
+    assert "advanced" in parse_query({"hide": "advanced"}).hidden
