@@ -26,7 +26,7 @@ from ._validation import ConfigError, check_int_range
 from .config import ModelConfig, TrainConfig
 from .ffjord import FFJORD
 from .targets import SCIPY_PREFIX, TARGETS
-from .training import load_weights
+from .training import load_weights, problems_text, weight_problems
 
 __all__ = [
     "FORMAT",
@@ -422,15 +422,14 @@ def load_checkpoint(
                 field="checkpoint.model",
             )
     model = FFJORD(dim, config.model, config.solver)
-    try:
-        load_weights(model, state)
-    except ConfigError as err:
-        detail = str(err).removeprefix("the weights do not fit this network: ")
+    problems = weight_problems(model, state)
+    if problems:
         raise ConfigError(
             f"checkpoint weights do not match its config (dim {dim}, model.hidden {_show(config.model.hidden)}): "
-            f"{detail}",
+            f"{problems_text(problems)}",
             field="checkpoint.state_dict",
-        ) from None
+        )
+    load_weights(model, state)
     model.to(device).eval()
     extra = payload.get("extra")
     info: dict[str, Any] = {"extra": extra if isinstance(extra, dict) else {}}

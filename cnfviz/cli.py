@@ -25,14 +25,11 @@ from ._validation import ConfigError, check_int_range
 from .backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, cli_backend, run_placement, run_record
 from .budget import RunBudget, check_run, run_dim
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import DEVICES, TrainConfig
+from .config import TrainConfig
 from .device import configure_threads, resolve_device, warm_up
-from .divergence import TRACE_ESTIMATORS
-from .dynamics import ACTIVATIONS, TIME_CONDITIONING
 from .ffjord import FFJORD
-from .objectives import OBJECTIVES
+from .fields import NONE, PLAIN_KINDS, Field, config_fields
 from .presets import PRESETS, default_config
-from .solver import SOLVERS
 from .sweep import add_sweep_parser, run_sweep
 from .targets import TARGETS, Target, samples_from_csv
 from .training import IterationRecord, Trainer, TrainResult
@@ -61,11 +58,17 @@ def _param(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected widths like 64,64,64, got {text!r}") from None
+def _add_flag(parser: argparse.ArgumentParser, f: Field) -> None:
+    """The flag of one setting: its type, choices and help from the field table."""
+    if f.kind == "bool":
+        parser.add_argument(f.flag, action=argparse.BooleanOptionalAction, default=None, help=f.cli_help())
+    elif f.kind == "choice":
+        parser.add_argument(f.flag, choices=list(f.choices), help=f.cli_help())
+    elif f.kind == "span":
+        parser.add_argument(f.flag, nargs=2, type=f.cli_type(), metavar=("T0", "T1"), help=f.cli_help())
+    else:
+        metavar = f.metavar or (f"{f.dest.upper()}|{f.none}" if f.none else None)
+        parser.add_argument(f.flag, type=f.cli_type(), metavar=metavar, help=f.cli_help())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,33 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", type=_param, default=[], metavar="KEY=VALUE", help="target parameter (repeatable)"
     )
     tr.add_argument("--data", metavar="CSV", help="train on samples from a CSV file with 1 or 2 numeric columns")
-    tr.add_argument("--hidden", type=_hidden, metavar="W[,W...]", help="hidden layer widths")
-    tr.add_argument("--activation", choices=list(ACTIVATIONS))
-    tr.add_argument("--time", choices=list(TIME_CONDITIONING))
-    tr.add_argument("--tspan", nargs=2, type=float, metavar=("T0", "T1"))
-    tr.add_argument("--solver", choices=list(SOLVERS))
-    tr.add_argument("--rtol", type=float)
-    tr.add_argument("--atol", type=float)
-    tr.add_argument("--step-size", type=float, help="step size of fixed-grid solvers")
-    tr.add_argument("--adjoint", action=argparse.BooleanOptionalAction, default=None)
-    tr.add_argument("--trace", choices=list(TRACE_ESTIMATORS))
-    tr.add_argument(
-        "--objective",
-        choices=list(OBJECTIVES),
-        help="likelihood (FFJORD, a solve per iteration), flow-matching or ot-flow-matching (regression, no solve)",
-    )
-    tr.add_argument("--adam-iters", type=int)
-    tr.add_argument("--lbfgs-iters", type=int)
-    tr.add_argument("--lr", type=float)
-    tr.add_argument("--batch", type=int, help="minibatch size (0 = full batch)")
-    tr.add_argument("--n-train", type=int, help="fixed training set size (0 = fresh samples every iteration)")
-    tr.add_argument("--lambda-kinetic", type=float)
-    tr.add_argument("--lambda-jacobian", type=float)
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--device", choices=list(DEVICES))
-    tr.add_argument("--max-seconds", type=float, help="wall-clock training budget")
-    tr.add_argument("--eval-every", type=int, help="test NLL every k iterations (0 = off)")
-    tr.add_argument("--n-test", type=int, help="fresh samples for the final test NLL")
+    for f in config_fields(kinds=PLAIN_KINDS):  # every setting's flag, from the one field table
+        _add_flag(tr, f)
     tr.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     tr.add_argument("--save", metavar="PATH", help="write a checkpoint")
     tr.add_argument("--json", metavar="PATH", help="write metrics and config as JSON ('-' for stdout)")
@@ -161,51 +139,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         changes["target_params"] = {**cfg.target_params, **params}
     if args.data:
         changes["target"] = "samples"
-    model = {
-        k: v
-        for k, v in {
-            "hidden": args.hidden,
-            "activation": args.activation,
-            "time": args.time,
-            "trace": args.trace,
-        }.items()
-        if v is not None
-    }
-    if args.tspan:
-        model["tspan"] = tuple(args.tspan)
-    solver = {
-        k: v
-        for k, v in {
-            "method": args.solver,
-            "rtol": args.rtol,
-            "atol": args.atol,
-            "step_size": args.step_size,
-            "adjoint": args.adjoint,
-        }.items()
-        if v is not None
-    }
-    if model:
-        changes["model"] = model
-    if solver:
-        changes["solver"] = solver
-    simple = {
-        "adam_iters": args.adam_iters,
-        "lbfgs_iters": args.lbfgs_iters,
-        "lr": args.lr,
-        "lambda_kinetic": args.lambda_kinetic,
-        "lambda_jacobian": args.lambda_jacobian,
-        "seed": args.seed,
-        "device": args.device,
-        "max_seconds": args.max_seconds,
-        "eval_every": args.eval_every,
-        "n_test": args.n_test,
-        "objective": args.objective,
-    }
-    changes.update({k: v for k, v in simple.items() if v is not None})
-    if args.batch is not None:
-        changes["batch_size"] = args.batch or None
-    if args.n_train is not None:
-        changes["n_train"] = args.n_train or None
+    for f in config_fields(kinds=PLAIN_KINDS):
+        value = getattr(args, f.dest, None)
+        if value is None:  # not given
+            continue
+        if value is NONE or (f.zero_none and value == 0):
+            value = None
+        elif f.kind == "span":
+            value = tuple(value)
+        for key, change in f.change(value).items():
+            if isinstance(change, dict):
+                changes.setdefault(key, {}).update(change)
+            else:
+                changes[key] = change
     return cfg.replace(**changes) if changes else cfg
 
 

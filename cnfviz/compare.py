@@ -25,13 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._validation import ConfigError, check_choice, check_int_range, lookup
+from ._validation import ConfigError, check_int_range, lookup
 from .config import ModelConfig, TrainConfig
-from .divergence import TRACE_ESTIMATORS
 from .ffjord import FFJORD
-from .objectives import OBJECTIVES
+from .fields import FIELDS, Field
 from .presets import PRESETS, target_dim
-from .solver import FIXED_GRID_SOLVERS, SOLVERS
+from .solver import FIXED_GRID_SOLVERS
 from .targets import make_target
 
 if TYPE_CHECKING:
@@ -99,8 +98,8 @@ def _fmt(value: Any) -> str:
 def _parse_int(raw: Any, lo: int, hi: int) -> int:
     try:
         return check_int_range(raw.strip() if isinstance(raw, str) else raw, "value", lo=lo, hi=hi)
-    except ConfigError:
-        raise ConfigError(f"must be an integer in [{lo}, {hi}]") from None
+    except ConfigError as err:
+        raise ConfigError(f"must be an integer in [{lo}, {hi}]", field=err.field, allowed=err.allowed) from None
 
 
 def _number(raw: Any, kind: type) -> Any:
@@ -167,105 +166,86 @@ class Knob:
     hi: int | None = None
 
     def parse(self, raw: Any) -> Any:
-        """``raw`` (text or a number) as this knob's type; raises ConfigError saying what is allowed."""
+        """``raw`` (text or a number) as this knob's type; raises ConfigError saying what is allowed.
+
+        The message is the rule alone (``must be an integer in [0, 8]``): :meth:`apply` names the knob."""
         if self.kind == "int" and self.lo is not None and self.hi is not None:
             return _parse_int(raw, self.lo, self.hi)
         if self.kind in ("int", "float"):
             return _number(raw, int if self.kind == "int" else float)
-        return check_choice(raw.strip() if isinstance(raw, str) else raw, self.choices, self.label)
+        value = raw.strip() if isinstance(raw, str) else raw
+        if value not in self.choices:
+            choices = list(self.choices)
+            raise ConfigError(f'invalid value "{value}". Must be one of {choices}', field=self.name, allowed=choices)
+        return value
 
     def apply(self, config: TrainConfig, raw: Any) -> TrainConfig:
         """``config`` with this knob set to ``raw``; raises ConfigError naming the knob, the value and the rule."""
         try:
             return self.set(config, self.parse(raw))
         except ConfigError as err:
-            text = str(err)
-            prefix = f"{self.label}: "
-            raise ConfigError(f"{self.label} = {_fmt(raw)}: {text.removeprefix(prefix)}") from None
+            raise ConfigError(
+                f"{self.label} = {_fmt(raw)}: {err}", field=err.field or self.name, allowed=err.allowed
+            ) from None
 
     def text(self, config: TrainConfig) -> str:
         """``"width = 64"``: the knob's value in ``config``, as labels show it."""
         return f"{self.label} = {_fmt(self.get(config))}"
 
 
+# Knobs that are not one field each; the others come from the field table (``Field.compare``).
+_DERIVED_KNOBS = (
+    Knob("width", "width", "int", "units in every hidden layer", _width, _set_width),
+    Knob(
+        "depth",
+        "depth",
+        "int",
+        "hidden layers (0: an affine field)",
+        lambda c: len(c.model.hidden),
+        _set_depth,
+        lo=0,
+        hi=8,
+    ),
+    Knob(
+        "t1",
+        "t1",
+        "float",
+        "end of the time span (t0, t1)",
+        lambda c: c.model.tspan[1],
+        lambda c, v: c.replace(model={"tspan": (c.model.tspan[0], v)}),
+    ),
+    Knob("lambdas", "λ₁ = λ₂", "float", "both regularizer weights at once", lambda c: c.lambda_kinetic, _set_lambdas),
+)
+# A fixed-grid solver needs a step size as well, so the solver knob sets more than its field.
+_SETTERS: dict[str, Callable[[TrainConfig, Any], TrainConfig]] = {"solver": _set_solver}
+_ORDER = (
+    *("width", "depth", "t1", "solver", "trace"),
+    *("lambda_kinetic", "lambda_jacobian", "lambdas", "lr", "objective", "seed"),
+)
+
+
+def _field_knob(f: Field) -> Knob:
+    assert f.compare is not None
+
+    def set_field(c: TrainConfig, v: Any) -> TrainConfig:
+        return c.replace(**f.change(v))
+
+    return Knob(
+        f.compare,
+        f.compare_label or f.compare,
+        f.kind,
+        f.compare_help or f.help,
+        f.get,
+        _SETTERS.get(f.compare, set_field),
+        choices=f.choices,
+    )
+
+
 def _knobs() -> dict[str, Knob]:
-    knobs = [
-        Knob("width", "width", "int", "units in every hidden layer", _width, _set_width),
-        Knob(
-            "depth",
-            "depth",
-            "int",
-            "hidden layers (0: an affine field)",
-            lambda c: len(c.model.hidden),
-            _set_depth,
-            lo=0,
-            hi=8,
-        ),
-        Knob(
-            "t1",
-            "t1",
-            "float",
-            "end of the time span (t0, t1)",
-            lambda c: c.model.tspan[1],
-            lambda c, v: c.replace(model={"tspan": (c.model.tspan[0], v)}),
-        ),
-        Knob(
-            "solver",
-            "solver",
-            "choice",
-            "ODE method used in training",
-            lambda c: c.solver.method,
-            _set_solver,
-            choices=SOLVERS,
-        ),
-        Knob(
-            "trace",
-            "trace",
-            "choice",
-            "divergence estimator",
-            lambda c: c.model.trace,
-            lambda c, v: c.replace(model={"trace": v}),
-            choices=tuple(TRACE_ESTIMATORS),
-        ),
-        Knob(
-            "lambda_kinetic",
-            "λ₁",
-            "float",
-            "weight of the kinetic regularizer",
-            lambda c: c.lambda_kinetic,
-            lambda c, v: c.replace(lambda_kinetic=v),
-        ),
-        Knob(
-            "lambda_jacobian",
-            "λ₂",
-            "float",
-            "weight of the Jacobian regularizer",
-            lambda c: c.lambda_jacobian,
-            lambda c, v: c.replace(lambda_jacobian=v),
-        ),
-        Knob(
-            "lambdas", "λ₁ = λ₂", "float", "both regularizer weights at once", lambda c: c.lambda_kinetic, _set_lambdas
-        ),
-        Knob("lr", "lr", "float", "Adam learning rate", lambda c: c.lr, lambda c, v: c.replace(lr=v)),
-        Knob(
-            "objective",
-            "objective",
-            "choice",
-            "how the same network is trained: by likelihood, or by flow matching",
-            lambda c: c.objective,
-            lambda c, v: c.replace(objective=v),
-            choices=tuple(OBJECTIVES),
-        ),
-        Knob(
-            "seed",
-            "seed",
-            "int",
-            "random seed of data, weights and noise: is a difference just luck?",
-            lambda c: c.seed,
-            lambda c, v: c.replace(seed=v),
-        ),
-    ]
-    return {k.name: k for k in knobs}
+    knobs = {k.name: k for k in _DERIVED_KNOBS}
+    knobs.update({f.compare: _field_knob(f) for f in FIELDS.values() if f.compare is not None})
+    # The order the Compare page lists them in: the network, the ODE, the loss, then the rest.
+    return {name: knobs[name] for name in sorted(knobs, key=lambda n: (*_ORDER, n).index(n))}
 
 
 KNOBS: dict[str, Knob] = _knobs()

@@ -14,12 +14,17 @@ from typing import Any
 from ._validation import ConfigError, check_bool, check_choice, check_int_range, check_range, lookup
 from .divergence import TRACE_ESTIMATORS
 from .dynamics import ACTIVATIONS, TIME_CONDITIONING
+from .fields import DEVICES, FIELDS, config_fields
 from .objectives import OBJECTIVES, check_objective
 from .solver import SolverConfig
 
 __all__ = ["DEVICES", "ModelConfig", "TrainConfig"]
 
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+# The bounds of the numbers are declared once, in the field table (cnfviz/fields.py).
+_WIDTHS, _SPAN = FIELDS["model.hidden"], FIELDS["model.tspan"]
+_INTS = tuple(f for f in config_fields(kinds=("int",)) if f.section is None)
+_FLOATS = tuple(f for f in config_fields(kinds=("float",)) if f.section is None)
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,12 @@ class ModelConfig:
     trace: str = "exact"
 
     def __post_init__(self) -> None:
-        hidden = self.hidden
+        hidden, widths, span = self.hidden, _WIDTHS, _SPAN
         if isinstance(hidden, int) or not isinstance(hidden, (tuple, list)):
             raise ConfigError(
                 f"model.hidden must be a list of layer widths, e.g. [64, 64] (got {hidden!r})",
                 field="model.hidden",
-                allowed="a list of up to 8 widths in [1, 1024]",
+                allowed=f"a list of up to 8 widths in [{widths.lo}, {widths.hi}]",
             )
         if len(hidden) > 8:
             raise ConfigError(
@@ -65,7 +70,9 @@ class ModelConfig:
                 allowed="0 to 8 layers",
             )
         object.__setattr__(
-            self, "hidden", tuple(check_int_range(w, f"model.hidden[{i}]", lo=1, hi=1024) for i, w in enumerate(hidden))
+            self,
+            "hidden",
+            tuple(check_int_range(w, f"model.hidden[{i}]", lo=widths.lo, hi=widths.hi) for i, w in enumerate(hidden)),
         )
         lookup(ACTIVATIONS, self.activation, "activation", field="model.activation")
         check_choice(self.time, TIME_CONDITIONING, "model.time")
@@ -75,8 +82,8 @@ class ModelConfig:
             raise ConfigError(
                 f"model.tspan must be a pair (t0, t1) (got {self.tspan!r})", field="model.tspan", allowed="(t0, t1)"
             )
-        t0 = check_range(self.tspan[0], "model.tspan[0]", lo=-1000, hi=1000)
-        t1 = check_range(self.tspan[1], "model.tspan[1]", lo=-1000, hi=1000)
+        t0 = check_range(self.tspan[0], "model.tspan[0]", lo=span.lo, hi=span.hi)
+        t1 = check_range(self.tspan[1], "model.tspan[1]", lo=span.lo, hi=span.hi)
         if t0 == t1:
             raise ConfigError(
                 f"model.tspan must have t0 != t1 (got ({t0}, {t1}))", field="model.tspan", allowed="t0 != t1"
@@ -173,18 +180,9 @@ class TrainConfig:
             raise ConfigError(f"model must be a ModelConfig (got {type(self.model).__name__})", field="model")
         if not isinstance(self.solver, SolverConfig):
             raise ConfigError(f"solver must be a SolverConfig (got {type(self.solver).__name__})", field="solver")
-        ints = {
-            "adam_iters": (0, 1_000_000),
-            "lbfgs_iters": (0, 100_000),
-            "n_test": (10, 1_000_000),
-            "seed": (0, 2**31 - 1),
-            "eval_every": (0, 1_000_000),
-        }
-        for name, (lo, hi) in ints.items():
-            object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
-        for name, (lo, hi) in {"batch_size": (1, 1_000_000), "n_train": (2, 10_000_000)}.items():
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, check_int_range(getattr(self, name), name, lo=lo, hi=hi))
+        for f in _INTS:
+            if not (f.optional and getattr(self, f.name) is None):
+                object.__setattr__(self, f.name, check_int_range(getattr(self, f.name), f.name, lo=f.lo, hi=f.hi))
         if self.adam_iters + self.lbfgs_iters == 0:
             raise ConfigError(
                 "adam_iters + lbfgs_iters must be at least 1 (got 0 for both)",
@@ -198,14 +196,10 @@ class TrainConfig:
                 field="batch_size",
                 allowed=f"[1, {self.n_train}] or none",
             )
-        object.__setattr__(self, "lr", check_range(self.lr, "lr", lo=0, hi=10, lo_open=True))
-        object.__setattr__(self, "lr_min_factor", check_range(self.lr_min_factor, "lr_min_factor", lo=0, hi=1))
-        for name in ("lambda_kinetic", "lambda_jacobian"):
-            object.__setattr__(self, name, check_range(getattr(self, name), name, lo=0, hi=1e4))
-        if self.max_seconds is not None:
-            object.__setattr__(self, "max_seconds", check_range(self.max_seconds, "max_seconds", lo=0, lo_open=True))
-        if self.grad_clip is not None:
-            object.__setattr__(self, "grad_clip", check_range(self.grad_clip, "grad_clip", lo=0, lo_open=True))
+        for f in _FLOATS:
+            if not (f.optional and getattr(self, f.name) is None):
+                value = check_range(getattr(self, f.name), f.name, lo=f.lo, hi=f.hi, lo_open=f.lo_open)
+                object.__setattr__(self, f.name, value)
         check_choice(self.device, DEVICES, "device")
         for name in ("lr_decay",):
             object.__setattr__(self, name, check_bool(getattr(self, name), name))

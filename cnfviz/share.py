@@ -36,6 +36,8 @@ lk/lj      regularizer weights λ₁ / λ₂                  ``0.1``
 seed       random seed                                  ``3``
 budget     training time budget in seconds              ``30``
 maxsteps   adaptive solver step limit                   ``2000``
+maxnfe     dynamics evaluations per solve (``none``:    ``5000``
+           no cap)
 lrmin      final learning rate as a fraction of lr      ``0.05``
 eval       test NLL every k iterations (0 = off)        ``100``
 ntest      held-out samples for the test NLL            ``2000``
@@ -54,12 +56,12 @@ A link cannot carry an upload or a drawing: the Train page's address then reads 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ._validation import ConfigError
 from .config import TrainConfig
+from .fields import PLAIN_KINDS, Field, config_fields, number_text
 from .presets import DEFAULT_TARGET, PRESETS, default_config
 from .targets import SCIPY_PREFIX, SLOW_SCIPY, make_target, scipy_params
 
@@ -105,38 +107,8 @@ CONTROLS: tuple[str, ...] = (
     "seed",
     "device",
     "objective",
+    "advanced",
 )
-
-
-def _num(v: Any) -> str:
-    """Shortest text that parses back to exactly the same number."""
-    if isinstance(v, bool):
-        return str(int(v))
-    if isinstance(v, int):
-        return str(v)
-    text = repr(float(v))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError("expected a whole number such as 500") from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError("expected a number such as 0.01 or 1e-5") from None
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError("expected two numbers t0,t1 such as 0,1") from None
 
 
 def _bool(text: str) -> bool:
@@ -145,33 +117,6 @@ def _bool(text: str) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected 0 or 1, got {text!r}")
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError("expected whole numbers separated by commas, such as 64,64") from None
-
-
-def _optional_int(none_word: str) -> Callable[[str], int | None]:
-    def parse(text: str) -> int | None:
-        try:
-            return None if text == none_word else int(text)
-        except ValueError:
-            raise ValueError(f"expected a whole number such as 256, or {none_word}") from None
-
-    return parse
-
-
-def _optional_float(none_word: str) -> Callable[[str], float | None]:
-    def parse(text: str) -> float | None:
-        try:
-            return None if text == none_word else float(text)
-        except ValueError:
-            raise ValueError(f"expected a number such as 30, or {none_word}") from None
-
-    return parse
 
 
 def _short(text: str) -> str:
@@ -184,38 +129,8 @@ def _reason(err: Exception, raw: str) -> str:
     return str(err).replace(raw, _short(raw)) if len(raw) > SHOWN_CHARS else str(err)
 
 
-# key -> (path into TrainConfig.replace kwargs, parser, formatter)
-_FIELDS: dict[str, tuple[tuple[str, ...], Callable[[str], Any], Callable[[Any], str]]] = {
-    "hidden": (("model", "hidden"), _int_list, lambda v: ",".join(map(str, v))),
-    "act": (("model", "activation"), str, str),
-    "time": (("model", "time"), str, str),
-    "linear": (("model", "linear"), _bool, lambda v: str(int(v))),
-    "final": (("model", "final_activation"), _bool, lambda v: str(int(v))),
-    "tspan": (("model", "tspan"), _floats, lambda v: f"{_num(v[0])},{_num(v[1])}"),
-    "trace": (("model", "trace"), str, str),
-    "solver": (("solver", "method"), str, str),
-    "rtol": (("solver", "rtol"), _float, _num),
-    "atol": (("solver", "atol"), _float, _num),
-    "step": (("solver", "step_size"), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
-    "adjoint": (("solver", "adjoint"), _bool, lambda v: str(int(v))),
-    "adam": (("adam_iters",), _int, str),
-    "lr": (("lr",), _float, _num),
-    "decay": (("lr_decay",), _bool, lambda v: str(int(v))),
-    "lbfgs": (("lbfgs_iters",), _int, str),
-    "batch": (("batch_size",), _optional_int("full"), lambda v: "full" if v is None else str(v)),
-    "ntrain": (("n_train",), _optional_int("fresh"), lambda v: "fresh" if v is None else str(v)),
-    "lk": (("lambda_kinetic",), _float, _num),
-    "lj": (("lambda_jacobian",), _float, _num),
-    "seed": (("seed",), _int, str),
-    "budget": (("max_seconds",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
-    "maxsteps": (("solver", "max_steps"), _int, str),
-    "lrmin": (("lr_min_factor",), _float, _num),
-    "eval": (("eval_every",), _int, str),
-    "ntest": (("n_test",), _int, str),
-    "clip": (("grad_clip",), _optional_float("none"), lambda v: "none" if v is None else _num(v)),
-    "device": (("device",), str, str),
-    "objective": (("objective",), str, str),
-}
+# Every setting's link key, parser and formatter come from the one field table.
+_FIELDS: dict[str, Field] = {f.key: f for f in config_fields(kinds=PLAIN_KINDS)}
 
 
 @dataclass(frozen=True)
@@ -226,17 +141,6 @@ class LinkState:
     hidden: frozenset[str] = frozenset()
     autostart: bool = False
     notices: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _get(config: TrainConfig, path: tuple[str, ...]) -> Any:
-    obj: Any = config
-    for part in path:
-        obj = getattr(obj, part)
-    return obj
-
-
-def _change(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    return {path[0]: {path[1]: value}} if len(path) == 2 else {path[0]: value}
 
 
 def config_to_query(
@@ -253,13 +157,13 @@ def config_to_query(
     query: dict[str, str] = {"target": config.target}
     for name, value in config.target_params.items():
         if isinstance(value, (list, tuple)):
-            query[f"p.{name}"] = ",".join(_num(v) if isinstance(v, (int, float)) else str(v) for v in value)
+            query[f"p.{name}"] = ",".join(number_text(v) if isinstance(v, (int, float)) else str(v) for v in value)
         else:
-            query[f"p.{name}"] = _num(value) if isinstance(value, (int, float)) else str(value)
-    for key, (path, _, fmt) in _FIELDS.items():
-        value = _get(config, path)
-        if value != _get(base, path):
-            query[key] = fmt(value)
+            query[f"p.{name}"] = number_text(value) if isinstance(value, (int, float)) else str(value)
+    for key, f in _FIELDS.items():
+        value = f.get(config)
+        if value != f.get(base):
+            query[key] = f.format(value)
     if hidden:
         query["hide"] = ",".join(sorted(hidden))
     if autostart:
@@ -332,9 +236,9 @@ def parse_query(query: Mapping[str, str | list[str]]) -> LinkState:
         if key not in _FIELDS:
             unknown.append(f'"{_short(key)}"')
             continue
-        path, parse, _ = _FIELDS[key]
+        f = _FIELDS[key]
         try:
-            config = config.replace(**_change(path, parse(raw)))
+            config = config.replace(**f.change(f.parse(raw)))
         except (ValueError, ConfigError) as err:
             notices.append(f'Ignored "{key}={_short(raw)}" in the link: {_reason(err, raw)}.')
 

@@ -38,7 +38,9 @@ __all__ = [
     "lbfgs_max_evaluations",
     "live_update",
     "load_weights",
+    "problems_text",
     "train",
+    "weight_problems",
 ]
 
 # A fixed-step solver is refined when its NLL and an adaptive solve's NLL differ by more than
@@ -155,8 +157,40 @@ def build_target(config: TrainConfig) -> Target:
     return make_target(config.target, config.target_params)
 
 
+def weight_problems(model: FFJORD, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """What keeps ``state`` from loading into ``model``, one phrase each (empty: it fits).
+
+    A wrong shape says most about a different network, so those come first.
+
+    Example:
+        >>> from cnfviz import ModelConfig
+        >>> small, wide = FFJORD(1, ModelConfig(hidden=(4,))), FFJORD(1, ModelConfig(hidden=(8,)))
+        >>> weight_problems(small, wide.state_dict())[0]
+        'net.layers.0.weight has shape (8, 1) where (4, 1) is expected'
+    """
+    own = model.state_dict()
+    problems = []
+    for name, value in state.items():
+        if name in own and (not isinstance(value, torch.Tensor) or value.shape != own[name].shape):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            problems.append(f"{name} has shape {got} where {tuple(own[name].shape)} is expected")
+    problems += [f"{name} is missing" for name in own if name not in state]
+    problems += [f"{name} is not part of this network" for name in state if name not in own]
+    for name, value in state.items():
+        if name in own and isinstance(value, torch.Tensor) and value.shape == own[name].shape:
+            if not bool(torch.isfinite(value).all()):
+                problems.append(f"{name} holds NaN or infinite values")
+    return problems
+
+
+def problems_text(problems: list[str]) -> str:
+    """The first problem, and how many more: ``"x is missing (and 2 more)"``."""
+    return problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+
+
 def load_weights(model: FFJORD, state: Mapping[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``model``, or raise :class:`ConfigError` saying which weights do not fit.
+    """Load ``state`` into ``model``, or raise :class:`ConfigError` saying which weights do not fit
+    (:func:`weight_problems` lists them all).
 
     Example:
         >>> from cnfviz import ModelConfig
@@ -168,21 +202,10 @@ def load_weights(model: FFJORD, state: Mapping[str, torch.Tensor]) -> None:
         the weights do not fit this network:
         net.layers.0.weight has shape (8, 1) where (4, 1) is expected (and 5 more)
     """
-    own = model.state_dict()
-    problems = []  # a wrong shape says most about a different network, so those come first
-    for name, value in state.items():
-        if name in own and (not isinstance(value, torch.Tensor) or value.shape != own[name].shape):
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            problems.append(f"{name} has shape {got} where {tuple(own[name].shape)} is expected")
-    problems += [f"{name} is missing" for name in own if name not in state]
-    problems += [f"{name} is not part of this network" for name in state if name not in own]
-    for name, value in state.items():
-        if name in own and isinstance(value, torch.Tensor) and value.shape == own[name].shape:
-            if not bool(torch.isfinite(value).all()):
-                problems.append(f"{name} holds NaN or infinite values")
+    problems = weight_problems(model, state)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"the weights do not fit this network: {problems[0]}{more}")
+        raise ConfigError(f"the weights do not fit this network: {problems_text(problems)}", field="state_dict")
+    own = model.state_dict()
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 

@@ -80,7 +80,6 @@ from ..config import TrainConfig
 from ..job import Snapshot, TrainingJob
 from ..presets import PRESETS, default_config, target_dim
 from ..share import config_to_query
-from ..solver import SOLVERS
 from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
 from .session import JobHolder, job_slots
 from .sidebar import target_choices
@@ -280,10 +279,14 @@ def _table_setup() -> list[Run]:
         "width": number("width", min_value=1, max_value=1024, step=1, help=KNOBS["width"].description),
         "depth": number("depth", min_value=0, max_value=8, step=1, help=KNOBS["depth"].description),
         "t1": number("t1", help=KNOBS["t1"].description),
-        "solver": st.column_config.SelectboxColumn("solver", options=list(SOLVERS)),
+        "solver": st.column_config.SelectboxColumn("solver", options=list(KNOBS["solver"].choices)),
         "trace": st.column_config.SelectboxColumn("trace", options=list(KNOBS["trace"].choices)),
-        "lambda_kinetic": number("λ₁", min_value=0.0, help=KNOBS["lambda_kinetic"].description),
-        "lambda_jacobian": number("λ₂", min_value=0.0, help=KNOBS["lambda_jacobian"].description),
+        "lambda_kinetic": number(
+            KNOBS["lambda_kinetic"].label, min_value=0.0, help=KNOBS["lambda_kinetic"].description
+        ),
+        "lambda_jacobian": number(
+            KNOBS["lambda_jacobian"].label, min_value=0.0, help=KNOBS["lambda_jacobian"].description
+        ),
         "lr": number("lr", min_value=0.0, format="%g", help=KNOBS["lr"].description),
     }
     rows = st.data_editor(

@@ -35,6 +35,9 @@ lambdas        ``p_lambda_kinetic`` (λ₁), ``p_lambda_jacobian`` (λ₂)
 seed           ``p_seed``
 objective      ``p_objective`` (selectbox: likelihood, flow-matching, ot-flow-matching)
 time budget    ``p_max_seconds`` (seconds, 0 for none; a new target clears it)
+advanced       one widget per setting of :data:`ADVANCED`, keyed by its :attr:`~cnfviz.fields.Field.widget`:
+               ``p_lr_decay``, ``p_lr_min_factor``, ``p_n_train`` (0: fresh samples), ``p_n_test``,
+               ``p_eval_every``, ``p_grad_clip`` (0: none), ``p_max_steps``, ``p_max_nfe`` (0: no cap)
 device         the GPU/CPU badge (no widget)
 ============== ===================================================================================
 
@@ -49,7 +52,7 @@ A custom target trains as ``TrainConfig.target`` ``samples`` or ``image`` with e
 the built target travels in :attr:`ControlsResult.target`. Uploading data of another dimension than the
 settings were made for loads that dimension's fast defaults, as switching targets does.
 A hidden control keeps the value of the last config applied (see :func:`apply_config_to_state`), as do
-the fields no control shows (``n_train``, ``eval_every``, ``lr_decay`` ...). Switching the target between
+the field no control shows (``device``). Switching the target between
 1D and 2D loads the new target's fast defaults (:func:`cnfviz.default_config`), since the two differ in
 network, time span and iterations.
 """
@@ -70,13 +73,11 @@ from streamlit.errors import StreamlitAPIException, StreamlitWidgetAlreadyInstan
 from .._validation import ConfigError
 from ..config import TrainConfig
 from ..device import device_label
-from ..divergence import TRACE_ESTIMATORS
-from ..dynamics import ACTIVATIONS, TIME_CONDITIONING
-from ..objectives import OBJECTIVES
+from ..fields import FIELDS, Field
 from ..plots import target_preview_figure
 from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from ..share import CONTROLS
-from ..solver import FIXED_GRID_SOLVERS, SOLVERS
+from ..solver import FIXED_GRID_SOLVERS
 from ..targets import (
     SCIPY_PREFIX,
     TARGETS,
@@ -112,6 +113,8 @@ SLOW_SCIPY = _SLOW_SCIPY
 
 WIDTH_MAX = 256
 DEPTH_MAX = 8
+ADVANCED: tuple[Field, ...] = tuple(f for f in FIELDS.values() if f.advanced)
+"""The settings of the "Advanced" expander, in table order."""
 _TIME_HELP = {
     "none": "none: f(z), no time input (the seed tutorial)",
     "concat": "concat: t is an extra input of every layer",
@@ -261,6 +264,8 @@ def config_to_state(prefix: str, config: TrainConfig, *, source: str | None = No
         k("objective"): config.objective,
         k("max_seconds"): float(config.max_seconds or 0.0),
     }
+    for f in ADVANCED:
+        values[k(f.widget or f.name)] = _widget_value(f, f.get(config))
     if custom:
         return values
     texts = _default_param_texts(config.target)
@@ -359,6 +364,63 @@ def _index(state: MutableMapping[str, Any], key: str, options: list[Any]) -> int
     """The position of a select box's current value among ``options`` (0 if it is none of them)."""
     value = state.get(key)
     return options.index(value) if value in options else 0
+
+
+def _number(f: Field, key: str, *, where: Any = None, label: str | None = None, **kwargs: Any) -> Any:
+    """The number input of setting ``f`` under ``key``: its label, bounds, step, format and help from the
+    field table; its value from the widget's state (see :func:`_default`)."""
+    cast: type = int if f.kind == "int" else float
+    lo, hi = (f.lo if f.ui_lo is None else f.ui_lo), (f.hi if f.ui_hi is None else f.ui_hi)
+    lo, hi = (None if lo is None else cast(lo)), (None if hi is None else cast(hi))
+    return (st if where is None else where).number_input(
+        label or f.label,
+        lo,
+        hi,
+        value=_default(st.session_state, key, lo, hi),
+        step=None if f.step is None else cast(f.step),
+        format=f.fmt,
+        key=key,
+        help=f.help or None,
+        **kwargs,
+    )
+
+
+def _table_control(f: Field, key: str, **kwargs: Any) -> Any:
+    """The one widget of setting ``f`` (a checkbox, a select box or a number input), its label, help and
+    choices or bounds from the field table, and the field's value it shows: for an optional number, 0 reads
+    as none."""
+    state = st.session_state
+    if f.kind == "bool":
+        return st.checkbox(f.label, value=bool(state.get(key)), key=key, help=f.help or None, **kwargs)
+    if f.kind == "choice":
+        options = list(f.choices)
+        index = _index(state, key, options)
+        return st.selectbox(f.label, options, index=index, key=key, help=f.help or None, **kwargs)
+    value = _number(f, key, **kwargs)
+    return None if f.optional and not value else value
+
+
+def _widget_value(f: Field, value: Any) -> Any:
+    """How the widget of setting ``f`` shows ``value`` (an optional number's none as 0)."""
+    if f.kind == "bool":
+        return bool(value)
+    if f.kind == "int":
+        return int(value or 0)
+    if f.kind == "float":
+        return float(value or 0.0)
+    return value
+
+
+def _with_values(config: TrainConfig, values: dict[str, Any], **changes: Any) -> TrainConfig:
+    """``config`` with ``changes`` (as :meth:`TrainConfig.replace` takes them) and the settings ``values``
+    (by dotted path) applied in one step, so that settings checked together are checked at their new values."""
+    for path, value in values.items():
+        for key, change in FIELDS[path].change(value).items():
+            if isinstance(change, dict):
+                changes[key] = {**changes.get(key, {}), **change}
+            else:
+                changes[key] = change
+    return config.replace(**changes)
 
 
 def base_config(prefix: str, state: MutableMapping[str, Any] | None = None) -> TrainConfig:
@@ -469,16 +531,19 @@ AFFINE_NOTE = (
 )
 
 
-def _route(message: str, field: str | None = None) -> str:
-    """Which control group a ConfigError belongs to: by its ``field`` when it carries one, else by the message."""
-    m = (field or message).lower()
-    if m.startswith(("model.tspan", "model.trace", "solver", "invalid solver", "invalid trace")):
-        return "ode"
-    if m.startswith(("model.", "invalid activation", "invalid time")):
-        return "network"
-    if m.startswith("target"):
+def _route(field: str | None) -> str:
+    """Which control group a ConfigError belongs to, by the setting it names (:attr:`ConfigError.field`)."""
+    path = (field or "").split(",")[0].split("[")[0].strip()  # "model.hidden[0]", "adam_iters, lbfgs_iters"
+    f = FIELDS.get(path)
+    if f is None:
+        return "target" if path.startswith("target") else "training"
+    if f.advanced:
+        return "advanced"
+    if f.kind in ("text", "params"):
         return "target"
-    return "training"
+    if f.section == "solver" or f.path in ("model.tspan", "model.trace"):
+        return "ode"
+    return "network" if f.section == "model" else "training"
 
 
 def _load_dim_defaults(prefix: str, picked: str, dim: int) -> None:
@@ -724,33 +789,14 @@ def config_controls(
                     if int(depth) == 0:
                         st.caption(AFFINE_NOTE)
                 if shown("activation"):
-                    activation = st.selectbox(
-                        "Activation",
-                        list(ACTIVATIONS),
-                        index=_index(state, k("activation"), list(ACTIVATIONS)),
-                        key=k("activation"),
-                    )
-                    final_activation = st.checkbox(
-                        "Activation on the output layer too",
-                        value=bool(state.get(k("final_activation"))),
-                        key=k("final_activation"),
-                        help="The seed tutorial's network squashes its output with tanh as well.",
-                    )
+                    activation = _table_control(FIELDS["model.activation"], k("activation"))
+                    final_activation = _table_control(FIELDS["model.final_activation"], k("final_activation"))
                 if shown("time"):
-                    time_mode = st.selectbox(
-                        "Time conditioning",
-                        list(TIME_CONDITIONING),
-                        index=_index(state, k("time"), list(TIME_CONDITIONING)),
-                        key=k("time"),
-                        format_func=lambda t: _TIME_HELP.get(t, t),
+                    time_mode = _table_control(
+                        FIELDS["model.time"], k("time"), format_func=lambda t: _TIME_HELP.get(t, t)
                     )
                 if shown("linear"):
-                    linear = st.checkbox(
-                        "Linear term a + B z",
-                        value=bool(state.get(k("linear"))),
-                        key=k("linear"),
-                        help="Adds a learnable affine part to the field, started at the data's mean and spread.",
-                    )
+                    linear = _table_control(FIELDS["model.linear"], k("linear"))
                 slots["network"] = st.empty()
         hidden_widths = (int(width),) * int(depth) if (shown("width") or shown("depth")) else m.hidden
 
@@ -761,83 +807,25 @@ def config_controls(
         with st.expander("ODE", expanded=False):
             if shown("tspan"):
                 c0, c1 = st.columns(2)
-                t0 = c0.number_input(
-                    "t0 (base)",
-                    -1000.0,
-                    1000.0,
-                    value=_default(state, k("t0"), -1000.0, 1000.0),
-                    step=0.1,
-                    format="%.4g",
-                    key=k("t0"),
-                )
-                t1 = c1.number_input(
-                    "t1 (data)",
-                    -1000.0,
-                    1000.0,
-                    value=_default(state, k("t1"), -1000.0, 1000.0),
-                    step=0.1,
-                    format="%.4g",
-                    key=k("t1"),
-                )
+                t0 = _number(FIELDS["model.tspan"], k("t0"), where=c0, label="t0 (base)")
+                t1 = _number(FIELDS["model.tspan"], k("t1"), where=c1, label="t1 (data)")
                 if t0 == t1:
                     msg = f"The time span needs t0 ≠ t1 (both are {t0:g})."
                     errors.append(("ode", msg))
                     st.error(plain(msg))
             if shown("solver"):
-                method = st.selectbox(
-                    "Solver",
-                    list(SOLVERS),
-                    index=_index(state, k("solver"), list(SOLVERS)),
-                    key=k("solver"),
-                    help="Fixed-grid solvers (rk4, euler, ...) take steps of a set size; adaptive ones "
-                    "(dopri5, ...) choose steps to meet the tolerances.",
-                )
+                method = _table_control(FIELDS["solver.method"], k("solver"))
             if method in FIXED_GRID_SOLVERS:
                 if shown("solver"):
-                    step_size = st.number_input(
-                        "Step size",
-                        0.0,
-                        100.0,
-                        value=_default(state, k("step_size"), 0.0, 100.0),
-                        step=0.025,
-                        format="%.4g",
-                        key=k("step_size"),
-                    )
+                    step_size = _number(FIELDS["solver.step_size"], k("step_size"))
             elif shown("tolerances"):
                 c0, c1 = st.columns(2)
-                rtol = c0.number_input(
-                    "rtol",
-                    0.0,
-                    1.0,
-                    value=_default(state, k("rtol"), 0.0, 1.0),
-                    step=1e-5,
-                    format="%.1e",
-                    key=k("rtol"),
-                )
-                atol = c1.number_input(
-                    "atol",
-                    0.0,
-                    1.0,
-                    value=_default(state, k("atol"), 0.0, 1.0),
-                    step=1e-5,
-                    format="%.1e",
-                    key=k("atol"),
-                )
+                rtol = _number(FIELDS["solver.rtol"], k("rtol"), where=c0)
+                atol = _number(FIELDS["solver.atol"], k("atol"), where=c1)
             if shown("trace"):
-                trace = st.selectbox(
-                    "Trace estimator",
-                    list(TRACE_ESTIMATORS),
-                    index=_index(state, k("trace"), list(TRACE_ESTIMATORS)),
-                    key=k("trace"),
-                    help="How the divergence (trace of ∂f/∂z) in the log-density ODE is computed.",
-                )
+                trace = _table_control(FIELDS["model.trace"], k("trace"))
             if shown("adjoint"):
-                adjoint = st.checkbox(
-                    "Adjoint backpropagation",
-                    value=bool(state.get(k("adjoint"))),
-                    key=k("adjoint"),
-                    help="O(1) memory, more function evaluations.",
-                )
+                adjoint = _table_control(FIELDS["solver.adjoint"], k("adjoint"))
             slots["ode"] = st.empty()
 
         # ---------------------------------------------------------------- training
@@ -846,43 +834,13 @@ def config_controls(
         objective = base.objective
         with st.expander("Training", expanded=True):
             if shown("objective"):
-                objective = st.selectbox(
-                    "Objective",
-                    list(OBJECTIVES),
-                    index=_index(state, k("objective"), list(OBJECTIVES)),
-                    key=k("objective"),
-                    help="Likelihood solves the ODE every iteration; flow matching regresses the field onto "
-                    "straight noise-to-data velocities without a solve. Both report the same test NLL.",
-                )
+                objective = _table_control(FIELDS["objective"], k("objective"))
             if shown("adam_iters"):
-                adam_iters = st.number_input(
-                    "Adam iterations",
-                    0,
-                    1_000_000,
-                    value=_default(state, k("adam_iters"), 0, 1_000_000),
-                    step=100,
-                    key=k("adam_iters"),
-                )
+                adam_iters = _number(FIELDS["adam_iters"], k("adam_iters"))
             if shown("lr"):
-                lr = st.number_input(
-                    "Learning rate",
-                    0.0,
-                    10.0,
-                    value=_default(state, k("lr"), 0.0, 10.0),
-                    step=1e-3,
-                    format="%.4g",
-                    key=k("lr"),
-                )
+                lr = _number(FIELDS["lr"], k("lr"))
             if shown("lbfgs_iters"):
-                lbfgs_iters = st.number_input(
-                    "LBFGS iterations",
-                    0,
-                    100_000,
-                    value=_default(state, k("lbfgs_iters"), 0, 100_000),
-                    step=10,
-                    key=k("lbfgs_iters"),
-                    help="Run after Adam; 0 skips.",
-                )
+                lbfgs_iters = _number(FIELDS["lbfgs_iters"], k("lbfgs_iters"))
             if shown("batch"):
                 full = st.checkbox(
                     "Full batch",
@@ -890,59 +848,33 @@ def config_controls(
                     key=k("full_batch"),
                     help="Every iteration uses the whole training set.",
                 )
-                batch = st.number_input(
-                    "Batch size",
-                    1,
-                    1_000_000,
-                    value=_default(state, k("batch"), 1, 1_000_000),
-                    step=64,
-                    key=k("batch"),
-                    disabled=full,
-                )
+                batch = _number(FIELDS["batch_size"], k("batch"), disabled=full)
                 batch_size = None if full else int(batch)
             if shown("lambdas"):
                 c0, c1 = st.columns(2)
-                lam1 = c0.number_input(
-                    "λ₁ kinetic",
-                    0.0,
-                    1e4,
-                    value=_default(state, k("lambda_kinetic"), 0.0, 1e4),
-                    step=0.01,
-                    format="%.4g",
-                    key=k("lambda_kinetic"),
-                    help="∫‖f‖² dt",
-                )
-                lam2 = c1.number_input(
-                    "λ₂ Jacobian",
-                    0.0,
-                    1e4,
-                    value=_default(state, k("lambda_jacobian"), 0.0, 1e4),
-                    step=0.01,
-                    format="%.4g",
-                    key=k("lambda_jacobian"),
-                    help="∫‖∂f/∂z‖²_F dt",
-                )
+                lam1 = _number(FIELDS["lambda_kinetic"], k("lambda_kinetic"), where=c0)
+                lam2 = _number(FIELDS["lambda_jacobian"], k("lambda_jacobian"), where=c1)
             if shown("seed"):
-                seed = st.number_input(
-                    "Seed", 0, 2**31 - 1, value=_default(state, k("seed"), 0, 2**31 - 1), step=1, key=k("seed")
-                )
-            budget = st.number_input(
-                "Time budget (s)",
-                0.0,
-                86_400.0,
-                value=_default(state, k("max_seconds"), 0.0, 86_400.0),
-                step=10.0,
-                format="%g",
-                key=k("max_seconds"),
-                help="Stop training after this many seconds (0: no limit). Choosing another target clears it.",
-            )
+                seed = _number(FIELDS["seed"], k("seed"))
+            budget = _number(FIELDS["max_seconds"], k("max_seconds"))
             slots["training"] = st.empty()
+
+        # ---------------------------------------------------------------- advanced
+        # The rarely changed settings, each drawn from the field table alone; 0 stands for none.
+        advanced: dict[str, Any] = {}
+        if shown("advanced"):
+            with st.expander("Advanced", expanded=False):
+                for f in ADVANCED:
+                    advanced[f.path] = _table_control(f, k(f.widget or f.name))
+                slots["advanced"] = st.empty()
 
     config: TrainConfig | None = None
     if not errors:
         try:
             custom = target_name in CUSTOM_SOURCES
-            config = base.replace(
+            config = _with_values(
+                base,
+                advanced,
                 target=CONFIG_TARGETS[target_name] if custom else target_name,
                 target_params={} if custom else params,
                 model={
@@ -974,7 +906,7 @@ def config_controls(
                 max_seconds=float(budget) if budget else None,
             )
         except ConfigError as err:
-            group = _route(str(err), err.field)
+            group = _route(err.field)
             errors.append((group, str(err)))
             slot = slots.get(group) or slots.get("training")
             if slot is not None:
