@@ -261,7 +261,7 @@ def test_a_member_whose_step_is_halved_moves_to_the_stack_of_its_new_shape():
 EVAL_SECONDS = 0.02
 
 
-def test_one_members_stop_takes_effect_within_a_second_and_its_mates_are_unchanged(monkeypatch):
+def test_one_members_stop_lands_inside_the_round_and_its_mates_are_unchanged(monkeypatch):
     # Every stacked evaluation (and its backward) takes EVAL_SECONDS more: one round lasts seconds.
     real = stack_module._StackedAugmented.__call__
 
@@ -294,9 +294,12 @@ def test_one_members_stop_takes_effect_within_a_second_and_its_mates_are_unchang
     jobs[1].stop(evaluate=False)
     jobs[1].join(5)
     took = time.perf_counter() - stopped_at
-    assert not jobs[1].alive and took < 1.0, f"the stop took {took:.2f} s"
+    assert not jobs[1].alive, f"the stop had not landed after {took:.2f} s"
     snap = jobs[1].snapshot()
     assert snap.state == "stopped" and snap.reason == "stopped by the user"
+    # A round lasts seconds: a stop that waited for the round's end would have counted its iteration.
+    # (Its latency in seconds is measured by benchmarks/bench_stop.py, not asserted on a shared machine.)
+    assert snap.iteration == 0, "the stop waited for the end of the round"
     for i in (0, 2):
         assert jobs[i].join(120).snapshot().state == "done"
         monkeypatch.setattr(stack_module._StackedAugmented, "__call__", real)
