@@ -89,7 +89,9 @@ def connect(address: str | None = None) -> str:
     """Connect this process to the Ray cluster at ``address`` (``host:port``), once; returns its GCS address.
 
     A second call, from any thread or Streamlit rerun, returns the same connection. ``None`` or ``"auto"``
-    joins the cluster this machine belongs to, or starts a local one. Raises :class:`ClusterUnreachable`
+    joins the cluster this machine belongs to (``$RAY_ADDRESS``, or the latest ``ray start`` here), or else
+    starts a local one in this process, on 127.0.0.1 only, as :func:`start_loopback_head` does (Ray's own
+    local head would listen on every interface). Raises :class:`ClusterUnreachable`
     naming the address when nothing answers there, and :class:`ConfigError` when this process is already
     connected to another cluster.
     """
@@ -110,12 +112,15 @@ def connect(address: str | None = None) -> str:
                 )
             return current
         try:
-            ray.init(
-                address=address,
-                log_to_driver=False,
-                include_dashboard=False,
-                configure_logging=False,
-            )
+            if explicit or _existing_cluster():
+                ray.init(
+                    address=address,
+                    log_to_driver=False,
+                    include_dashboard=False,
+                    configure_logging=False,
+                )
+            else:
+                _init_loopback(ray, None)
         except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad head
             raise ClusterUnreachable(str(address), f"{type(err).__name__}: {err}") from None
         current = ray.get_runtime_context().gcs_address
@@ -130,8 +135,14 @@ def start_loopback_head(num_cpus: int) -> str:
     Sets :data:`SINGLE_NODE_ENV` in this process's environment, so the head's workers and any ``cnfviz``
     process started from here (which then connects to it) stay on loopback too. For tests and benchmarks.
     """
-    os.environ[SINGLE_NODE_ENV] = "0"
     import ray
+
+    return _init_loopback(ray, num_cpus)
+
+
+def _init_loopback(ray: Any, num_cpus: int | None) -> str:
+    """Start a head in this process on 127.0.0.1 only (``num_cpus`` None: all of this machine's)."""
+    os.environ[SINGLE_NODE_ENV] = "0"
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: Ray may have been imported before the variable
@@ -147,6 +158,19 @@ def start_loopback_head(num_cpus: int) -> str:
         ray.shutdown()
         raise RuntimeError(f"the local Ray head came up at {address}, not on loopback")
     return address
+
+
+def _existing_cluster() -> bool:
+    """Whether ``ray.init()`` would join a cluster rather than start one: ``$RAY_ADDRESS``, or the head the
+    latest ``ray start`` on this machine wrote down (Ray's own lookup for an address of None)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return True
+    try:
+        from ray._private.services import find_bootstrap_address
+
+        return find_bootstrap_address(None) is not None
+    except Exception:  # a Ray without that helper: start our own head rather than one on every interface
+        return False
 
 
 def connected_address() -> str | None:

@@ -78,6 +78,78 @@ def test_the_head_binds_and_talks_on_loopback_only(ray_address, backend):
     assert ray.util.get_node_ip_address() == "127.0.0.1"
 
 
+# Run in a fresh process (this one already holds the module's head): connect(None) with no cluster to join
+# starts a head, and every TCP port its processes listen on must be on loopback.
+_OWN_HEAD = """
+import json, os, socket, struct
+import ray
+from cnfviz.cluster import connect
+
+def tree(root):
+    kids = {}
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                kids.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+        except OSError:
+            pass
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += kids.get(pid, [])
+    return out
+
+def listening(pids):
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            pass
+    ips = []
+    for family, path in ((socket.AF_INET, "/proc/net/tcp"), (socket.AF_INET6, "/proc/net/tcp6")):
+        with open(path) as fh:
+            for line in list(fh)[1:]:
+                local, state, inode = line.split()[1], line.split()[3], line.split()[9]
+                if state == "0A" and inode in inodes:  # 0A: LISTEN
+                    words = local.split(":")[0]
+                    raw = b"".join(struct.pack("<I", int(words[i : i + 8], 16)) for i in range(0, len(words), 8))
+                    ips.append(socket.inet_ntop(family, raw))
+    return ips
+
+address = connect(None)
+nodes = [n["NodeManagerAddress"] for n in ray.nodes()]
+print(json.dumps({"address": address, "nodes": nodes, "ips": sorted(set(listening(tree(os.getpid()))))}))
+ray.shutdown()
+"""
+
+
+def test_a_head_connect_starts_listens_on_loopback_only(tmp_path):
+    import tempfile
+
+    from cnfviz.cluster import SINGLE_NODE_ENV
+
+    # No cluster to join: no RAY_ADDRESS, and a temp dir (short: it holds Unix sockets) with no `ray start` in it.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", SINGLE_NODE_ENV)}
+    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=tempfile.mkdtemp(prefix="r", dir="/tmp"))
+    out = subprocess.run(
+        [sys.executable, "-c", _OWN_HEAD], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    head = json.loads(out.stdout.strip().splitlines()[-1])
+    assert head["address"].startswith("127.0.0.1:") and head["nodes"] == ["127.0.0.1"]
+    ips = head["ips"]
+    assert ips, "the head's processes listen on no TCP port at all?"
+    assert set(ips) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, ips
+
+
 def test_ray_run_matches_local_run(backend):
     cfg = _config()
     local = LocalBackend().submit(cfg).start().join(120)
