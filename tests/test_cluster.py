@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ import pytest
 import torch
 
 from cnfviz import FFJORD, default_config
-from cnfviz.backend import LocalBackend, RayBackend, make_backend, run_record
+from cnfviz.backend import LocalBackend, RayBackend, run_record
 from cnfviz.cluster import start_loopback_head
+from cnfviz.cluster_stacks import StackedRayJob
+from cnfviz.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +45,9 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def backend(ray_address):
-    return make_backend("ray", ray_address)
+    # One actor per run: the path of runs that cannot stack. The stack actors have tests of their own below,
+    # and make_backend("ray") (the app's and the CLI's) stacks.
+    return RayBackend(ray_address, stacking=False)
 
 
 def _page_session() -> dict:
@@ -278,6 +283,92 @@ def test_a_run_its_worker_cannot_build_fails_in_plain_words(backend):
     assert not job.alive and job.result.status == "failed"
 
 
+# ---------------------------------------------------------------- stacks in actors
+
+
+def _other_shape(cfg):
+    return cfg.replace(model=replace(cfg.model, hidden=(16,)))
+
+
+def test_stacked_runs_on_ray_match_the_same_stack_here_and_a_full_actor_opens_another(ray_address):
+    stacked = RayBackend(ray_address, stack_size=2)
+    cfgs = [_config(adam_iters=30, eval_every=10, seed=s) for s in (1, 2, 3)]
+    jobs = [stacked.submit(c).start() for c in cfgs]
+    assert all(isinstance(j, StackedRayJob) for j in jobs) and stacked.stacks.live() == [2, 1]
+    scheduler = Scheduler()
+    local = [LocalBackend(scheduler).submit(c).start() for c in cfgs]
+    for job in [*local, *jobs]:
+        job.join(180)
+    assert scheduler.stats()["largest_round"] == 3, "the local runs trained as one stack"
+    pids = [j.placement()["worker_pid"] for j in jobs]
+    actors = [j.placement()["actor_id"] for j in jobs]
+    assert pids[0] == pids[1] != pids[2] and actors[0] == actors[1] != actors[2], "2 per actor, then a new one"
+    assert os.getpid() not in pids
+    for cfg, a, b in zip(cfgs, local, jobs, strict=True):
+        sa, sb = a.snapshot(), b.snapshot()
+        assert (sa.state, sb.state) == ("done", "done") and sb.iteration == sa.iteration == 30, cfg.seed
+        for key in ("iteration", "loss", "nll", "nfe", "test_iteration"):
+            np.testing.assert_allclose(sb.history[key], sa.history[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        for name, value in a.model.state_dict().items():
+            torch.testing.assert_close(b.model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+        # The test NLL is an adaptive dopri5 solve (rtol = atol = 1e-5): the actor's torch runs on its own
+        # thread count, so it agrees to the solver's tolerance, not to float rounding.
+        np.testing.assert_allclose(sb.history["test_nll"], sa.history["test_nll"], rtol=1e-4, atol=1e-4)
+        assert sb.metrics.test_nll == pytest.approx(sa.metrics.test_nll, rel=1e-4, abs=1e-4)
+        assert not b.alive
+    assert jobs[0].snapshot().history["loss"][-1] != jobs[1].snapshot().history["loss"][-1], "two seeds"
+    assert stacked.stacks.live() == [], "every run left: both actors were let go"
+
+
+def test_a_stack_actor_stops_its_runs_apart_and_its_death_fails_them_all_alone(ray_address):
+    stacked = RayBackend(ray_address)
+    a1, a2 = (stacked.submit(_long_config(seed=s)).start() for s in (1, 2))
+    b = stacked.submit(_other_shape(_long_config(seed=3))).start()
+    jobs = [a1, a2, b]
+    try:
+        _wait(lambda: all(j.snapshot().iteration >= 3 for j in jobs) and a2.snapshot().visuals is not None)
+        where = [j.placement() for j in jobs]
+        assert where[0]["actor_id"] == where[1]["actor_id"] != where[2]["actor_id"]
+        assert where[0]["worker_pid"] == where[1]["worker_pid"] != where[2]["worker_pid"]
+        assert a1.stack_key == a2.stack_key != b.stack_key
+        stats = ray.get(a1._actor.stats.remote())
+        assert stats["runs"] == 2 and stats["largest_round"] == 2, "the two runs trained as one stack"
+
+        # Stop one run of the stack: it ends within 1 s of training time; its stack-mate trains on.
+        before = a1.snapshot()
+        a1.stop()
+        a1.join(60)
+        stopped = a1.snapshot()
+        assert stopped.state == "stopped" and stopped.reason == "stopped by the user" and not a1.alive
+        assert stopped.elapsed - before.elapsed < 1.0
+        n = a2.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n + 3)
+        assert a2.snapshot().state == "running" and sorted(stacked.stacks.live()) == [1, 1]
+        assert ray.get(a2._actor.stats.remote())["runs"] == 1, "the stopped run left the actor"
+
+        # Kill the stack's actor: its live run fails with its last snapshot, the stopped one stays stopped,
+        # and the run in the other actor trains on.
+        seen = a2.snapshot()
+        os.kill(where[1]["worker_pid"], signal.SIGKILL)
+        _wait(lambda: a2.snapshot().state == "failed", timeout=30)
+        snap = a2.snapshot()
+        assert "died" in snap.reason and "kept its last snapshot" in snap.reason
+        assert snap.iteration >= seen.iteration and len(snap.history["loss"]) == snap.iteration
+        assert snap.visuals is not None and a2.result.status == "failed" and not a2.alive
+        assert all(torch.isfinite(v).all() for v in a2.model.state_dict().values())
+        assert a1.snapshot().state == "stopped" and a1.result.status == "stopped"
+        m = b.snapshot().iteration
+        _wait(lambda: b.snapshot().iteration > m + 2)
+        assert b.snapshot().state == "running"
+        # A new run of the dead actor's shape gets a new actor, never the dead one.
+        again = stacked.submit(_long_config(seed=4))
+        jobs.append(again)
+        assert again._actor._actor_id != a2._actor._actor_id
+    finally:
+        for job in jobs:
+            job.close()
+
+
 def _cli(*args, timeout=180):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
@@ -377,7 +468,9 @@ def test_a_sweep_on_ray_matches_a_local_sweep_and_says_where_each_run_trained(ra
     local, remote = json.loads(here.read_text()), json.loads(there.read_text())
     assert (local["backend"], remote["backend"]) == ("local", "ray")
     assert local["pid"] == remote["pid"] == os.getpid() and remote["ray_address"] == ray_address
-    assert remote["stacks"] == [] and len(local["stacks"]) == 1, "stacks live in this process only"
+    assert len(local["stacks"]) == len(remote["stacks"]) == 1, "one stack of both seeds, here and on Ray"
+    assert remote["stacks"][0]["runs"] == local["stacks"][0]["runs"] == ["seed=3", "seed=4"]
+    assert remote["runs"][0]["actor_id"] == remote["runs"][1]["actor_id"], "one actor trained the stack"
     assert [r["label"] for r in remote["runs"]] == [r["label"] for r in local["runs"]] == ["seed=3", "seed=4"]
     node = ray.get_runtime_context().get_node_id()
     for a, b in zip(local["runs"], remote["runs"], strict=True):
