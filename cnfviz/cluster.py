@@ -1,7 +1,8 @@
 """Runs on a Ray cluster: one actor per run hosting a :class:`~cnfviz.TrainingJob`, and its client handle.
 
 Ray is imported inside the functions here, never at import time, so that the package (and its doctests)
-work without the ``ray`` extra.
+work without the ``ray`` extra. Runs of one shape share an actor and train as one stack instead
+(:mod:`cnfviz.cluster_stacks`, built on :class:`HostedRun` and :class:`RayJob` from here).
 
 The actor (:class:`RunHost`) runs the very same :class:`~cnfviz.TrainingJob` as the local backend, in a
 thread of its own process, so its results match a local run's. Its methods are all quick (none waits for
@@ -40,11 +41,13 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DIED_REASON",
     "SINGLE_NODE_ENV",
+    "HostedRun",
     "RayJob",
     "RunHost",
     "connect",
     "connected_address",
     "start_loopback_head",
+    "worker_setup",
 ]
 
 CONNECT_TIMEOUT = 3.0
