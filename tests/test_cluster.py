@@ -322,44 +322,55 @@ def test_stacked_runs_on_ray_match_the_same_stack_here_and_a_full_actor_opens_an
 
 def test_a_stack_actor_stops_its_runs_apart_and_its_death_fails_them_all_alone(ray_address):
     stacked = RayBackend(ray_address)
-    a1, a2 = (stacked.submit(_long_config(seed=s)).start() for s in (1, 2))
+    a1, a2, a3 = (stacked.submit(_long_config(seed=s)).start() for s in (1, 2, 5))
     b = stacked.submit(_other_shape(_long_config(seed=3))).start()
-    jobs = [a1, a2, b]
+    jobs = [a1, a2, a3, b]
     try:
         _wait(lambda: all(j.snapshot().iteration >= 3 for j in jobs) and a2.snapshot().visuals is not None)
         where = [j.placement() for j in jobs]
-        assert where[0]["actor_id"] == where[1]["actor_id"] != where[2]["actor_id"]
-        assert where[0]["worker_pid"] == where[1]["worker_pid"] != where[2]["worker_pid"]
-        assert a1.stack_key == a2.stack_key != b.stack_key
+        assert where[0]["actor_id"] == where[1]["actor_id"] == where[2]["actor_id"] != where[3]["actor_id"]
+        assert where[0]["worker_pid"] == where[1]["worker_pid"] == where[2]["worker_pid"] != where[3]["worker_pid"]
+        assert a1.stack_key == a2.stack_key == a3.stack_key != b.stack_key
         stats = ray.get(a1._actor.stats.remote())
-        assert stats["runs"] == 2 and stats["largest_round"] == 2, "the two runs trained as one stack"
+        assert stats["runs"] == 3 and stats["largest_round"] == 3, "the three runs trained as one stack"
 
-        # Stop one run of the stack: it ends within 1 s of training time; its stack-mate trains on.
+        # Each run's polls are its own and incremental, as a one-run actor's.
+        have = {k: len(v) for k, v in a2.snapshot().history.items()}
+        _wait(lambda: a2.snapshot().iteration > have["iteration"] + 1)
+        part = ray.get(a2._actor.poll.remote(a2.job_id, {"lengths": have, "where": True}))["snapshot"].history
+        assert part["iteration"][0] == have["iteration"] + 1
+        np.testing.assert_array_equal(np.diff(part["iteration"]), 1)
+        other = ray.get(a3._actor.poll.remote(a3.job_id, {}))
+        assert other["snapshot"].config.seed == 5 and other["where"]["worker_pid"] == where[2]["worker_pid"]
+
+        # Stop one run of the stack: it ends within 1 s of training time; its stack-mates train on.
         before = a1.snapshot()
         a1.stop()
         a1.join(60)
         stopped = a1.snapshot()
         assert stopped.state == "stopped" and stopped.reason == "stopped by the user" and not a1.alive
         assert stopped.elapsed - before.elapsed < 1.0
-        n = a2.snapshot().iteration
-        _wait(lambda: a2.snapshot().iteration > n + 3)
-        assert a2.snapshot().state == "running" and sorted(stacked.stacks.live()) == [1, 1]
-        assert ray.get(a2._actor.stats.remote())["runs"] == 1, "the stopped run left the actor"
+        n2, n3 = a2.snapshot().iteration, a3.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n2 + 3 and a3.snapshot().iteration > n3 + 3)
+        assert a2.snapshot().state == a3.snapshot().state == "running"
+        assert sorted(stacked.stacks.live()) == [1, 2]
+        assert ray.get(a2._actor.stats.remote())["runs"] == 2, "the stopped run left the actor"
 
-        # Kill the stack's actor: its live run fails with its last snapshot, the stopped one stays stopped,
-        # and the run in the other actor trains on.
-        seen = a2.snapshot()
+        # Kill the stack's actor: both its live runs fail, each with its last snapshot; the stopped one stays
+        # stopped, and the run in the other actor trains on.
+        seen = {j.job_id: j.snapshot() for j in (a2, a3)}
         os.kill(where[1]["worker_pid"], signal.SIGKILL)
-        _wait(lambda: a2.snapshot().state == "failed", timeout=30)
-        snap = a2.snapshot()
-        assert "died" in snap.reason and "kept its last snapshot" in snap.reason
-        assert snap.iteration >= seen.iteration and len(snap.history["loss"]) == snap.iteration
-        assert snap.visuals is not None and a2.result.status == "failed" and not a2.alive
-        assert all(torch.isfinite(v).all() for v in a2.model.state_dict().values())
+        _wait(lambda: a2.snapshot().state == a3.snapshot().state == "failed", timeout=30)
+        for job in (a2, a3):
+            snap = job.snapshot()
+            assert "died" in snap.reason and "kept its last snapshot" in snap.reason
+            assert snap.iteration >= seen[job.job_id].iteration and len(snap.history["loss"]) == snap.iteration
+            assert snap.visuals is not None and job.result.status == "failed" and not job.alive
+            assert all(torch.isfinite(v).all() for v in job.model.state_dict().values())
         assert a1.snapshot().state == "stopped" and a1.result.status == "stopped"
         m = b.snapshot().iteration
         _wait(lambda: b.snapshot().iteration > m + 2)
-        assert b.snapshot().state == "running"
+        assert b.snapshot().state == "running" and stacked.stacks.live() == [1]
         # A new run of the dead actor's shape gets a new actor, never the dead one.
         again = stacked.submit(_long_config(seed=4))
         jobs.append(again)
@@ -367,6 +378,7 @@ def test_a_stack_actor_stops_its_runs_apart_and_its_death_fails_them_all_alone(r
     finally:
         for job in jobs:
             job.close()
+    assert stacked.stacks.live() == [], "closed runs left their actors, which were let go"
 
 
 def _cli(*args, timeout=180):
