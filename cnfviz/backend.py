@@ -204,7 +204,9 @@ class RayBackend:
         return any(job._adopt(actor) for job in waiting)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "pid": os.getpid(), "ray_address": self.address}
+        """Where runs go: the backend, this process, the cluster, and the live runs per stack actor at most."""
+        stack_size = self.stacks.size if self.stacking else 1
+        return {"backend": self.name, "pid": os.getpid(), "ray_address": self.address, "ray_stack_size": stack_size}
 
 
 def _stack_size_from_env(cluster_stacks: Any) -> int:

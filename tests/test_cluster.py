@@ -480,6 +480,7 @@ def test_a_sweep_on_ray_matches_a_local_sweep_and_says_where_each_run_trained(ra
     local, remote = json.loads(here.read_text()), json.loads(there.read_text())
     assert (local["backend"], remote["backend"]) == ("local", "ray")
     assert local["pid"] == remote["pid"] == os.getpid() and remote["ray_address"] == ray_address
+    assert remote["ray_stack_size"] == 8 and "ray_stack_size" not in local
     assert len(local["stacks"]) == len(remote["stacks"]) == 1, "one stack of both seeds, here and on Ray"
     assert remote["stacks"][0]["runs"] == local["stacks"][0]["runs"] == ["seed=3", "seed=4"]
     assert remote["runs"][0]["actor_id"] == remote["runs"][1]["actor_id"], "one actor trained the stack"
