@@ -115,7 +115,10 @@ def connect(address: str | None = None) -> str:
                 )
             return current
         try:
-            if explicit or _existing_cluster():
+            existing = None if explicit else _existing_cluster()
+            if existing is not None and "://" not in existing:
+                _check_port(existing)  # e.g. a head that `ray start` wrote down and that has gone since
+            if explicit or existing is not None:
                 ray.init(
                     address=address,
                     log_to_driver=False,
@@ -124,6 +127,8 @@ def connect(address: str | None = None) -> str:
                 )
             else:
                 _init_loopback(ray, None)
+        except ClusterUnreachable:
+            raise
         except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad head
             raise ClusterUnreachable(str(address), f"{type(err).__name__}: {err}") from None
         current = ray.get_runtime_context().gcs_address
@@ -163,17 +168,18 @@ def _init_loopback(ray: Any, num_cpus: int | None) -> str:
     return address
 
 
-def _existing_cluster() -> bool:
-    """Whether ``ray.init()`` would join a cluster rather than start one: ``$RAY_ADDRESS``, or the head the
-    latest ``ray start`` on this machine wrote down (Ray's own lookup for an address of None)."""
-    if os.environ.get("RAY_ADDRESS"):
-        return True
+def _existing_cluster() -> str | None:
+    """The cluster ``ray.init()`` would join rather than start one: ``$RAY_ADDRESS``, or the head the latest
+    ``ray start`` on this machine wrote down (Ray's own lookup for an address of None); else None."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env and env not in ("auto", "local"):
+        return env
     try:
         from ray._private.services import find_bootstrap_address
 
-        return find_bootstrap_address(None) is not None
+        return find_bootstrap_address(None)
     except Exception:  # a Ray without that helper: start our own head rather than one on every interface
-        return False
+        return None
 
 
 def connected_address() -> str | None:

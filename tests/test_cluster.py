@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +67,12 @@ def _config(**kw):
 def _long_config(**kw):
     # Far more iterations than any test waits for: only Stop or a fault ends it.
     return _config(adam_iters=100_000, eval_every=0, **kw)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _wait(predicate, timeout=120.0):
@@ -153,6 +160,21 @@ def test_a_head_connect_starts_listens_on_loopback_only(tmp_path):
     ips = head["ips"]
     assert ips, "the head's processes listen on no TCP port at all?"
     assert set(ips) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, ips
+
+
+def test_connect_to_a_head_ray_start_wrote_down_and_that_is_gone_names_it(tmp_path):
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))
+    (tmp / "ray").mkdir()
+    (tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")  # what `ray start` leaves
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(tmp))
+    code = "from cnfviz.cluster import connect\ntry:\n    connect(None)\nexcept Exception as err:\n    print(err)"
+    run = [sys.executable, "-c", code]
+    out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    address = (tmp / "ray" / "ray_current_cluster").read_text()
+    assert out.stdout.strip().startswith(f"cannot reach the Ray cluster at {address}: nothing answers there"), out
 
 
 def test_ray_run_matches_local_run(backend):
