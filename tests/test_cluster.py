@@ -378,6 +378,19 @@ def test_a_stack_actor_stops_its_runs_apart_and_its_death_fails_them_all_alone(r
         assert sorted(stacked.stacks.live()) == [1, 2]
         assert ray.get(a2._actor.stats.remote())["runs"] == 2, "the stopped run left the actor"
 
+        # Pause and Step are per run too: the paused run holds still while its stack-mate trains.
+        a3.pause()
+        assert a3.snapshot().state == "paused" and a3.trainer.paused
+        n2 = a2.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n2 + 1)  # a3's iteration in flight at the pause has ended
+        frozen, n2 = a3.snapshot().iteration, a2.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n2 + 2)
+        assert a3.snapshot().iteration == frozen
+        a3.step()
+        _wait(lambda: a3.snapshot().iteration == frozen + 1)
+        a3.resume()
+        _wait(lambda: a3.snapshot().iteration > frozen + 2)
+
         # Kill the stack's actor: both its live runs fail, each with its last snapshot; the stopped one stays
         # stopped, and the run in the other actor trains on.
         seen = {j.job_id: j.snapshot() for j in (a2, a3)}
