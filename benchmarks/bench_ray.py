@@ -7,6 +7,10 @@ Starts a local Ray head in this process (``ray.init``, ``--cpus`` CPUs, no dashb
    local and Ray alternately, ``--repeats`` times each.
 2. Throughput of 8 runs at once: local jobs on a ``JobSlots(cpus)`` cap vs 8 Ray actors of 1 CPU each on a
    ``cpus``-CPU head (both train ``cpus`` runs at a time); total iterations / wall-clock seconds.
+   Then 8 runs of one shape as one stack: in one Ray stack actor (1 CPU, one torch thread) vs a local
+   ``Scheduler`` pinned to one torch thread, alternately; total iterations per second of wall clock (from
+   submit, so Ray's includes starting the actor) and of training time (the stack's span), the largest
+   stacked round, and the stack actor's resident memory.
 3. Snapshot round trip while a run trains: local ``TrainingJob.snapshot()`` vs a Ray poll (request, the
    actor's snapshot, only the new history, back), p50/p95, and the bytes each poll carries at the page's
    polling interval (the traffic of one student's open tab).
@@ -28,7 +32,7 @@ import numpy as np
 import ray
 from common import median, print_table, setup
 
-from cnfviz import JobSlots, default_config
+from cnfviz import JobSlots, Scheduler, default_config
 from cnfviz.backend import LocalBackend, RayBackend
 from cnfviz.cluster import start_loopback_head
 from cnfviz.ui.views import POLL_SECONDS
@@ -74,6 +78,40 @@ def _many_runs(backend, cfg, n: int) -> float:
     return total / wall
 
 
+def _stack_runs(backend, cfg, n: int, scheduler: Scheduler | None = None) -> dict:
+    """``n`` runs of one shape (seeds differ) submitted at once to ``backend``, which stacks them."""
+    t0 = time.perf_counter()
+    jobs = [backend.submit(cfg.replace(seed=cfg.seed + i)).start() for i in range(n)]
+    rss, stats = 0.0, {}
+    while any(j.alive for j in jobs):
+        for j in jobs:
+            j.snapshot()
+        if scheduler is None and jobs[0].alive and jobs[0].placement():
+            try:  # the actor's own view of its stack, and its memory with all n runs in it
+                stats = ray.get(jobs[0]._actor.stats.remote(), timeout=5)
+                rss = max(rss, _rss_mb(jobs[0].placement()["worker_pid"]))
+            except (ray.exceptions.RayError, OSError):
+                pass  # the actor is being let go: keep the last figures
+        time.sleep(POLL_SECONDS)
+    wall = time.perf_counter() - t0
+    assert all(j.result.status == "done" for j in jobs), [j.result.reason for j in jobs]
+    if scheduler is not None:
+        stats = scheduler.stats()
+    else:
+        actors = {j.placement()["actor_id"] for j in jobs}
+        assert len(actors) == 1, f"{n} runs of one shape went to {len(actors)} actors"
+    total = sum(j.result.iterations for j in jobs)
+    span = max(j.result.train_seconds for j in jobs)
+    return {
+        "its_wall": total / wall,
+        "its_train": total / span,
+        "per_run": statistics.mean(j.result.iterations / j.result.train_seconds for j in jobs),
+        "wall": wall,
+        "largest_round": stats.get("largest_round", 0),
+        "rss_mib": rss,
+    }
+
+
 def _percentiles(xs: list[float]) -> tuple[float, float]:
     a = np.asarray(xs) * 1000
     return float(np.percentile(a, 50)), float(np.percentile(a, 95))
@@ -84,6 +122,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--iters", type=int, default=80, help="iterations of each 1-run measurement")
     ap.add_argument("--iters8", type=int, default=30, help="iterations of each of the 8 runs")
+    ap.add_argument("--stack-iters", type=int, default=30, help="iterations of each of the 8 stacked runs")
     ap.add_argument("--polls", type=int, default=200)
     ap.add_argument("--cpus", type=int, default=2)
     args = ap.parse_args()
@@ -93,7 +132,7 @@ def main() -> None:
     start_loopback_head(args.cpus)  # on 127.0.0.1 only, never the machine's private-range address
     print(f"ray {ray.__version__}: local head with {args.cpus} CPUs up in {time.perf_counter() - t:.1f} s")
     address = ray.get_runtime_context().gcs_address
-    remote = RayBackend(address)
+    remote = RayBackend(address, stacking=False)  # one actor per run (sections 1 to 4); stacks: section 2b
     local = LocalBackend()
     cfg = default_config("moons", adam_iters=args.iters, eval_every=0, n_test=500)
 
@@ -121,6 +160,27 @@ def main() -> None:
         r8.append(b / a)
         print(f"8 runs x {args.iters8} its, {args.cpus} at a time: local {a:.2f} its/s, Ray {b:.2f} its/s")
     print(f"8 runs, Ray / local throughput (wall clock): {median(r8):.3f}")
+
+    # 2b. Eight runs of one shape as one stack: one Ray stack actor vs a local scheduler, one torch thread each.
+    cfgs = cfg.replace(adam_iters=args.stack_iters)
+    stacked = RayBackend(address)  # stacks: the app's and the CLI's default
+    rows, wall_ratios, train_ratios = [], [], []
+    for rep in range(max(1, args.repeats - 1)):
+        scheduler = Scheduler(threads=1)
+        a = _stack_runs(LocalBackend(scheduler), cfgs, 8, scheduler)
+        b = _stack_runs(stacked, cfgs, 8)
+        wall_ratios.append(b["its_wall"] / a["its_wall"])
+        train_ratios.append(b["its_train"] / a["its_train"])
+        rows += [{"rep": rep, "backend": "local stack", **a}, {"rep": rep, "backend": "ray stack actor", **b}]
+    print_table(
+        rows,
+        f"8 runs of one shape x {args.stack_iters} its as one stack, one torch thread (its/s: all runs' iterations; "
+        "per_run: each run's own rate; rss_mib: the Ray stack actor's)",
+    )
+    print(
+        f"\n8 stacked runs, Ray / local throughput: wall clock {median(wall_ratios):.3f}, "
+        f"training time {median(train_ratios):.3f} (medians of {len(wall_ratios)})"
+    )
 
     # 3. Snapshot round trip while training, and bytes per poll at the page's interval.
     long = cfg.replace(adam_iters=1_000_000)

@@ -1,7 +1,8 @@
 """Runs on a Ray cluster: one actor per run hosting a :class:`~cnfviz.TrainingJob`, and its client handle.
 
 Ray is imported inside the functions here, never at import time, so that the package (and its doctests)
-work without the ``ray`` extra.
+work without the ``ray`` extra. Runs of one shape share an actor and train as one stack instead
+(:mod:`cnfviz.cluster_stacks`, built on :class:`HostedRun` and :class:`RayJob` from here).
 
 The actor (:class:`RunHost`) runs the very same :class:`~cnfviz.TrainingJob` as the local backend, in a
 thread of its own process, so its results match a local run's. Its methods are all quick (none waits for
@@ -40,11 +41,13 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DIED_REASON",
     "SINGLE_NODE_ENV",
+    "HostedRun",
     "RayJob",
     "RunHost",
     "connect",
     "connected_address",
     "start_loopback_head",
+    "worker_setup",
 ]
 
 CONNECT_TIMEOUT = 3.0
@@ -89,7 +92,9 @@ def connect(address: str | None = None) -> str:
     """Connect this process to the Ray cluster at ``address`` (``host:port``), once; returns its GCS address.
 
     A second call, from any thread or Streamlit rerun, returns the same connection. ``None`` or ``"auto"``
-    joins the cluster this machine belongs to, or starts a local one. Raises :class:`ClusterUnreachable`
+    joins the cluster this machine belongs to (``$RAY_ADDRESS``, or the latest ``ray start`` here), or else
+    starts a local one in this process, on 127.0.0.1 only, as :func:`start_loopback_head` does (Ray's own
+    local head would listen on every interface). Raises :class:`ClusterUnreachable`
     naming the address when nothing answers there, and :class:`ConfigError` when this process is already
     connected to another cluster.
     """
@@ -110,12 +115,20 @@ def connect(address: str | None = None) -> str:
                 )
             return current
         try:
-            ray.init(
-                address=address,
-                log_to_driver=False,
-                include_dashboard=False,
-                configure_logging=False,
-            )
+            existing = None if explicit else _existing_cluster()
+            if existing is not None and "://" not in existing:
+                _check_port(existing)  # e.g. a head that `ray start` wrote down and that has gone since
+            if explicit or existing is not None:
+                ray.init(
+                    address=address,
+                    log_to_driver=False,
+                    include_dashboard=False,
+                    configure_logging=False,
+                )
+            else:
+                _init_loopback(ray, None)
+        except ClusterUnreachable:
+            raise
         except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad head
             raise ClusterUnreachable(str(address), f"{type(err).__name__}: {err}") from None
         current = ray.get_runtime_context().gcs_address
@@ -130,8 +143,14 @@ def start_loopback_head(num_cpus: int) -> str:
     Sets :data:`SINGLE_NODE_ENV` in this process's environment, so the head's workers and any ``cnfviz``
     process started from here (which then connects to it) stay on loopback too. For tests and benchmarks.
     """
-    os.environ[SINGLE_NODE_ENV] = "0"
     import ray
+
+    return _init_loopback(ray, num_cpus)
+
+
+def _init_loopback(ray: Any, num_cpus: int | None) -> str:
+    """Start a head in this process on 127.0.0.1 only (``num_cpus`` None: all of this machine's)."""
+    os.environ[SINGLE_NODE_ENV] = "0"
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: Ray may have been imported before the variable
@@ -147,6 +166,20 @@ def start_loopback_head(num_cpus: int) -> str:
         ray.shutdown()
         raise RuntimeError(f"the local Ray head came up at {address}, not on loopback")
     return address
+
+
+def _existing_cluster() -> str | None:
+    """The cluster ``ray.init()`` would join rather than start one: ``$RAY_ADDRESS``, or the head the latest
+    ``ray start`` on this machine wrote down (Ray's own lookup for an address of None); else None."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env and env not in ("auto", "local"):
+        return env
+    try:
+        from ray._private.services import find_bootstrap_address
+
+        return find_bootstrap_address(None)
+    except Exception:  # a Ray without that helper: start our own head rather than one on every interface
+        return None
 
 
 def connected_address() -> str | None:
@@ -169,50 +202,28 @@ def _same_address(a: str, b: str) -> bool:
     return a_port == b_port and (a_host == b_host or a_host.startswith("127."))
 
 
-class RunHost:
-    """The body of a run's Ray actor: one :class:`~cnfviz.TrainingJob`, its controls, and incremental polls.
+class HostedRun:
+    """One run inside an actor: its :class:`~cnfviz.TrainingJob`, its controls, and incremental polls.
 
-    Never raises from its constructor: an error building the run (a bad config) is kept and handed to the
-    client by :meth:`where`, so it can be raised there with its own type and message.
+    Never raises from its constructor: an error building the run (a bad config) is kept as :attr:`error`
+    and handed to the client, so it can be raised there with its own type and message. The actors
+    (:class:`RunHost`, one run; :class:`cnfviz.cluster_stacks.StackHost`, a stack) delegate to it.
     """
 
-    def __init__(self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any], threads: int) -> None:
-        import ray
-
-        torch.set_num_threads(max(1, threads))
-        warm_up()  # torch's one-time imports, paid while the run is built rather than in its first iteration
-        self._where = {
-            "worker_pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "node": socket.gethostname(),
-        }
-        self._error: Exception | None = None
+    def __init__(
+        self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any], where: Mapping[str, Any]
+    ) -> None:
+        self.where = dict(where)
+        self.error: Exception | None = None
         # Calls to a threaded actor may run out of order: a join or poll that overtakes start() must not
         # report a run that is about to start as over.
         self._launched = threading.Event()
         self.job: TrainingJob | None = None
         try:
             self.job = TrainingJob(config, target=target, **job_kwargs)
-            self._where["device"] = str(self.job.trainer.device)
+            self.where["device"] = str(self.job.trainer.device)
         except Exception as err:
-            self._error = err
-
-    def where(self) -> dict[str, Any]:
-        return {**self._where, "error": self._error}
-
-    def load(self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any]) -> str | None:
-        """Host a new run in this (warm) process, whose previous run has ended; its error, if it cannot be
-        built, else None."""
-        if self.job is not None and self.job.alive:
-            return "RuntimeError: this worker is still training another run"
-        self._launched = threading.Event()
-        self.job, self._error = None, None
-        try:
-            self.job = TrainingJob(config, target=target, **job_kwargs)
-        except Exception as err:
-            self._error = err
-            return f"{type(err).__name__}: {err}"
-        return None
+            self.error = err
 
     def start(self) -> None:
         self._job().start()
@@ -260,7 +271,7 @@ class RunHost:
         A run that could not be built answers ``{"error": "..."}``.
         """
         if self.job is None:
-            return {"error": f"{type(self._error).__name__}: {self._error}"}
+            return {"error": f"{type(self.error).__name__}: {self.error}"}
         job = self.job
         # Read before the snapshot: a run that ends between the two is polled once more.
         alive = job.alive or not self._launched.is_set()
@@ -277,13 +288,86 @@ class RunHost:
             "weights_key": key,
             "weights": self.weights() if key != have.get("weights_key") else None,
             "result": job.result if not alive and not have.get("result") else None,
-            "where": None if have.get("where") else self._where,
+            "where": None if have.get("where") else self.where,
         }
 
     def _job(self) -> TrainingJob:
         if self.job is None:
-            raise RuntimeError(f"the run could not be built: {self._error}")
+            raise RuntimeError(f"the run could not be built: {self.error}")
         return self.job
+
+
+def worker_setup(threads: int) -> dict[str, Any]:
+    """Prepare an actor's process for training with ``threads`` torch threads; returns where it is
+    (``worker_pid``, ``node_id``, ``node``, ``actor_id``)."""
+    import ray
+
+    torch.set_num_threads(max(1, threads))
+    warm_up()  # torch's one-time imports, paid while the actor is built rather than in a run's first iteration
+    context = ray.get_runtime_context()
+    return {
+        "worker_pid": os.getpid(),
+        "node_id": context.get_node_id(),
+        "node": socket.gethostname(),
+        "actor_id": context.get_actor_id(),
+    }
+
+
+class RunHost:
+    """The body of a run's Ray actor: one :class:`HostedRun` at a time (a warm worker may :meth:`load` the
+    next run once its run has ended)."""
+
+    def __init__(self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any], threads: int) -> None:
+        self._where = worker_setup(threads)
+        self.run = HostedRun(config, target, job_kwargs, self._where)
+
+    def where(self) -> dict[str, Any]:
+        return {**self.run.where, "error": self.run.error}
+
+    def load(self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any]) -> str | None:
+        """Host a new run in this (warm) process, whose previous run has ended; its error, if it cannot be
+        built, else None."""
+        if self.run.job is not None and self.run.job.alive:
+            return "RuntimeError: this worker is still training another run"
+        self.run = HostedRun(config, target, job_kwargs, self._where)
+        if self.run.error is not None:
+            return f"{type(self.run.error).__name__}: {self.run.error}"
+        return None
+
+    def start(self) -> None:
+        self.run.start()
+
+    def stop(self, evaluate: bool = True) -> None:
+        self.run.stop(evaluate)
+
+    def pause(self) -> None:
+        self.run.pause()
+
+    def resume(self) -> None:
+        self.run.resume()
+
+    def step(self) -> None:
+        self.run.step()
+
+    def suspend(self) -> None:
+        self.run.suspend()
+
+    def proceed(self) -> bool:
+        return self.run.proceed()
+
+    def update_config(self, config: TrainConfig) -> None:
+        self.run.update_config(config)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the run's thread; True while it is still alive."""
+        return self.run.join(timeout)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.run.weights()
+
+    def poll(self, have: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's snapshot with only what the client lacks (see :meth:`HostedRun.poll`)."""
+        return self.run.poll(have)
 
 
 _actor_class: list[Any] = []
@@ -339,8 +423,17 @@ class RayJob:
         poll_timeout: float = 0.2,
         recycle: Callable[[Any], bool] | None = None,
     ) -> None:
-        import ray
+        self._setup(config, target, job_kwargs, poll_timeout)
+        threads = max(1, int(num_cpus))
+        self._recycle = recycle
+        self._actor = _remote_class().options(num_cpus=num_cpus).remote(config, target, self._ship[2], threads)
+        self._built = self._actor.where.remote()  # ready once the actor exists: see _adopt
+        self._await_built(start_timeout)
 
+    def _setup(
+        self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any] | None, poll_timeout: float
+    ) -> None:
+        """The client's side of a run, before any actor: its id, an empty history, a ``queued`` snapshot."""
         self._seq = next(_ids)
         self.job_id = f"ray-job-{self._seq}"
         self.config = config
@@ -363,6 +456,7 @@ class RayJob:
         self._ended = False  # everything is on the client; the actor has been let go
         self._failure: str | None = None
         self._pending: Any = None
+        self._recycle: Callable[[Any], bool] | None = None
         total = config.adam_iters + config.lbfgs_iters
         self._snap = Snapshot(
             job_id=self.job_id, state="queued", reason="waiting for the Ray cluster", queue_position=None,
@@ -373,15 +467,17 @@ class RayJob:
         self._where: dict[str, Any] = {}
         if target is None:
             self._target = build_target(config)  # a bad target fails here at once, not seconds later in a worker
-        threads = max(1, int(num_cpus))
         self._ship = (config, target, kwargs)
-        self._recycle = recycle
-        self._actor = _remote_class().options(num_cpus=num_cpus).remote(config, target, kwargs, threads)
-        self._built = self._actor.where.remote()  # ready once the actor exists: see _adopt
+
+    def _await_built(self, start_timeout: float) -> None:
+        """Wait up to ``start_timeout`` seconds for the run to be built in its actor (``self._built``, which
+        answers :meth:`RunHost.where`), and raise its error here if it could not be."""
+        import ray
+
         if start_timeout <= 0:
             return
         try:
-            where = ray.get(self._actor.where.remote(), timeout=start_timeout)
+            where = dict(ray.get(self._built, timeout=start_timeout))
         except ray.exceptions.GetTimeoutError:
             return  # no free CPU yet: the run waits in Ray's queue
         except ray.exceptions.RayError as err:
@@ -389,7 +485,9 @@ class RayJob:
             return
         error = where.pop("error")
         if error is not None:
-            ray.kill(self._actor, no_restart=True)
+            with self._lock:
+                self._ended = True
+                self._let_go(ray, recycle=False)
             raise error
         self._where = where
 
@@ -462,7 +560,7 @@ class RayJob:
                 break
             actor = self._actor
             try:
-                alive = ray.get(actor.join.remote(left), timeout=left + 10)
+                alive = ray.get(self._remote(actor, "join", left), timeout=left + 10)
             except ray.exceptions.GetTimeoutError:
                 continue
             except ray.exceptions.RayError as err:
@@ -521,8 +619,9 @@ class RayJob:
         return str(self._where.get("device", "cpu"))
 
     def placement(self) -> dict[str, Any]:
-        """Where the run trains: ``worker_pid``, ``node_id`` (Ray's) and ``node`` (the host name)."""
-        return {k: self._where[k] for k in ("worker_pid", "node_id", "node") if k in self._where}
+        """Where the run trains: ``worker_pid``, ``node_id`` (Ray's), ``node`` (the host name) and ``actor_id``
+        (the Ray actor; the runs of one stack share it)."""
+        return {k: self._where[k] for k in ("worker_pid", "node_id", "node", "actor_id") if k in self._where}
 
     # ------------------------------------------------------------------ observer side
     def snapshot(self) -> Snapshot:
@@ -538,7 +637,7 @@ class RayJob:
         if self._failure is not None or self._ended:
             return None
         actor = self._actor
-        ref = getattr(actor, method).remote(*args)
+        ref = self._remote(actor, method, *args)
         if wait <= 0:
             return None
         try:
@@ -556,7 +655,7 @@ class RayJob:
         import ray
 
         if self._pending is None:
-            self._pending = self._actor.poll.remote(self._have())
+            self._pending = self._remote(self._actor, "poll", self._have())
         ready, _ = ray.wait([self._pending], timeout=max(0.0, timeout))
         if not ready:
             return  # latest value wins: the page shows the last poll, this one is collected next time
@@ -610,19 +709,27 @@ class RayJob:
         import ray
 
         try:
-            self._weights = ray.get(self._actor.weights.remote(), timeout=10)
+            self._weights = ray.get(self._remote(self._actor, "weights"), timeout=10)
         except ray.exceptions.RayError:
             pass  # keep what we have (a fresh model if nothing came)
+
+    def _remote(self, actor: Any, method: str, *args: Any) -> Any:
+        """Call ``method`` of this run on ``actor``; its object ref."""
+        return getattr(actor, method).remote(*args)
 
     def _release(self, ray: Any, *, recycle: bool = False) -> None:
         if not self._ended:
             self._ended, self._alive, self._pending = True, False, None
-            if recycle and self._recycle is not None and self._recycle(self._actor):
-                return  # a run waiting for a worker took this warm one
-            try:
-                ray.kill(self._actor, no_restart=True)
-            except Exception:  # already gone
-                pass
+            self._let_go(ray, recycle=recycle)
+
+    def _let_go(self, ray: Any, *, recycle: bool) -> None:
+        """The run is over and on the client (or closed): free what it holds on the cluster, its actor."""
+        if recycle and self._recycle is not None and self._recycle(self._actor):
+            return  # a run waiting for a worker took this warm one
+        try:
+            ray.kill(self._actor, no_restart=True)
+        except Exception:  # already gone
+            pass
 
     def _waiting(self) -> bool:
         """Whether this run still waits for its actor to be built (a guess without the lock; see _adopt)."""

@@ -2,8 +2,9 @@
 
 Runs of one shape train as one stack (:class:`~cnfviz.Scheduler`), so a sweep of sixteen seeds costs far
 less than sixteen ``cnfviz train`` calls; each run's numbers are the ones it gets alone. With
-``--backend ray`` each run is instead its own actor on the cluster (stacks live in this process only),
-submitted and collected through :class:`~cnfviz.backend.RayBackend` as ``cnfviz train --backend ray`` is.
+``--backend ray`` the runs are submitted and collected through :class:`~cnfviz.backend.RayBackend` as
+``cnfviz train --backend ray`` is: runs of one shape train as one stack in one actor on the cluster (a new
+actor past its stack size), the others in an actor each.
 """
 
 from __future__ import annotations
@@ -254,13 +255,15 @@ def run_sweep(train: argparse.ArgumentParser, args: argparse.Namespace, config_f
 def _train_remote(
     backend: Backend, grid: list[tuple[str, argparse.Namespace, Any]], target: Any, progress: bool
 ) -> tuple[list[_Run], float]:
-    """Train every run of ``grid`` in its own actor on ``backend``; returns the runs, ended, and the wall time."""
+    """Train every run of ``grid`` on ``backend`` (by stacks, in actors); returns the runs, ended, and the wall
+    time."""
     runs = [_Run(label, ns, cfg, total=cfg.adam_iters + cfg.lbfgs_iters) for label, ns, cfg in grid]
-    bars = _Bars(runs, enabled=progress)
     start = time.perf_counter()
     try:
         for run in runs:
             run.job = backend.submit(run.config, target=target if run.config.target == "samples" else None)
+            run.key = getattr(run.job, "stack_key", None)  # a stack actor's run (None: an actor of its own)
+        bars = _Bars(runs, enabled=progress)
         for run in runs:
             run.job.start()
         while not all(run.done.is_set() for run in runs):
@@ -334,12 +337,12 @@ def _report(runs: list[_Run], wall: float) -> dict[str, Any]:
         )
     stacks: dict[Any, list[str]] = {}
     for run in runs:
-        if run.key is not None:
-            stacks.setdefault(run.key, []).append(run.label)
+        if run.key is not None:  # one stack per shape and process: on Ray, a key may fill several actors
+            stacks.setdefault((run.key, run.where.get("actor_id")), []).append(run.label)
     return {
         "runs": rows,
         "wall_seconds": wall,
-        "stacks": [{"runs": labels, "shape": _shape(key)} for key, labels in stacks.items() if len(labels) > 1],
+        "stacks": [{"runs": labels, "shape": _shape(key)} for (key, _), labels in stacks.items() if len(labels) > 1],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -133,3 +134,37 @@ def test_the_app_chooses_its_backend_once_per_process(monkeypatch):
     again = [session.job_backend() for _ in range(3)]  # reruns, other sessions
     assert all(b is first for b in again) and len(calls) == 1
     assert session.backend_notice() is None
+
+
+def test_the_planned_stack_key_is_the_key_the_actors_scheduler_will_find():
+    from cnfviz import Trainer, make_target
+    from cnfviz.cluster_stacks import planned_stack_key
+    from cnfviz.stack import stack_key
+
+    base = default_config("moons", adam_iters=2, eval_every=0, n_test=50)
+    configs = [
+        base,
+        base.replace(seed=9, lr=3e-3),  # seeds and learning rates stack together
+        base.replace(batch_size=32),
+        base.replace(n_train=40, batch_size=None),  # a fixed data set, all of it in each batch
+        base.replace(model=dataclasses.replace(base.model, hidden=(16,), trace="hutchinson-gaussian")),
+        base.replace(solver=dataclasses.replace(base.solver, method="dopri5")),  # adaptive: alone
+        base.replace(objective="flow-matching"),  # alone on a CPU
+    ]
+    keys = []
+    for cfg in configs:
+        target = make_target(cfg.target)
+        keys.append(planned_stack_key(cfg, target))
+        assert keys[-1] == stack_key(Trainer(cfg, target=target)), cfg
+    assert keys[0] == keys[1] and len({keys[0], keys[2], keys[3], keys[4]}) == 4
+    assert keys[5] is None and keys[6] is None
+    assert planned_stack_key(base, make_target("moons"), evaluate_only=True) is None  # it trains nothing
+
+
+def test_a_bad_ray_stack_size_names_its_variable(monkeypatch):
+    from cnfviz.backend import RayBackend
+
+    monkeypatch.setenv("CNFVIZ_RAY_STACK_SIZE", "0")
+    expected = r'CNFVIZ_RAY_STACK_SIZE: invalid value "0". Must be an integer in \[1, 1024\]'
+    with pytest.raises(ConfigError, match=expected):
+        RayBackend("127.0.0.1:9")  # checked before any connection

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,10 @@ import pytest
 import torch
 
 from cnfviz import FFJORD, default_config
-from cnfviz.backend import LocalBackend, RayBackend, make_backend, run_record
+from cnfviz.backend import LocalBackend, RayBackend, run_record
 from cnfviz.cluster import start_loopback_head
+from cnfviz.cluster_stacks import StackedRayJob
+from cnfviz.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +46,9 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def backend(ray_address):
-    return make_backend("ray", ray_address)
+    # One actor per run: the path of runs that cannot stack. The stack actors have tests of their own below,
+    # and make_backend("ray") (the app's and the CLI's) stacks.
+    return RayBackend(ray_address, stacking=False)
 
 
 def _page_session() -> dict:
@@ -63,6 +69,12 @@ def _long_config(**kw):
     return _config(adam_iters=100_000, eval_every=0, **kw)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _wait(predicate, timeout=120.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -76,6 +88,93 @@ def test_the_head_binds_and_talks_on_loopback_only(ray_address, backend):
     job = backend.submit(_config(adam_iters=2, eval_every=0)).start().join(120)
     assert job.result.status == "done"  # a worker reached it, and reported its node's address
     assert ray.util.get_node_ip_address() == "127.0.0.1"
+
+
+# Run in a fresh process (this one already holds the module's head): connect(None) with no cluster to join
+# starts a head, and every TCP port its processes listen on must be on loopback.
+_OWN_HEAD = """
+import json, os, socket, struct
+import ray
+from cnfviz.cluster import connect
+
+def tree(root):
+    kids = {}
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                kids.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+        except OSError:
+            pass
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += kids.get(pid, [])
+    return out
+
+def listening(pids):
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            pass
+    ips = []
+    for family, path in ((socket.AF_INET, "/proc/net/tcp"), (socket.AF_INET6, "/proc/net/tcp6")):
+        with open(path) as fh:
+            for line in list(fh)[1:]:
+                local, state, inode = line.split()[1], line.split()[3], line.split()[9]
+                if state == "0A" and inode in inodes:  # 0A: LISTEN
+                    words = local.split(":")[0]
+                    raw = b"".join(struct.pack("<I", int(words[i : i + 8], 16)) for i in range(0, len(words), 8))
+                    ips.append(socket.inet_ntop(family, raw))
+    return ips
+
+address = connect(None)
+nodes = [n["NodeManagerAddress"] for n in ray.nodes()]
+print(json.dumps({"address": address, "nodes": nodes, "ips": sorted(set(listening(tree(os.getpid()))))}))
+ray.shutdown()
+"""
+
+
+def test_a_head_connect_starts_listens_on_loopback_only(tmp_path):
+    import tempfile
+
+    from cnfviz.cluster import SINGLE_NODE_ENV
+
+    # No cluster to join: no RAY_ADDRESS, and a temp dir (short: it holds Unix sockets) with no `ray start` in it.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", SINGLE_NODE_ENV)}
+    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=tempfile.mkdtemp(prefix="r", dir="/tmp"))
+    out = subprocess.run(
+        [sys.executable, "-c", _OWN_HEAD], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    head = json.loads(out.stdout.strip().splitlines()[-1])
+    assert head["address"].startswith("127.0.0.1:") and head["nodes"] == ["127.0.0.1"]
+    ips = head["ips"]
+    assert ips, "the head's processes listen on no TCP port at all?"
+    assert set(ips) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, ips
+
+
+def test_connect_to_a_head_ray_start_wrote_down_and_that_is_gone_names_it(tmp_path):
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))
+    (tmp / "ray").mkdir()
+    (tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")  # what `ray start` leaves
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(tmp))
+    code = "from cnfviz.cluster import connect\ntry:\n    connect(None)\nexcept Exception as err:\n    print(err)"
+    run = [sys.executable, "-c", code]
+    out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    address = (tmp / "ray" / "ray_current_cluster").read_text()
+    assert out.stdout.strip().startswith(f"cannot reach the Ray cluster at {address}: nothing answers there"), out
 
 
 def test_ray_run_matches_local_run(backend):
@@ -206,6 +305,118 @@ def test_a_run_its_worker_cannot_build_fails_in_plain_words(backend):
     assert not job.alive and job.result.status == "failed"
 
 
+# ---------------------------------------------------------------- stacks in actors
+
+
+def _other_shape(cfg):
+    return cfg.replace(model=replace(cfg.model, hidden=(16,)))
+
+
+def test_stacked_runs_on_ray_match_the_same_stack_here_and_a_full_actor_opens_another(ray_address):
+    stacked = RayBackend(ray_address, stack_size=2)
+    cfgs = [_config(adam_iters=30, eval_every=10, seed=s) for s in (1, 2, 3)]
+    jobs = [stacked.submit(c).start() for c in cfgs]
+    assert all(isinstance(j, StackedRayJob) for j in jobs) and stacked.stacks.live() == [2, 1]
+    scheduler = Scheduler()
+    local = [LocalBackend(scheduler).submit(c).start() for c in cfgs]
+    for job in [*local, *jobs]:
+        job.join(180)
+    assert scheduler.stats()["largest_round"] == 3, "the local runs trained as one stack"
+    pids = [j.placement()["worker_pid"] for j in jobs]
+    actors = [j.placement()["actor_id"] for j in jobs]
+    assert pids[0] == pids[1] != pids[2] and actors[0] == actors[1] != actors[2], "2 per actor, then a new one"
+    assert os.getpid() not in pids
+    for cfg, a, b in zip(cfgs, local, jobs, strict=True):
+        sa, sb = a.snapshot(), b.snapshot()
+        assert (sa.state, sb.state) == ("done", "done") and sb.iteration == sa.iteration == 30, cfg.seed
+        for key in ("iteration", "loss", "nll", "nfe", "test_iteration"):
+            np.testing.assert_allclose(sb.history[key], sa.history[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        for name, value in a.model.state_dict().items():
+            torch.testing.assert_close(b.model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+        # The test NLL is an adaptive dopri5 solve (rtol = atol = 1e-5): the actor's torch runs on its own
+        # thread count, so it agrees to the solver's tolerance, not to float rounding.
+        np.testing.assert_allclose(sb.history["test_nll"], sa.history["test_nll"], rtol=1e-4, atol=1e-4)
+        assert sb.metrics.test_nll == pytest.approx(sa.metrics.test_nll, rel=1e-4, abs=1e-4)
+        assert not b.alive
+    assert jobs[0].snapshot().history["loss"][-1] != jobs[1].snapshot().history["loss"][-1], "two seeds"
+    assert stacked.stacks.live() == [], "every run left: both actors were let go"
+
+
+def test_a_stack_actor_stops_its_runs_apart_and_its_death_fails_them_all_alone(ray_address):
+    stacked = RayBackend(ray_address)
+    a1, a2, a3 = (stacked.submit(_long_config(seed=s)).start() for s in (1, 2, 5))
+    b = stacked.submit(_other_shape(_long_config(seed=3))).start()
+    jobs = [a1, a2, a3, b]
+    try:
+        _wait(lambda: all(j.snapshot().iteration >= 3 for j in jobs) and a2.snapshot().visuals is not None)
+        where = [j.placement() for j in jobs]
+        assert where[0]["actor_id"] == where[1]["actor_id"] == where[2]["actor_id"] != where[3]["actor_id"]
+        assert where[0]["worker_pid"] == where[1]["worker_pid"] == where[2]["worker_pid"] != where[3]["worker_pid"]
+        assert a1.stack_key == a2.stack_key == a3.stack_key != b.stack_key
+        assert ray.get(a1._actor.stats.remote())["runs"] == 3
+        # A member that is drawing its first plots sits a round out, so wait for a round of all three.
+        _wait(lambda: ray.get(a1._actor.stats.remote())["largest_round"] == 3, timeout=60)
+
+        # Each run's polls are its own and incremental, as a one-run actor's.
+        have = {k: len(v) for k, v in a2.snapshot().history.items()}
+        _wait(lambda: a2.snapshot().iteration > have["iteration"] + 1)
+        part = ray.get(a2._actor.poll.remote(a2.job_id, {"lengths": have, "where": True}))["snapshot"].history
+        assert part["iteration"][0] == have["iteration"] + 1
+        np.testing.assert_array_equal(np.diff(part["iteration"]), 1)
+        other = ray.get(a3._actor.poll.remote(a3.job_id, {}))
+        assert other["snapshot"].config.seed == 5 and other["where"]["worker_pid"] == where[2]["worker_pid"]
+
+        # Stop one run of the stack: it ends within 1 s of training time; its stack-mates train on.
+        before = a1.snapshot()
+        a1.stop()
+        a1.join(60)
+        stopped = a1.snapshot()
+        assert stopped.state == "stopped" and stopped.reason == "stopped by the user" and not a1.alive
+        assert stopped.elapsed - before.elapsed < 1.0
+        n2, n3 = a2.snapshot().iteration, a3.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n2 + 3 and a3.snapshot().iteration > n3 + 3)
+        assert a2.snapshot().state == a3.snapshot().state == "running"
+        assert sorted(stacked.stacks.live()) == [1, 2]
+        assert ray.get(a2._actor.stats.remote())["runs"] == 2, "the stopped run left the actor"
+
+        # Pause and Step are per run too: the paused run holds still while its stack-mate trains.
+        a3.pause()
+        assert a3.snapshot().state == "paused" and a3.trainer.paused
+        n2 = a2.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n2 + 1)  # a3's iteration in flight at the pause has ended
+        frozen, n2 = a3.snapshot().iteration, a2.snapshot().iteration
+        _wait(lambda: a2.snapshot().iteration > n2 + 2)
+        assert a3.snapshot().iteration == frozen
+        a3.step()
+        _wait(lambda: a3.snapshot().iteration == frozen + 1)
+        a3.resume()
+        _wait(lambda: a3.snapshot().iteration > frozen + 2)
+
+        # Kill the stack's actor: both its live runs fail, each with its last snapshot; the stopped one stays
+        # stopped, and the run in the other actor trains on.
+        seen = {j.job_id: j.snapshot() for j in (a2, a3)}
+        os.kill(where[1]["worker_pid"], signal.SIGKILL)
+        _wait(lambda: a2.snapshot().state == a3.snapshot().state == "failed", timeout=30)
+        for job in (a2, a3):
+            snap = job.snapshot()
+            assert "died" in snap.reason and "kept its last snapshot" in snap.reason
+            assert snap.iteration >= seen[job.job_id].iteration and len(snap.history["loss"]) == snap.iteration
+            assert snap.visuals is not None and job.result.status == "failed" and not job.alive
+            assert all(torch.isfinite(v).all() for v in job.model.state_dict().values())
+        assert a1.snapshot().state == "stopped" and a1.result.status == "stopped"
+        m = b.snapshot().iteration
+        _wait(lambda: b.snapshot().iteration > m + 2)
+        assert b.snapshot().state == "running" and stacked.stacks.live() == [1]
+        # A new run of the dead actor's shape gets a new actor, never the dead one.
+        again = stacked.submit(_long_config(seed=4))
+        jobs.append(again)
+        assert again._actor._actor_id != a2._actor._actor_id
+    finally:
+        for job in jobs:
+            job.close()
+    assert stacked.stacks.live() == [], "closed runs left their actors, which were let go"
+
+
 def _cli(*args, timeout=180):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
@@ -305,7 +516,10 @@ def test_a_sweep_on_ray_matches_a_local_sweep_and_says_where_each_run_trained(ra
     local, remote = json.loads(here.read_text()), json.loads(there.read_text())
     assert (local["backend"], remote["backend"]) == ("local", "ray")
     assert local["pid"] == remote["pid"] == os.getpid() and remote["ray_address"] == ray_address
-    assert remote["stacks"] == [] and len(local["stacks"]) == 1, "stacks live in this process only"
+    assert remote["ray_stack_size"] == 8 and "ray_stack_size" not in local
+    assert len(local["stacks"]) == len(remote["stacks"]) == 1, "one stack of both seeds, here and on Ray"
+    assert remote["stacks"][0]["runs"] == local["stacks"][0]["runs"] == ["seed=3", "seed=4"]
+    assert remote["runs"][0]["actor_id"] == remote["runs"][1]["actor_id"], "one actor trained the stack"
     assert [r["label"] for r in remote["runs"]] == [r["label"] for r in local["runs"]] == ["seed=3", "seed=4"]
     node = ray.get_runtime_context().get_node_id()
     for a, b in zip(local["runs"], remote["runs"], strict=True):
