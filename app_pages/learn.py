@@ -4,8 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from cnfviz import default_config, explain
-from cnfviz import explain_plots as plots
+from cnfviz import default_config
+from cnfviz.features import learn as explain
+from cnfviz.figures import learn as plots
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)

@@ -1,7 +1,7 @@
 """Train page: pick a target, press Train, and watch a continuous normalizing flow learn it.
 
 A link restores its settings here (``?target=moons&hide=solver,trace&autostart=1``), and the address bar
-follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.lessons`. ``?present=1``
+follows the controls, so it always holds a shareable link: see :mod:`cnfviz.ui.links`. ``?present=1``
 opens it in presentation mode (see :mod:`cnfviz.ui.layout`).
 """
 

@@ -12,7 +12,7 @@ memory (its whole process tree) and CPU are sampled every 0.2 s. It prints, per 
 
 The goals (issue 16): under +1 GB per link, and back to idle CPU within 5 s of the tab closing.
 
-It also prints the cost of the budget check a run start pays (:func:`cnfviz.budget.check_run`, goal ≤ 1 ms),
+It also prints the cost of the budget check a run start pays (:func:`cnfviz.runtime.budget.check_run`, goal ≤ 1 ms),
 and, for a few shapes, the estimate next to the peak RSS growth of one real training iteration in a fresh
 process. Figures depend on the machine and its load; benchmarks print, they never assert.
 """
@@ -33,7 +33,7 @@ from bench_classroom import ROOT, _cpu_s, _free_port, _parents, _tree, start_ser
 
 sys.path.insert(0, str(ROOT))  # this checkout's cnfviz, as the server it starts uses
 from cnfviz import default_config
-from cnfviz.budget import RunBudget, check_run, estimate_run
+from cnfviz.runtime.budget import RunBudget, check_run, estimate_run
 
 LINKS: dict[str, str] = {
     "default run (control)": "train?target=moons&autostart=1",

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnfviz.scheduler import DEFAULT_CAPACITY
+from cnfviz.runtime.scheduler import DEFAULT_CAPACITY
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [

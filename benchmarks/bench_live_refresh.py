@@ -22,7 +22,7 @@ import plotly.io as pio
 from common import print_table, setup
 
 from cnfviz import TrainingJob, default_config
-from cnfviz.plots import density_figure, flow_figure, loss_figure, loss_series
+from cnfviz.figures.plots import density_figure, flow_figure, loss_figure, loss_series
 from cnfviz.ui.live_chart import Animation, chart_spec
 from cnfviz.ui.views import respec
 

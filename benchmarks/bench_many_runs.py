@@ -1,10 +1,10 @@
 """Many runs at once: aggregate run-iterations per second, looped (one run after another) against stacked.
 
 For each M, M runs of one shape (other seeds and learning rates) train K Adam iterations each, first one
-after another with :class:`~cnfviz.Trainer` alone, then all at once through a :class:`~cnfviz.Scheduler`
-(one stack, the app's code path: a thread per run and one worker for the stack), side by side in one
-process at one thread. Then one run alone, timed with the Trainer before this change (``git show
-REV:cnfviz/training.py``) and after it, alternately, to check that a solo run did not get slower.
+after another with :class:`~cnfviz.Trainer` alone, then all at once through a
+:class:`~cnfviz.runtime.scheduler.Scheduler` (one stack, the app's code path: a thread per run and one worker for the
+stack), side by side in one process at one thread. Then one run alone, timed with the Trainer before this change
+(``git show REV:cnfviz/training/trainer.py``) and after it, alternately, to check that a solo run did not get slower.
 
     python benchmarks/bench_many_runs.py [--runs 1 4 8 16 30] [--iters 20] [--config default|classroom]
         [--threads 1] [--device auto] [--before REV] [--batch N]
@@ -30,14 +30,16 @@ from types import ModuleType
 import torch
 from common import print_table
 
-from cnfviz import OBJECTIVES, PRESETS, Scheduler, TrainConfig, Trainer, default_config, stack, warm_up
+from cnfviz import PRESETS, TrainConfig, Trainer, default_config
+from cnfviz.runtime import stack
+from cnfviz.runtime.housekeeping import warm_up
+from cnfviz.runtime.scheduler import Scheduler
+from cnfviz.training.objectives import OBJECTIVES
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def base_config(
-    name: str, iters: int, device: str, batch: int | None, objective: str = "likelihood"
-) -> TrainConfig:
+def base_config(name: str, iters: int, device: str, batch: int | None, objective: str = "likelihood") -> TrainConfig:
     """The default 2D set-up (width 64 x 3, batch 128, RK4 x 4 steps, exact trace), or the classroom preset,
     trained with ``objective``."""
     config = PRESETS["classroom"].config if name == "classroom" else default_config("8gaussians")
@@ -84,7 +86,7 @@ def old_trainer(rev: str) -> type | None:
     """The Trainer class as it was at ``rev``, loaded beside the current one (None if git cannot show it)."""
     try:
         source = subprocess.run(
-            ["git", "show", f"{rev}:cnfviz/training.py"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "show", f"{rev}:cnfviz/training/trainer.py"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -153,7 +155,7 @@ def main() -> None:
         return
     before = old_trainer(args.before)
     if before is None:
-        print(f"\n(solo check skipped: git cannot show {args.before}:cnfviz/training.py)")
+        print(f"\n(solo check skipped: git cannot show {args.before}:cnfviz/training/trainer.py)")
         return
     solo = base.replace(adam_iters=max(args.iters, 30))
     rates: dict[str, list[float]] = {"before": [], "after": []}

@@ -26,10 +26,10 @@ from collections.abc import Callable
 import torch
 from common import default_for, heldout_nll, print_table, setup
 
-import cnfviz.training
-from cnfviz import OBJECTIVES, Trainer
-from cnfviz.metrics import sampling_nfe
-from cnfviz.objectives import OT_MAX_POINTS, ot_pairing
+import cnfviz.training.trainer
+from cnfviz import Trainer
+from cnfviz.training.metrics import sampling_nfe
+from cnfviz.training.objectives import OBJECTIVES, OT_MAX_POINTS, ot_pairing
 
 
 def _use_cpu_clock() -> None:
@@ -37,7 +37,7 @@ def _use_cpu_clock() -> None:
 
     With one torch thread every operation runs on the calling thread, so its CPU time is the run's cost.
     """
-    cnfviz.training.time = types.SimpleNamespace(perf_counter=time.thread_time)  # type: ignore[attr-defined]
+    cnfviz.training.trainer.time = types.SimpleNamespace(perf_counter=time.thread_time)  # type: ignore[attr-defined]
 
 
 def _run(target: str, objective: str, budget: float, n_test: int, seed: int) -> dict[str, object]:

@@ -32,9 +32,11 @@ import numpy as np
 import ray
 from common import median, print_table, setup
 
-from cnfviz import JobSlots, Scheduler, default_config
-from cnfviz.backend import LocalBackend, RayBackend
-from cnfviz.cluster import start_loopback_head
+from cnfviz import default_config
+from cnfviz.runtime.backend import LocalBackend, RayBackend
+from cnfviz.runtime.cluster import start_loopback_head
+from cnfviz.runtime.job import JobSlots
+from cnfviz.runtime.scheduler import Scheduler
 from cnfviz.ui.views import POLL_SECONDS
 
 

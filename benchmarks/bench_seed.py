@@ -13,7 +13,8 @@ import time
 
 from common import median, print_table, setup
 
-from cnfviz import SEED_CONFIG, Trainer
+from cnfviz import Trainer
+from cnfviz.training.presets import SEED_CONFIG
 
 
 def main() -> None:

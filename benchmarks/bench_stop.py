@@ -19,7 +19,7 @@ import torch
 from common import median, print_table, setup
 
 from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, default_config
-from cnfviz.job import TrainingJob
+from cnfviz.runtime.job import TrainingJob
 
 SLOW = TrainConfig(
     target="8gaussians",

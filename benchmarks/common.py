@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, configure_threads, default_config, warm_up
-from cnfviz.metrics import model_log_prob
+from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, default_config
+from cnfviz.runtime.housekeeping import configure_threads, warm_up
+from cnfviz.training.metrics import model_log_prob
 
 __all__ = ["ORIGINAL", "BudgetRun", "budget_run", "default_for", "heldout_nll", "median", "print_table", "setup"]
 

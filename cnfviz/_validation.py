@@ -5,11 +5,21 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["MAX_INT", "ConfigError", "check_bool", "check_choice", "check_int_range", "check_range", "lookup"]
+__all__ = [
+    "MAX_INT",
+    "ConfigError",
+    "check_bool",
+    "check_choice",
+    "check_int_range",
+    "check_keys",
+    "check_range",
+    "lookup",
+]
 
 T = TypeVar("T")
 
@@ -183,3 +193,11 @@ def _shown(value: Any) -> str:
     except Exception:
         text = f"a {type(value).__name__}"
     return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"
+
+
+def check_keys(d: dict[str, Any], cls: type, what: str) -> None:
+    """Refuse keys of `d` that are not fields of the dataclass `cls` (`what` names it in the error)."""
+    valid = [f.name for f in fields(cls)]
+    unknown = [k for k in d if k not in valid]
+    if unknown:
+        raise ConfigError(f"{what}: unknown field(s) {unknown}. Valid fields: {valid}", field=what, allowed=valid)

@@ -3,7 +3,7 @@
 Bad input prints one line, ``cnfviz: error: ...``, and exits with status 2; never a traceback. That holds
 for the flags argparse checks itself too (an unknown solver, a word where a number goes): :class:`_Parser`
 prints its error on one line instead of the usage block. Output paths (``--save``, ``--json``, ``--out``) are
-tried before any work, and a run over this machine's budget (:class:`~cnfviz.budget.RunBudget.for_cli`) is
+tried before any work, and a run over this machine's budget (:class:`~cnfviz.runtime.budget.RunBudget.for_cli`) is
 refused before it allocates.
 """
 
@@ -22,17 +22,18 @@ import torch
 
 from ._text import printable
 from ._validation import ConfigError, check_int_range
-from .backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, cli_backend, run_placement, run_record
-from .budget import RunBudget, check_run, run_dim
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .device import configure_threads, resolve_device, warm_up
-from .ffjord import FFJORD
-from .fields import NONE, PLAIN_KINDS, Field, config_fields
-from .presets import PRESETS, default_config
-from .sweep import add_sweep_parser, run_sweep
+from .flow.ffjord import FFJORD
+from .runtime.backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, cli_backend, run_placement, run_record
+from .runtime.budget import RunBudget, check_run, run_dim
+from .runtime.housekeeping import configure_threads, warm_up
+from .runtime.sweep import add_sweep_parser, run_sweep
 from .targets import TARGETS, Target, samples_from_csv
-from .training import IterationRecord, Trainer, TrainResult
+from .training.checkpoint import load_checkpoint, save_checkpoint
+from .training.config import TrainConfig
+from .training.device import resolve_device
+from .training.fields import NONE, PLAIN_KINDS, Field, config_fields
+from .training.presets import PRESETS, default_config
+from .training.trainer import IterationRecord, Trainer, TrainResult
 
 __all__ = ["MAX_SAMPLES", "MAX_THREADS", "build_parser", "config_from_args", "main"]
 

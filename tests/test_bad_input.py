@@ -33,9 +33,11 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnfviz import ConfigError, SamplesTarget, TrainConfig, Trainer, checkpoint_bytes, default_config, make_target
+from cnfviz import ConfigError, TrainConfig, Trainer, default_config, make_target
 from cnfviz.cli import main
-from cnfviz.presets import DEFAULT_TARGET
+from cnfviz.targets import SamplesTarget
+from cnfviz.training.checkpoint import checkpoint_bytes
+from cnfviz.training.presets import DEFAULT_TARGET
 from cnfviz.ui.text import plain
 from tests.apptest import ROOT, TRAIN, fresh_caches, wait_for  # noqa: F401 - fresh_caches is an autouse fixture
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnfviz import SEED_CONFIG
 from cnfviz.cli import build_parser, config_from_args, main
+from cnfviz.training.presets import SEED_CONFIG
 
 FAST = [
     "--hidden",

@@ -22,20 +22,11 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnfviz import (
-    FFJORD,
-    ConfigError,
-    ModelConfig,
-    SamplesTarget,
-    TrainConfig,
-    checkpoint_bytes,
-    load_checkpoint,
-    make_target,
-)
-from cnfviz.budget import RunBudget, check_run
-from cnfviz.checkpoint import MAX_ENTRIES
+from cnfviz import FFJORD, ConfigError, ModelConfig, TrainConfig, load_checkpoint, make_target
 from cnfviz.cli import main
-from cnfviz.targets import SLOW_SCIPY, TARGETS, Param, image_from_file, samples_from_csv
+from cnfviz.runtime.budget import RunBudget, check_run
+from cnfviz.targets import SLOW_SCIPY, TARGETS, Param, SamplesTarget, image_from_file, samples_from_csv
+from cnfviz.training.checkpoint import MAX_ENTRIES, checkpoint_bytes
 
 CONFIG = TrainConfig(
     target="normal", model={"hidden": (4,)}, solver={"method": "rk4", "step_size": 0.25}, adam_iters=2, eval_every=0
@@ -402,7 +393,7 @@ LINK_CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize(("query", "fragments"), list(LINK_CASES.values()), ids=list(LINK_CASES))
 def test_a_link_asks_only_for_what_the_picker_offers(query, fragments):
-    from cnfviz.share import parse_query
+    from cnfviz.features.links import parse_query
 
     state = parse_query(query)
     assert state.notices, "a notice says why"
@@ -413,7 +404,7 @@ def test_a_link_asks_only_for_what_the_picker_offers(query, fragments):
 
 
 def test_every_target_a_link_accepts_is_one_the_picker_offers():
-    from cnfviz.share import parse_query
+    from cnfviz.features.links import parse_query
     from cnfviz.targets import scipy_distributions
     from cnfviz.ui.sidebar import target_choices
 

@@ -35,7 +35,7 @@ def test_importing_cnfviz_loads_no_streamlit_probes_no_device_and_starts_no_thre
 
 def test_presets_are_built_when_first_used():
     assert "seed" in cnfviz.PRESETS
-    assert cnfviz.PRESETS["seed"].config == cnfviz.SEED_CONFIG
+    assert cnfviz.PRESETS["seed"].config == cnfviz.training.presets.SEED_CONFIG
     assert len(list(cnfviz.PRESETS)) == len(cnfviz.PRESETS) >= 7
 
 

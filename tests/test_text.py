@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnfviz import default_config
 from cnfviz._text import figure_text, printable
-from cnfviz.compare_plots import loss_curves_figure
+from cnfviz.figures.compare import loss_curves_figure
 from cnfviz.ui.text import plain
 from tests.apptest import ROOT, fresh_caches  # noqa: F401 - fresh_caches is an autouse fixture
 

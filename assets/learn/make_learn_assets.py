@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from cnfviz import ModelConfig, SolverConfig
-from cnfviz.explain import (
+from cnfviz.features.learn import (
     REGULARIZER_CONFIG,
     REGULARIZER_SETTINGS,
     TIME_SPAN_CONFIG,

@@ -65,7 +65,7 @@ def _scipy_dist(dist_name: str) -> scipy.stats.rv_continuous:
 
 
 # Working shape values for common distributions, for a scipy whose private table below has moved (the first
-# rows of scipy 1.x's ``distcont``, to 3 significant digits; tests/test_targets.py keeps them in step).
+# rows of scipy 1.x's ``distcont``, to 3 significant digits; tests/targets/test_targets.py keeps them in step).
 _SCIPY_EXAMPLES_FALLBACK: dict[str, tuple[float, ...]] = {
     "beta": (2.31, 0.627),
     "chi2": (55.0,),

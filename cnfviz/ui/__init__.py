@@ -28,7 +28,7 @@ from .cluster_notice import cluster_notice
 from .compare import comparison_buttons, comparison_live, comparison_results, comparison_setup
 from .custom_target import CUSTOM_SOURCES, custom_target_controls, drawing_panel, drawing_samples
 from .layout import page_style, presentation_button, presentation_mode
-from .lessons import Lesson, code_panel, follow_link, qr_popover, share_panel, show_lesson, sync_url
+from .links import Lesson, code_panel, follow_link, qr_popover, share_panel, show_lesson, sync_url
 from .live_chart import live_chart
 from .session import DEFAULT_MAX_JOBS, MAX_JOBS_ENV, JobHolder, job_holder, job_slots, max_jobs
 from .sidebar import (

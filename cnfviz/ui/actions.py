@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-from ..training import live_update
+from ..training.trainer import live_update
 from .session import JobHolder, job_holder
 from .sidebar import ControlsResult, apply_config_to_state
 from .text import plain
@@ -85,7 +85,6 @@ def _carry_out(prefix: str, what: str | None, controls: ControlsResult, holder: 
         job.step()
     elif job is not None and what == "stop":
         job.stop()
-
 
 
 def _apply_live(prefix: str, controls: ControlsResult, holder: JobHolder) -> None:

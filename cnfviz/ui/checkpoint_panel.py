@@ -7,7 +7,7 @@ evaluate-only job under the page's name, which computes the plots and final metr
 and ends "done", and then writes the checkpoint's config into the controls
 (:func:`~cnfviz.ui.apply_config_to_state`), so that **Train** trains the same setup from scratch.
 A checkpoint of custom data (target ``samples`` or ``image``) carries its samples (``target_data``), and
-the job is shown on a :class:`~cnfviz.SamplesTarget` rebuilt from them, as an uploaded CSV would be.
+the job is shown on a :class:`~cnfviz.targets.SamplesTarget` rebuilt from them, as an uploaded CSV would be.
 A bad file changes nothing: the panel says what is wrong and the page goes on as before.
 
 Widget keys (prefix ``p``): ``p_checkpoint`` (the expander) and ``p_checkpoint_upload`` (the file
@@ -23,9 +23,9 @@ from typing import Any
 import streamlit as st
 
 from .._validation import ConfigError
-from ..checkpoint import load_checkpoint
-from ..config import TrainConfig
 from ..targets import SamplesTarget, Target, make_target
+from ..training.checkpoint import load_checkpoint
+from ..training.config import TrainConfig
 from .custom_target import CONFIG_TARGETS
 from .session import JobHolder, job_holder
 from .sidebar import WIDTH_MAX, apply_config_to_state

@@ -1,6 +1,6 @@
 """The Compare page: set up two to six runs, train them under the server's job cap, and show them side by side.
 
-The page reads its controls into a list of :class:`~cnfviz.compare.Run` (:func:`comparison_setup`), starts
+The page reads its controls into a list of :class:`~cnfviz.features.compare.Run` (:func:`comparison_setup`), starts
 one :class:`~cnfviz.TrainingJob` per run in the session's :class:`~cnfviz.ui.JobHolder` under the names
 ``compare_0`` ... ``compare_5`` (:func:`comparison_buttons`), so the runs queue on the same server-wide
 slots as the Train page and stop when the tab closes, then draws a progress row per run and the overlaid
@@ -13,7 +13,7 @@ learned densities and the metrics table (:func:`comparison_results`)::
     comparison_live(holder)
     comparison_results(holder)
 
-``?preset=hutchinson`` (or any name in :data:`~cnfviz.compare.COMPARE_PRESETS`) in the URL opens the page
+``?preset=hutchinson`` (or any name in :data:`~cnfviz.features.compare.COMPARE_PRESETS`) in the URL opens the page
 on that preset's runs.
 
 Widget keys:
@@ -25,11 +25,11 @@ key                             widget
                                 (Config files), ``preset`` (Preset)
 ``compare_target``              selectbox: the target (modes knob and table)
 ``compare_adam_iters``          number input: Adam iterations per run (modes knob and table)
-``compare_knob``                selectbox: the knob to vary, a name in :data:`~cnfviz.compare.KNOBS`
+``compare_knob``                selectbox: the knob to vary, a name in :data:`~cnfviz.features.compare.KNOBS`
 ``compare_values_<knob>``       text input: 2 to 6 values, e.g. ``16, 32, 64`` (numeric knobs)
 ``compare_choices_<knob>``      multiselect: 2 to 6 choices (``solver``, ``trace``)
 ``compare_table``               data editor: one row per run, columns ``label`` and
-                                :data:`~cnfviz.compare.TABLE_KNOBS` (a blank cell keeps the default)
+                                :data:`~cnfviz.features.compare.TABLE_KNOBS` (a blank cell keeps the default)
 ``compare_upload``              file uploader: 2 to 6 config JSON files, as the Train page downloads them
 ``compare_preset``              selectbox: a comparison preset
 ``compare_budget``              number input: seconds of training per run (every mode)
@@ -57,7 +57,7 @@ import streamlit as st
 
 from .._text import MAX_LABEL_CHARS
 from .._validation import ConfigError
-from ..compare import (
+from ..features.compare import (
     BEST_MARK,
     COLUMNS,
     COMPARE_PRESETS,
@@ -75,12 +75,12 @@ from ..compare import (
     runs_from_table,
     with_budget,
 )
-from ..compare_plots import loss_curves_figure, run_color, run_density_figure, target_density_figure
-from ..config import TrainConfig
-from ..job import Snapshot, TrainingJob
-from ..presets import PRESETS, default_config, target_dim
-from ..share import config_to_query
+from ..features.links import config_to_query
+from ..figures.compare import loss_curves_figure, run_color, run_density_figure, target_density_figure
+from ..runtime.job import Snapshot, TrainingJob
 from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
+from ..training.config import TrainConfig
+from ..training.presets import PRESETS, default_config, target_dim
 from .session import JobHolder, job_slots
 from .sidebar import target_choices
 from .status import format_duration
@@ -670,7 +670,7 @@ def metrics_table_rows(outcomes: list[RunOutcome]) -> list[dict[str, str]]:
     """The results table as text cells (Markdown), the best of each column on a green background.
 
     Example:
-        >>> from cnfviz import Metrics
+        >>> from cnfviz.training.metrics import Metrics
         >>> m = Metrics(0.01, 0.02, 0.0, 1.0, 1.2, "exact")
         >>> rows = metrics_table_rows([RunOutcome("a", "done", "", 10, 1.0, 160, 320, 99, m),
         ...                            RunOutcome("b", "failed", "NaN", 3, 0.5, 48, 96, 99, None)])

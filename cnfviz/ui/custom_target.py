@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from .._validation import ConfigError
-from ..plots import target_preview_figure
+from ..figures.plots import target_preview_figure
 from ..targets import ImageTarget, SamplesTarget, Target, image_from_file, samples_from_csv
 from .text import plain
 
@@ -217,7 +217,7 @@ def drawing_samples(
 
 
 def drawing_target(strokes: Sequence[Sequence[Sequence[float]]], seed: int = 0) -> SamplesTarget:
-    """The drawing as a :class:`~cnfviz.SamplesTarget` of :data:`DRAWING_SAMPLES` points."""
+    """The drawing as a :class:`~cnfviz.targets.SamplesTarget` of :data:`DRAWING_SAMPLES` points."""
     return SamplesTarget(drawing_samples(strokes, seed=seed), name="drawing")
 
 

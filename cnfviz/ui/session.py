@@ -1,8 +1,8 @@
 """Per-session training jobs and the server-wide run scheduler, kept as Streamlit resources.
 
 Each browser session owns one :class:`JobHolder` (a session-scoped ``st.cache_resource``), which stops its
-jobs when the tab closes. All sessions share one :class:`~cnfviz.Scheduler`: every run it admits trains at
-once, and runs of one network shape train together as one stack. Its admission cap (a memory limit) comes
+jobs when the tab closes. All sessions share one :class:`~cnfviz.runtime.scheduler.Scheduler`: every run it admits
+trains at once, and runs of one network shape train together as one stack. Its admission cap (a memory limit) comes
 from the ``CNFVIZ_MAX_JOBS`` environment variable (default 32, a class of 30 and its teacher); a run beyond
 it waits in a queue, first come first served, and its snapshot tells the page its place in the line.
 With ``CNFVIZ_RAY_ADDRESS=host:port`` the runs train on that Ray cluster instead (:func:`job_backend`,
@@ -26,13 +26,13 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from .._validation import ConfigError
-from ..backend import RAY_ADDRESS_ENV, Backend, LocalBackend, RayBackend
-from ..config import TrainConfig
-from ..device import name_native_thread, release_memory
-from ..job import JobSlots, TrainingJob
-from ..scheduler import DEFAULT_CAPACITY, Scheduler
+from ..runtime.backend import RAY_ADDRESS_ENV, Backend, LocalBackend, RayBackend
+from ..runtime.housekeeping import name_native_thread, release_memory
+from ..runtime.job import JobSlots, TrainingJob
+from ..runtime.scheduler import DEFAULT_CAPACITY, Scheduler
 from ..targets import Target
-from ..training import Trainer
+from ..training.config import TrainConfig
+from ..training.trainer import Trainer
 
 __all__ = [
     "DEFAULT_MAX_JOBS",
@@ -324,7 +324,8 @@ def _warm_up_process() -> threading.Thread:
 
 @st.cache_resource(show_spinner=False)
 def job_slots() -> Scheduler:
-    """The one :class:`~cnfviz.Scheduler` of this server process (a :class:`~cnfviz.JobSlots` that stacks)."""
+    """The one :class:`~cnfviz.runtime.scheduler.Scheduler` of this server process (a
+    :class:`~cnfviz.runtime.job.JobSlots` that stacks)."""
     return Scheduler(max_jobs())
 
 

@@ -35,7 +35,7 @@ lambdas        ``p_lambda_kinetic`` (λ₁), ``p_lambda_jacobian`` (λ₂)
 seed           ``p_seed``
 objective      ``p_objective`` (selectbox: likelihood, flow-matching, ot-flow-matching)
 time budget    ``p_max_seconds`` (seconds, 0 for none; a new target clears it)
-advanced       one widget per setting of :data:`ADVANCED`, keyed by its :attr:`~cnfviz.fields.Field.widget`:
+advanced       one widget per setting of :data:`ADVANCED`, keyed by its :attr:`~cnfviz.training.fields.Field.widget`:
                ``p_lr_decay``, ``p_lr_min_factor``, ``p_n_train`` (0: fresh samples), ``p_n_test``,
                ``p_eval_every``, ``p_grad_clip`` (0: none), ``p_max_steps``, ``p_max_nfe`` (0: no cap)
 device         the GPU/CPU badge (no widget)
@@ -71,13 +71,9 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException, StreamlitWidgetAlreadyInstantiatedError
 
 from .._validation import ConfigError
-from ..config import TrainConfig
-from ..device import device_label
-from ..fields import FIELDS, Field
-from ..plots import target_preview_figure
-from ..presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
-from ..share import CONTROLS
-from ..solver import FIXED_GRID_SOLVERS
+from ..features.links import CONTROLS
+from ..figures.plots import target_preview_figure
+from ..flow.solver import FIXED_GRID_SOLVERS
 from ..targets import (
     SCIPY_PREFIX,
     TARGETS,
@@ -89,6 +85,10 @@ from ..targets import (
     scipy_params,
 )
 from ..targets import SLOW_SCIPY as _SLOW_SCIPY
+from ..training.config import TrainConfig
+from ..training.device import device_label
+from ..training.fields import FIELDS, Field
+from ..training.presets import DEFAULT_TARGET, PRESETS, default_config, target_dim
 from .custom_target import CONFIG_TARGETS, CUSTOM_SOURCES, custom_target_controls, source_dim
 from .text import plain
 
@@ -225,7 +225,7 @@ def config_to_state(prefix: str, config: TrainConfig, *, source: str | None = No
             by default the entry named like the target.
 
     Example:
-        >>> from cnfviz import SEED_CONFIG
+        >>> from cnfviz.training.presets import SEED_CONFIG
         >>> values = config_to_state("train", SEED_CONFIG)
         >>> values["train_width"], values["train_t1"], values["train_param_normal_loc"]
         (3, 10.0, '6.0')

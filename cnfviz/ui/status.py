@@ -6,8 +6,8 @@ import math
 
 import streamlit as st
 
-from ..job import Snapshot
-from ..training import lbfgs_max_evaluations
+from ..runtime.job import Snapshot
+from ..training.trainer import lbfgs_max_evaluations
 from .text import plain
 
 __all__ = ["STATUS_NOTE_HEIGHT", "format_duration", "progress_text", "progress_value", "render_status", "run_total"]

@@ -34,13 +34,13 @@ import plotly.io as pio
 import streamlit as st
 import torch
 
-from ..checkpoint import checkpoint_bytes
-from ..job import Snapshot, TrainingJob, Visuals
-from ..metrics import Metrics
-from ..plots import density_figure, flow_figure, loss_figure, loss_series, samples_figure
-from ..solver import SolverError
+from ..figures.plots import density_figure, flow_figure, loss_figure, loss_series, samples_figure
+from ..figures.views import LIVE_SOLVER, Visuals
+from ..flow.solver import SolverError
+from ..runtime.job import Snapshot, TrainingJob
 from ..targets import ImageTarget, SamplesTarget, Target
-from ..visuals import LIVE_SOLVER
+from ..training.checkpoint import checkpoint_bytes
+from ..training.metrics import Metrics
 from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
 from .status import render_status
@@ -281,9 +281,7 @@ def _captions(vis: Visuals, snap: Snapshot) -> None:
     one_d = len(vis.density.axes) == 1
     refresh = " They refresh every few seconds while training." if snap.state == "running" else ""
     if one_d:
-        density = (
-            "Grey bars: the training data; dark line: the true density; orange: the density the flow has learned."
-        )
+        density = "Grey bars: the training data; dark line: the true density; orange: the density the flow has learned."
         flow = (
             "Each white line is one sample's path x(t) from the base N(0, 1) at t0 to data at t1, over the "
             "density p(x, t) of the flowing distribution; the dots flow along them."

@@ -176,9 +176,7 @@ def test_continue_after_stop_trains_on_from_the_same_run(projector):
         30,
         "the loss curve to grow from where it was",
     )
-    first = page.evaluate(
-        "() => document.querySelector('.st-key-train_loss_chart iframe') !== null"
-    )
+    first = page.evaluate("() => document.querySelector('.st-key-train_loss_chart iframe') !== null")
     assert first and time.monotonic() - started < 60
     screenshot(app, "06-continued")
     app.click_button("train_stop_button")

@@ -1,0 +1,565 @@
+"""Training in a background thread, observed through lock-guarded snapshots; a cap on concurrent jobs.
+
+The app's :class:`~cnfviz.runtime.scheduler.Scheduler` extends the cap: every admitted run trains at once, in stacks.
+
+This is the engine room of the app, and has no UI code: the worker thread never touches the UI.
+It appends to a history and refreshes plot data under a lock, and any thread may ask for a
+:class:`Snapshot`, an immutable copy, at any time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..figures.views import Visuals, compute_visuals
+from ..flow.ffjord import FFJORD
+from ..flow.solver import SolverError, SolverInterrupted
+from ..targets import Target
+from ..training.config import TrainConfig
+from ..training.metrics import Metrics
+from ..training.trainer import IterationRecord, Trainer, TrainResult
+from .budget import RunBudget, check_run, run_dim
+from .housekeeping import configure_threads, name_native_thread
+
+__all__ = ["THREAD_NAME", "JobSlots", "Snapshot", "TrainingJob"]
+
+THREAD_NAME = "cnfviz-job"
+"""The operating-system name of every training thread (Linux), so ``top -H`` or ``/proc/<pid>/task/*/comm``
+shows how many runs a server holds."""
+
+_ids = itertools.count(1)
+# Live jobs, so that interpreter exit can stop them: a daemon thread still inside torch when the
+# interpreter finalizes aborts the whole process ("terminate called without an active exception").
+_live: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_jobs() -> None:
+    jobs = list(_live)
+    for job in jobs:
+        job.stop(evaluate=False)
+    for job in jobs:
+        job.join(30)
+
+
+SUSPENDED_REASON = "the connection dropped; training continues when the page reconnects"
+
+
+class JobSlots:
+    """A first-come, first-served cap on concurrent training jobs, with queue positions.
+
+    Arguments:
+        capacity: how many jobs may train at once.
+
+    Example:
+        >>> slots = JobSlots(1)
+        >>> slots.acquire("a", threading.Event())
+        True
+        >>> slots.position("a")
+        0
+        >>> slots.release("a")
+    """
+
+    def __init__(self, capacity: int = 2) -> None:
+        self._cond = threading.Condition()
+        self._capacity = max(1, int(capacity))
+        self._running: set[str] = set()
+        self._queue: deque[str] = deque()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, value: int) -> None:
+        with self._cond:
+            self._capacity = max(1, int(value))
+            self._cond.notify_all()
+
+    def acquire(self, job_id: str, cancel: threading.Event, timeout: float | None = None) -> bool:
+        """Wait for a slot, in arrival order; False if ``cancel`` is set (or ``timeout`` passes) first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._queue.append(job_id)
+            try:
+                while True:
+                    if self._queue[0] == job_id and len(self._running) < self._capacity:
+                        self._queue.popleft()
+                        self._running.add(job_id)
+                        self._cond.notify_all()
+                        return True
+                    if cancel.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                        return False
+                    self._cond.wait(0.1)
+            finally:
+                if job_id in self._queue:
+                    self._queue.remove(job_id)
+                    self._cond.notify_all()
+
+    def release(self, job_id: str) -> None:
+        with self._cond:
+            self._running.discard(job_id)
+            self._cond.notify_all()
+
+    def position(self, job_id: str) -> int | None:
+        """0 while running, k ≥ 1 for the k-th place in the queue, None otherwise."""
+        with self._cond:
+            if job_id in self._running:
+                return 0
+            try:
+                return self._queue.index(job_id) + 1
+            except ValueError:
+                return None
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    def attach(self, trainer: Trainer) -> None:
+        """Called in a job's thread once it holds a slot, before it trains: share the cores between the slots.
+
+        A :class:`~cnfviz.runtime.scheduler.Scheduler` also sets the trainer up to train in a stack here."""
+        configure_threads(self.capacity)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent, immutable view of a job at one moment.
+
+    ``state`` is one of ``queued``, ``running``, ``paused``, ``done``, ``stopped``, ``failed``, or
+    ``suspended`` (its page lost its connection: see :meth:`TrainingJob.suspend`).
+    ``history`` maps ``iteration``, ``loss``, ``nll``, ``nfe`` (cumulative training forward NFE),
+    ``nfe_iter`` (forward NFE of each iteration), ``elapsed`` (each (n,)) and ``test_iteration``,
+    ``test_nll`` (each (k,)) to arrays. ``visuals_version`` changes only when ``visuals`` does, so a
+    UI can redraw heavy figures only then.
+    """
+
+    job_id: str
+    state: str
+    reason: str
+    queue_position: int | None
+    iteration: int
+    total: int
+    stage: str
+    elapsed: float
+    its_per_sec: float
+    eta_seconds: float | None
+    loss: float | None
+    nfe_forward: int
+    nfe_backward: int
+    history: dict[str, np.ndarray]
+    visuals: Visuals | None
+    visuals_version: int
+    metrics: Metrics | None
+    notes: tuple[str, ...]
+    config: TrainConfig
+    loaded: bool = False  # an evaluate-only job: a checkpoint's model, not trained here
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running", "paused")
+
+    @property
+    def progress(self) -> float:
+        if self.loaded:
+            return 0.0 if self.active else 1.0
+        return min(1.0, self.iteration / self.total) if self.total else 0.0
+
+
+@dataclass
+class _Log:
+    iteration: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    nll: list[float] = field(default_factory=list)
+    nfe: list[int] = field(default_factory=list)
+    nfe_iter: list[int] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
+    test_iteration: list[int] = field(default_factory=list)
+    test_nll: list[float] = field(default_factory=list)
+
+
+class TrainingJob:
+    """One training run in a daemon thread.
+
+    Arguments:
+        config: the run.
+        target: custom target data (samples, image); named targets are built from the config.
+        slots: the shared concurrency cap; the job queues until a slot is free.
+        visual_every: refresh plot data at most every this many iterations...
+        visual_min_seconds: ...and at most this often; the refresh also backs off so that it takes
+            no more than ``visual_budget`` of the training time.
+        on_finish: called from the worker thread with the :class:`TrainResult` at the end.
+        init_state: start from these weights (e.g. a checkpoint's) instead of a fresh initialisation.
+        evaluate_only: do not train: compute the plots and metrics of the ``init_state`` model, and end
+            ``done`` (how a loaded checkpoint is shown).
+
+    :meth:`stop` and :meth:`discard`-style stops take effect within one evaluation of the dynamics,
+    even inside a long adaptive solve. Any exception in the worker ends the job ``failed`` with the
+    exception's message as its reason; it never escapes the thread.
+
+    The plot data is also refreshed when the run pauses, after a single step, and at the end.
+
+    Example:
+        >>> from cnfviz import default_config
+        >>> job = TrainingJob(default_config("normal", adam_iters=5, eval_every=0, n_test=100))
+        >>> job.start().join(60).snapshot().state
+        'done'
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        target: Target | None = None,
+        slots: JobSlots | None = None,
+        visual_every: int = 50,
+        visual_min_seconds: float = 2.0,
+        visual_budget: float = 0.04,
+        compute_final_metrics: bool = True,
+        on_finish: Callable[[TrainResult], None] | None = None,
+        init_state: Mapping[str, Any] | None = None,
+        evaluate_only: bool = False,
+    ) -> None:
+        # Before anything is allocated: a run that cannot fit this server is refused by name (issue 16).
+        # A loaded checkpoint is only evaluated: its training batch does not count, its data does.
+        checked = config.replace(batch_size=1) if evaluate_only else config
+        check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
+        self.job_id = f"job-{next(_ids)}"
+        self.config = config
+        self._first_config = config
+        self.slots = slots
+        self.evaluate_only = evaluate_only
+        self.trainer = Trainer(
+            config,
+            target=target,
+            callback=self._on_iteration,
+            on_pause=self._on_pause,
+            keep_history=False,
+            init_state=init_state,
+        )
+        self.target = self.trainer.target
+        self.visual_every = visual_every
+        self.visual_min_seconds = visual_min_seconds
+        self.visual_budget = visual_budget
+        self.compute_final_metrics = compute_final_metrics
+        self.on_finish = on_finish
+        self._lock = threading.Lock()
+        self._log = _Log()
+        self._state = "queued" if slots is not None else "running"
+        self._reason = ""
+        self._visuals: Visuals | None = None
+        self._visuals_version = 0
+        self._next_visual_time = 0.0
+        self._last_visual_iter = -(10**9)
+        self._metrics: Metrics | None = None
+        self._result: TrainResult | None = None
+        self._last: IterationRecord | None = None
+        self._cancel = threading.Event()
+        self._abort = threading.Event()  # also skip the final plots and metrics: nobody will look
+        self._suspending = False
+        self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
+        self._started = False
+
+    # ------------------------------------------------------------------ controls
+    def start(self) -> TrainingJob:
+        if not self._started:
+            self._started = True
+            _live.add(self)
+            self._thread.start()
+        return self
+
+    def stop(self, *, evaluate: bool = True) -> None:
+        """Stop after the current iteration; ``evaluate=False`` also skips the final metrics
+        (for a run nobody will look at, e.g. when its tab closed)."""
+        if not evaluate:
+            self.compute_final_metrics = False
+            self._abort.set()
+        self._cancel.set()
+        self.trainer.stop()
+
+    def suspend(self) -> None:
+        """End the worker thread soon (within one evaluation of the dynamics) but keep everything needed to
+        :meth:`proceed`: the model, the optimizer's state, the history and the plots. For a session whose
+        connection dropped: it frees its training slot and CPU at once, and loses nothing if it returns."""
+        with self._lock:
+            if self._state not in ("queued", "running", "paused") or self.trainer.stopping:
+                return  # already ending (the user pressed Stop): let it end as asked
+            self._suspending = True
+        self._cancel.set()
+        self.trainer.stop()
+
+    def proceed(self) -> bool:
+        """Continue a suspended job in a new worker thread (queueing for a slot again); False if it was not
+        suspended. A job paused when it was suspended continues paused."""
+        if self._thread.is_alive():
+            self._thread.join(5)  # a suspension is at most one evaluation of the dynamics away from done
+        with self._lock:
+            if self._state != "suspended" or self._thread.is_alive():
+                return False
+            self._suspending = False
+            self._state, self._reason = ("queued" if self.slots is not None else "running"), ""
+        self._cancel.clear()
+        self.trainer.rearm()
+        self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
+        self._thread.start()
+        return True
+
+    def update_config(self, config: TrainConfig) -> None:
+        """Apply a new learning rate or λ weights from the next iteration on (see
+        :meth:`~cnfviz.Trainer.update_config`; raises ``ValueError`` for any other change)."""
+        self.trainer.update_config(config)
+        with self._lock:
+            self.config = config
+
+    @property
+    def can_continue(self) -> bool:
+        """The run ended done or stopped (not failed, not a loaded checkpoint), so :meth:`continue_training`
+        can train it on."""
+        with self._lock:
+            state = self._state
+        return state in ("done", "stopped") and not self.evaluate_only and not self._thread.is_alive()
+
+    def continue_training(self) -> bool:
+        """Train a run that ended done or stopped on from where it is, in a new worker thread: the model, the
+        optimizer's state, the history and the iteration count carry on. A run that used up its Adam
+        iterations gets as many again, one that used up its time budget gets that budget again. False if
+        the run cannot continue (see :attr:`can_continue`)."""
+        if not self.can_continue:
+            return False
+        trainer = self.trainer
+        round_iters = self._first_config.adam_iters
+        budget = self._first_config.max_seconds
+        if trainer.out_of_time and budget is not None:
+            trainer.extend(max_seconds=trainer.config.max_seconds + budget)
+        if trainer.adam_finished:
+            trainer.extend(adam_iters=trainer.config.adam_iters + max(round_iters, 1))
+        with self._lock:
+            self.config = trainer.config
+            self._state, self._reason = ("queued" if self.slots is not None else "running"), ""
+            self._metrics = None
+            self._result = None
+        self.compute_final_metrics = True
+        self._cancel.clear()
+        self._abort.clear()
+        trainer.rearm()
+        self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
+        self._thread.start()
+        return True
+
+    def pause(self) -> None:
+        self.trainer.pause()
+        with self._lock:
+            if self._state == "running":
+                self._state = "paused"
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == "paused":
+                self._state = "running"
+        self.trainer.resume()
+
+    def step(self) -> None:
+        """One iteration while paused (pauses first if running)."""
+        if not self.trainer.paused:
+            self.pause()
+        self.trainer.step()
+
+    def join(self, timeout: float | None = None) -> TrainingJob:
+        if self._started:
+            self._thread.join(timeout)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def model(self) -> FFJORD:
+        """The model; after a failure it holds the last good parameters."""
+        return self.trainer.model
+
+    @property
+    def result(self) -> TrainResult | None:
+        return self._result
+
+    # ------------------------------------------------------------------ worker side
+    def _visual_data(self) -> np.ndarray:
+        tr = self.trainer
+        return tr.train_data if tr.train_data is not None else tr.test_data
+
+    def _refresh_visuals(self, iteration: int, *, live: bool = False) -> None:
+        # While training, a fixed-step training solver (kept honest by the trainer's guard) is
+        # good enough for pictures and much cheaper; paused and final pictures use the accurate one.
+        solver = self.trainer.train_solver if live and self.trainer.train_solver.is_fixed_grid else None
+        try:
+            vis = compute_visuals(
+                self.trainer.model, self.target, self._visual_data(), iteration, seed=self.config.seed, solver=solver
+            )
+        except (SolverError, SolverInterrupted, FloatingPointError, ValueError):
+            return  # keep the last good pictures; the training loop reports real failures
+        with self._lock:
+            self._visuals = vis
+            self._visuals_version += 1
+        self._last_visual_iter = iteration
+        # Back off so plotting costs at most `visual_budget` of the time.
+        self._next_visual_time = time.perf_counter() + max(self.visual_min_seconds, vis.seconds / self.visual_budget)
+
+    def _on_iteration(self, rec: IterationRecord) -> None:
+        with self._lock:
+            log = self._log
+            log.iteration.append(rec.iteration)
+            log.loss.append(rec.loss)
+            log.nll.append(rec.nll)
+            log.nfe.append(rec.nfe_forward)
+            log.elapsed.append(rec.elapsed)
+            if rec.test_nll is not None:
+                log.test_iteration.append(rec.iteration)
+                log.test_nll.append(rec.test_nll)
+            self._last = rec
+        due = rec.iteration - self._last_visual_iter >= self.visual_every
+        group = self.trainer.stack_group
+        if group is not None:
+            # In a stack, the members share one budget for their live plots (cnfviz.runtime.stack.VISUAL_SHARE):
+            # thirty refreshes at once would starve the stack's training.
+            if (due or self._visuals is None) and group.visual_turn(self.trainer, self._visuals is None):
+                start = time.perf_counter()
+                try:
+                    with group.away(self.trainer):
+                        self._refresh_visuals(rec.iteration, live=True)
+                finally:
+                    group.visual_done(self.trainer, time.perf_counter() - start)
+            return
+        if (due or self._visuals is None) and time.perf_counter() >= self._next_visual_time:
+            self._refresh_visuals(rec.iteration, live=True)
+
+    def _on_pause(self) -> None:
+        it = self._last.iteration if self._last else 0
+        if it != self._last_visual_iter:
+            self._refresh_visuals(it)
+
+    def _run(self) -> None:
+        name_native_thread(THREAD_NAME)
+        acquired = False
+        try:
+            if self.slots is not None:
+                acquired = self.slots.acquire(self.job_id, self._cancel)
+                if not acquired:
+                    with self._lock:
+                        if self._suspending:
+                            self._state, self._reason = "suspended", SUSPENDED_REASON
+                        else:
+                            self._state, self._reason = "stopped", "cancelled while waiting for a free slot"
+                    return
+                self.slots.attach(self.trainer)
+            with self._lock:
+                self._state = "paused" if self.trainer.paused else "running"
+            if self.evaluate_only:
+                result = TrainResult("done", "loaded from a checkpoint; not trained here", 0, 0.0, 0.0)
+            else:
+                result = self.trainer.run(final_metrics=False)
+                with self._lock:
+                    if self._suspending and result.status == "stopped":
+                        self._state, self._reason = "suspended", SUSPENDED_REASON
+                        return
+            # The final plots and metrics can take seconds of solving: a stop that abandons the run
+            # (Reset, a closed tab) ends them too, at the next evaluation of the dynamics.
+            self.trainer.model.interrupt = self._abort.is_set
+            it = result.iterations
+            if it != self._last_visual_iter or self._visuals is None:
+                self._refresh_visuals(it)
+            metrics = None
+            if self.compute_final_metrics:
+                try:
+                    metrics = self.trainer.evaluate()
+                except SolverInterrupted:
+                    metrics = None
+            result.metrics = metrics
+            with self._lock:
+                self._result = result
+                self._metrics = metrics
+                self._state, self._reason = result.status, result.reason
+            if self.on_finish is not None:
+                self.on_finish(result)
+        except Exception as err:
+            with self._lock:
+                self._state, self._reason = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            self.trainer.model.interrupt = None
+            if acquired and self.slots is not None:
+                self.slots.release(self.job_id)
+
+    # ------------------------------------------------------------------ observer side
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            log = self._log
+            history = {
+                "iteration": np.asarray(log.iteration, dtype=np.int64),
+                "loss": np.asarray(log.loss, dtype=np.float64),
+                "nll": np.asarray(log.nll, dtype=np.float64),
+                "nfe": np.asarray(log.nfe, dtype=np.int64),
+                "nfe_iter": np.asarray(log.nfe_iter, dtype=np.int64),
+                "elapsed": np.asarray(log.elapsed, dtype=np.float64),
+                "test_iteration": np.asarray(log.test_iteration, dtype=np.int64),
+                "test_nll": np.asarray(log.test_nll, dtype=np.float64),
+            }
+            last = self._last
+            state, reason = self._state, self._reason
+            visuals, version, metrics = self._visuals, self._visuals_version, self._metrics
+        if state == "running" and self.trainer.paused:
+            state = "paused"
+        total = self.config.adam_iters + self.config.lbfgs_iters
+        iteration = last.iteration if last else 0
+        elapsed = last.elapsed if last else 0.0
+        rate = _recent_rate(history["iteration"], history["elapsed"])
+        eta = None
+        if rate > 0 and state in ("running", "paused"):
+            eta = max(0.0, (total - iteration) / rate)
+            if self.config.max_seconds is not None:
+                eta = min(eta, max(0.0, self.config.max_seconds - elapsed))
+        return Snapshot(
+            job_id=self.job_id,
+            state=state,
+            reason=reason,
+            queue_position=self.slots.position(self.job_id) if self.slots is not None else None,
+            iteration=iteration,
+            total=total,
+            stage=last.stage if last else "adam",
+            elapsed=elapsed,
+            its_per_sec=rate,
+            eta_seconds=eta,
+            loss=last.loss if last else None,
+            nfe_forward=last.nfe_forward if last else 0,
+            nfe_backward=last.nfe_backward if last else 0,
+            history=history,
+            visuals=visuals,
+            visuals_version=version,
+            metrics=metrics,
+            notes=tuple(self.trainer.notes),
+            config=self.config,
+            loaded=self.evaluate_only,
+        )
+
+
+def _recent_rate(iterations: np.ndarray, elapsed: np.ndarray, window: int = 50) -> float:
+    """Iterations per second over the last ``window`` iterations (training time, pauses excluded)."""
+    if len(iterations) < 2:
+        return 0.0
+    k = min(window, len(iterations) - 1)
+    dt = elapsed[-1] - elapsed[-1 - k]
+    return float((iterations[-1] - iterations[-1 - k]) / dt) if dt > 0 else 0.0
