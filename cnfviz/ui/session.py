@@ -27,7 +27,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from .._validation import ConfigError
 from ..runtime.backend import RAY_ADDRESS_ENV, Backend, LocalBackend, RayBackend
-from ..runtime.housekeeping import name_native_thread, release_memory
+from ..runtime.housekeeping import limit_malloc_arenas, name_native_thread, release_memory
 from ..runtime.job import JobSlots, TrainingJob
 from ..runtime.scheduler import DEFAULT_CAPACITY, Scheduler
 from ..targets import Target
@@ -325,7 +325,9 @@ def _warm_up_process() -> threading.Thread:
 @st.cache_resource(show_spinner=False)
 def job_slots() -> Scheduler:
     """The one :class:`~cnfviz.runtime.scheduler.Scheduler` of this server process (a
-    :class:`~cnfviz.runtime.job.JobSlots` that stacks)."""
+    :class:`~cnfviz.runtime.job.JobSlots` that stacks). Built before the first run: the server's malloc arenas
+    are capped here, before its training threads exist."""
+    limit_malloc_arenas()
     return Scheduler(max_jobs())
 
 
