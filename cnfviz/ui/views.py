@@ -41,6 +41,7 @@ from ..runtime.job import Snapshot, TrainingJob
 from ..targets import ImageTarget, SamplesTarget, Target
 from ..training.checkpoint import checkpoint_bytes
 from ..training.metrics import Metrics
+from .keys import widget_key as _k
 from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
 from .status import render_status
@@ -80,10 +81,6 @@ CHECKPOINT_IMAGE_SAMPLES = 10_000
 density from them)."""
 _PLOT_CONFIG = {"displaylogo": False}
 _COSTS_KEY = "__refresh_costs"
-
-
-def _k(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}"
 
 
 def _snapshot(holder: JobHolder, prefix: str) -> tuple[TrainingJob | None, Snapshot | None]:
