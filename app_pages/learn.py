@@ -6,7 +6,6 @@ import streamlit as st
 
 from cnfviz import default_config
 from cnfviz.features import learn as explain
-from cnfviz.figures import learn as plots
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -78,7 +77,7 @@ col_a, col_b = st.columns(2)
 a = col_a.select_slider("scale a", options=AFFINE_SCALES, value=2.0, key="learn_cov_a")
 b = col_b.slider("shift b", min_value=-3.0, max_value=6.0, value=1.0, step=0.5, key="learn_cov_b")
 demo = affine(float(a), float(b))
-st.plotly_chart(plots.change_of_variables_figure(demo), width="stretch", key="learn_chart_cov")
+st.plotly_chart(explain.change_of_variables_figure(demo), width="stretch", key="learn_chart_cov")
 st.caption(
     f"What you see: samples z ~ N(0, 1) (grey dashed density) pushed through x = {a:g}·z + {b:g}; their "
     f"histogram (orange bars) matches the formula's p_x (dark line), which integrates to {demo.integral:.3f}."
@@ -106,7 +105,7 @@ col_tr, col_rot = st.columns(2)
 trace = col_tr.slider("tr(A): expansion rate", -2.0, 2.0, 1.0, 0.25, key="learn_lin_trace")
 rotation = col_rot.slider("ω: rotation", 0.0, 3.0, 1.5, 0.25, key="learn_lin_rotation")
 flow = linear_flow(float(trace), float(rotation))
-st.plotly_chart(plots.linear_flow_figure(flow), width="stretch", key="learn_chart_linear")
+st.plotly_chart(explain.linear_flow_figure(flow), width="stretch", key="learn_chart_linear")
 gap = float(abs(flow.logp_ode - flow.logp_exact).max())
 st.caption(
     f"What you see: left, six points carried by dz/dt = A z from t = 0 to 1; right, log p along each path "
@@ -137,7 +136,7 @@ col_d, col_k = st.columns(2)
 dim = col_d.select_slider("dimension d", options=[1, 2, 4, 8, 16, 32], value=8, key="learn_hutch_dim")
 probes = col_k.select_slider("probes per estimate k", options=[1, 2, 4, 8, 16, 32], value=1, key="learn_hutch_probes")
 hutch = hutchinson(int(dim), int(probes))
-st.plotly_chart(plots.hutchinson_figure(hutch), width="stretch", key="learn_chart_hutchinson")
+st.plotly_chart(explain.hutchinson_figure(hutch), width="stretch", key="learn_chart_hutchinson")
 st.caption(
     f"What you see: 2,000 Hutchinson estimates of tr(∂f/∂z) for a random {dim}-D network at one point, each "
     f"averaging {probes} probe(s), Gaussian (blue) and Rademacher (purple); the dark line is the exact trace."
@@ -169,7 +168,7 @@ else:
         "time span (0, T): T =", options=ends, value=10.0 if 10.0 in ends else ends[-1], key="learn_tspan"
     )
     run = precomputed.time_span_for(float(t1))
-    st.plotly_chart(plots.time_span_figure(run), width="stretch", key="learn_chart_tspan")
+    st.plotly_chart(explain.time_span_figure(run), width="stretch", key="learn_chart_tspan")
     st.caption(
         f"What you see: left, the density the seed tutorial learns with time span (0, {t1:g}) against the true "
         f"N(6, 0.7); right, p(x, t) as the flow carries N(0, 1) (dark = dense), with the speed limit x = t dashed."
@@ -204,7 +203,7 @@ else:
     if names:
         pick = st.radio("regularizer", names, format_func=choices.get, horizontal=True, key="learn_reg")
         reference, other = precomputed.regularizer_for("none"), precomputed.regularizer_for(pick)
-        st.plotly_chart(plots.regularizer_figure(reference, other), width="stretch", key="learn_chart_reg")
+        st.plotly_chart(explain.regularizer_figure(reference, other), width="stretch", key="learn_chart_reg")
         st.caption(
             f"What you see: {min(80, reference.paths.shape[1])} base points carried from t₀ (grey) to t₁ (orange) "
             "by a flow trained on two moons, without a regularizer (left) and with one (right); dots mark equal "
@@ -251,7 +250,7 @@ else:
         key="learn_sample_t",
     )
     st.plotly_chart(
-        plots.sampling_figure(precomputed.sampling, int(frame)), width="stretch", key="learn_chart_sampling"
+        explain.sampling_figure(precomputed.sampling, int(frame)), width="stretch", key="learn_chart_sampling"
     )
     mean, cov = precomputed.sampling.pulled_mean, precomputed.sampling.pulled_cov
     st.caption(
@@ -297,7 +296,7 @@ pairing = st.radio(
     key="learn_fm_pairing",
 )
 fm = flow_matching(str(pairing))
-st.plotly_chart(plots.flow_matching_figure(fm), width="stretch", key="learn_chart_fm")
+st.plotly_chart(explain.flow_matching_figure(fm), width="stretch", key="learn_chart_fm")
 st.caption(
     f"What you see: left, {len(fm.x0)} noise points joined to their data points on a ring of 8 Gaussians by "
     f"straight lines, {fm.crossings} pairs of which cross (mean squared length {fm.pair_cost:.1f}); right, the "
