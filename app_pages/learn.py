@@ -8,6 +8,17 @@ from cnfviz import default_config
 from cnfviz.features import learn as explain
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
+LESSONS: tuple[tuple[str, str], ...] = (
+    ("change-of-variables", "1. Change of variables"),
+    ("instantaneous-change-of-variables", "2. The instantaneous change of variables"),
+    ("hutchinson", "3. The exact trace against Hutchinson's estimator"),
+    ("time-span", "4. Why the time span matters"),
+    ("regularizers", "5. Kinetic and Jacobian regularizers"),
+    ("sampling", "6. Sampling by integrating backwards"),
+    ("flow-matching", "7. Two ways to train: likelihood and flow matching"),
+    ("train-one-yourself", "Now train one yourself"),
+)
+"""(anchor, title) of every section, in page order: the table of contents links each anchor."""
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -60,9 +71,10 @@ st.markdown(
     "of $\\mathcal{N}(6, 0.7)$, one idea at a time. "
     "Every figure below is computed by the cnfviz library; move the knobs and it is computed again."
 )
+st.markdown("**Contents**  \n" + "  \n".join(f"[{title}](#{anchor})" for anchor, title in LESSONS))
 
 # ---------------------------------------------------------------------------------------------- 1
-st.header("1. Change of variables")
+st.header(LESSONS[0][1], anchor=LESSONS[0][0])
 st.markdown(
     "Push a random variable through an invertible map and its density changes by how much the map "
     "stretches space. For $x = a z + b$ with $z \\sim \\mathcal{N}(0, 1)$, the same probability is spread "
@@ -84,7 +96,7 @@ st.caption(
 )
 
 # ---------------------------------------------------------------------------------------------- 2
-st.header("2. The instantaneous change of variables")
+st.header(LESSONS[1][1], anchor=LESSONS[1][0])
 st.markdown(
     "A CNF does not apply one big map: it moves every point along an ODE $dz/dt = f(t, z)$. Over an instant "
     "$dt$ the map is $z + f\\,dt$, whose log-determinant is, to first order, "
@@ -113,7 +125,7 @@ st.caption(
 )
 
 # ---------------------------------------------------------------------------------------------- 3
-st.header("3. The exact trace against Hutchinson's estimator")
+st.header(LESSONS[2][1], anchor=LESSONS[2][0])
 st.markdown(
     "The exact trace needs the whole Jacobian: $d$ Jacobian-vector products, one per dimension. "
     "Hutchinson's estimator needs one: for a random probe $\\varepsilon$ with "
@@ -152,7 +164,7 @@ st.dataframe(
 )
 
 # ---------------------------------------------------------------------------------------------- 4
-st.header("4. Why the time span matters")
+st.header(LESSONS[3][1], anchor=LESSONS[3][0])
 st.markdown(
     "The tutorial's network, `Chain(Dense(1, 3, tanh), Dense(3, 1, tanh))`, ends in a tanh, so every point "
     "moves at speed $|dz/dt| < 1$: in a time span of length $T$ it travels less than $T$. The data sit around 6, "
@@ -179,7 +191,7 @@ else:
     col3.metric("seed TV the tutorial reported (T = 10)", "0.0314")
 
 # ---------------------------------------------------------------------------------------------- 5
-st.header("5. Kinetic and Jacobian regularizers")
+st.header(LESSONS[4][1], anchor=LESSONS[4][0])
 st.markdown(
     "Many vector fields carry the base to the same data; most take winding routes that cost the solver "
     "extra steps. RNODE ([Finlay et al., 2020](https://arxiv.org/abs/2002.02798)) adds two penalties, "
@@ -231,7 +243,7 @@ else:
         )
 
 # ---------------------------------------------------------------------------------------------- 6
-st.header("6. Sampling by integrating backwards")
+st.header(LESSONS[5][1], anchor=LESSONS[5][0])
 st.markdown(
     "The same ODE runs both ways. **Sampling** integrates forward: draw $z \\sim \\mathcal{N}(0, I)$ at $t_0$ "
     "and solve to $t_1$ (`transform`). **Density evaluation** integrates backward: pull $x$ from $t_1$ to "
@@ -260,7 +272,7 @@ else:
     )
 
 # ---------------------------------------------------------------------------------------------- 7
-st.header("7. Two ways to train: likelihood and flow matching")
+st.header(LESSONS[6][1], anchor=LESSONS[6][0])
 st.markdown(
     "Everything above trains by **maximum likelihood**: every iteration solves the ODE with the divergence "
     "and back-propagates through the solve. **Flow matching** ([Lipman et al., 2023]"
@@ -300,8 +312,8 @@ st.plotly_chart(explain.flow_matching_figure(fm), width="stretch", key="learn_ch
 st.caption(
     f"What you see: left, {len(fm.x0)} noise points joined to their data points on a ring of 8 Gaussians by "
     f"straight lines, {fm.crossings} pairs of which cross (mean squared length {fm.pair_cost:.1f}); right, the "
-    f"same noise points carried by the exact marginal field of independent flow matching, computed in closed "
-    f"form, ending within {fm.marginal_end_error:.1f} sd of a mode."
+    f"same noise points carried by {fm.marginal_field}: straightness {fm.marginal_straightness:.3f} (1 is a "
+    f"straight line), mean length {fm.marginal_length:.2f}, ending within {fm.marginal_end_error:.1f} sd of a mode."
 )
 st.markdown(
     ":material/compare_arrows: [Watch the same network learn by each objective on the Compare page]"
@@ -310,7 +322,7 @@ st.markdown(
 )
 
 # ---------------------------------------------------------------------------------------------- 8
-st.header("Now train one yourself")
+st.header(LESSONS[7][1], anchor=LESSONS[7][0])
 st.markdown(
     "The Train page runs the whole tutorial live: the 10-parameter network, $\\mathcal{N}(6, 0.7)$, "
     "time span (0, 10), Adam then LBFGS, and the total-variation check at the end."

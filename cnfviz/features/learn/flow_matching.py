@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from .style import COLORS, joined
 __all__ = [
     "FLOW_MATCHING_PAIRINGS",
     "FlowMatchingDemo",
+    "coupling_velocity",
     "flow_matching_demo",
     "flow_matching_figure",
     "likelihood_iteration_cost",
@@ -32,11 +34,13 @@ class FlowMatchingDemo:
 
     ``means`` (K, 2) and ``sd``: the mixture; ``x0`` (n, 2): noise points; ``x1`` (n, 2): the data point
     each is paired with (``pairing``: independent or minibatch OT); ``times`` (T,) and ``marginal``
-    (T, n, 2): the paths from ``x0`` along the exact marginal field of independent flow matching, the field
-    a flow-matching network learns; ``crossings``: how many of the n(n − 1)/2 pairs of straight conditional
-    paths x0 → x1 cross; ``pair_cost``: mean ‖x1 − x0‖²; ``marginal_straightness``: mean
-    |end − start| / path length of the marginal paths (1 is straight); ``marginal_end_error``: the largest
-    distance from a marginal path's end to the nearest mixture mean, in sds.
+    (T, n, 2): the paths from ``x0`` along the marginal field of that pairing, the field a flow-matching
+    network trained with it learns (independent: the exact field, in closed form; OT: the field of a
+    minibatch-OT coupling of ``coupling_pairs`` pairs, see :func:`coupling_velocity`); ``crossings``: how
+    many of the n(n − 1)/2 pairs of straight conditional paths x0 → x1 cross; ``pair_cost``: mean
+    ‖x1 − x0‖²; ``marginal_straightness``: mean |end − start| / path length of the marginal paths (1 is
+    straight); ``marginal_end_error``: the largest distance from a marginal path's end to the nearest
+    mixture mean, in sds; ``marginal_length``: the marginal paths' mean length.
     """
 
     pairing: str
@@ -50,6 +54,15 @@ class FlowMatchingDemo:
     pair_cost: float
     marginal_straightness: float
     marginal_end_error: float
+    marginal_length: float = 0.0
+    coupling_pairs: int = 0
+
+    @property
+    def marginal_field(self) -> str:
+        """Which marginal field the paths follow, in words."""
+        if self.pairing == "independent":
+            return "the exact marginal field of independent flow matching, computed in closed form"
+        return f"the marginal field of minibatch-OT flow matching, over {self.coupling_pairs:,} OT-paired points"
 
 
 def marginal_velocity(x: np.ndarray, s: float, means: np.ndarray, sd: float) -> np.ndarray:
@@ -77,6 +90,45 @@ def marginal_velocity(x: np.ndarray, s: float, means: np.ndarray, sd: float) -> 
     return (w[..., None] * per).sum(1)
 
 
+def coupling_velocity(x: np.ndarray, s: float, x0: np.ndarray, x1: np.ndarray, bandwidth: float) -> np.ndarray:
+    """E[x1 − x0 | x_s = x] under the coupling of the pairs (x0[i], x1[i]), each straight path widened by
+    N(0, bandwidth² I): the marginal field of conditional flow matching with σ = ``bandwidth`` on that
+    coupling (Tong et al., 2024). With independent pairs it tends to :func:`marginal_velocity`; with OT pairs
+    it is the field minibatch-OT flow matching learns.
+
+    Arguments:
+        x: points, shape (n, d).
+        s: the time, in [0, 1].
+        x0, x1: the coupling's pairs, shape (m, d) each.
+        bandwidth: the paths' width σ (> 0).
+
+    Returns:
+        the velocity, shape (n, d).
+    """
+    centres = (1 - s) * x0 + s * x1  # (m, d)
+    d2 = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None]  # (n, m)
+    logw = -0.5 * d2 / bandwidth**2
+    w = np.exp(logw - logw.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    return w @ (x1 - x0)
+
+
+def _integrate(field: Callable[[np.ndarray, float], np.ndarray], x0: np.ndarray, steps: int) -> np.ndarray:
+    """RK4 from s = 0 to 1 in ``steps`` steps of dx/ds = field(x, s); the path, shape (steps + 1, n, d)."""
+    times = np.linspace(0.0, 1.0, steps + 1)
+    paths = [x0]
+    x, h = x0, 1.0 / steps
+    for k in range(steps):
+        s = times[k]
+        k1 = field(x, s)
+        k2 = field(x + h / 2 * k1, s + h / 2)
+        k3 = field(x + h / 2 * k2, s + h / 2)
+        k4 = field(x + h * k3, s + h)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        paths.append(x)
+    return np.stack(paths)
+
+
 def _segments_cross(a0: np.ndarray, a1: np.ndarray) -> int:
     """How many pairs of the segments a0[i] → a1[i] (each (n, 2)) properly intersect."""
     d = a1 - a0
@@ -99,9 +151,16 @@ def flow_matching_demo(
     sd: float = 0.3,
     steps: int = 60,
     seed: int = 0,
+    coupling_pairs: int = 1024,
+    bandwidth: float = 0.1,
 ) -> FlowMatchingDemo:
-    """Straight conditional paths (what flow matching regresses on) against the curved marginal paths (what
-    the learned field integrates), on a ring of ``modes`` Gaussians.
+    """Straight conditional paths (what flow matching regresses on) against the marginal paths (what the
+    learned field integrates), on a ring of ``modes`` Gaussians.
+
+    With independent pairs the marginal field is exact (:func:`marginal_velocity`) and its paths bend. With
+    OT pairs it is the field of a minibatch-OT coupling: ``coupling_pairs`` noise and data points paired by
+    :func:`~cnfviz.training.objectives.ot_pairing` in its training chunks, each path widened by
+    ``bandwidth`` (:func:`coupling_velocity`); those paths are nearly straight.
 
     Example:
         >>> demo = flow_matching_demo("ot", n_paths=12)
@@ -119,19 +178,18 @@ def flow_matching_demo(
     x1 = means[rng.integers(modes, size=n_paths)] + sd * rng.standard_normal((n_paths, 2))
     if pairing == "ot":
         x1 = x1[ot_pairing(torch.as_tensor(x0), torch.as_tensor(x1)).numpy()]
-    # RK4 on the analytic marginal field: smooth, so a fixed grid of `steps` is accurate to plotting precision.
+    if pairing == "independent":
+        # The analytic marginal field is smooth, so a fixed RK4 grid of `steps` is accurate to plotting precision.
+        marginal = _integrate(lambda x, s: marginal_velocity(x, s, means, sd), x0, steps)
+        pairs = 0
+    else:
+        # The coupling minibatch-OT training sees: fresh noise and data, paired exactly within each chunk.
+        c0 = rng.standard_normal((coupling_pairs, 2))
+        c1 = means[rng.integers(modes, size=coupling_pairs)] + sd * rng.standard_normal((coupling_pairs, 2))
+        c1 = c1[ot_pairing(torch.as_tensor(c0), torch.as_tensor(c1)).numpy()]
+        marginal = _integrate(lambda x, s: coupling_velocity(x, s, c0, c1, bandwidth), x0, steps)
+        pairs = coupling_pairs
     times = np.linspace(0.0, 1.0, steps + 1)
-    paths = [x0]
-    x, h = x0, 1.0 / steps
-    for k in range(steps):
-        s = times[k]
-        k1 = marginal_velocity(x, s, means, sd)
-        k2 = marginal_velocity(x + h / 2 * k1, s + h / 2, means, sd)
-        k3 = marginal_velocity(x + h / 2 * k2, s + h / 2, means, sd)
-        k4 = marginal_velocity(x + h * k3, s + h, means, sd)
-        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        paths.append(x)
-    marginal = np.stack(paths)
     length = np.linalg.norm(np.diff(marginal, axis=0), axis=-1).sum(0)
     chord = np.linalg.norm(marginal[-1] - marginal[0], axis=-1)
     nearest = np.linalg.norm(marginal[-1][:, None] - means[None], axis=-1).min(1)
@@ -147,6 +205,8 @@ def flow_matching_demo(
         pair_cost=float(((x1 - x0) ** 2).sum(1).mean()),
         marginal_straightness=float(np.mean(chord / np.maximum(length, 1e-12))),
         marginal_end_error=float(nearest.max() / sd),
+        marginal_length=float(length.mean()),
+        coupling_pairs=pairs,
     )
 
 
@@ -170,8 +230,9 @@ def likelihood_iteration_cost(config: TrainConfig) -> int | None:
 def flow_matching_figure(demo: FlowMatchingDemo) -> go.Figure:
     """Flow matching's two kinds of path side by side: 6 traces.
 
-    Left, the straight conditional paths x0 → x1 of the pairing; right, the marginal paths from the same
-    x0 along the exact marginal field. Both panels mark the start points (grey) and the mixture means.
+    Left, the straight conditional paths x0 → x1 of the pairing, ending at the data (dark); right, the
+    marginal paths of that pairing's field from the same x0, ending where the flow carries them (orange).
+    Both panels mark the start points (grey).
     """
     pairing = "independent pairs" if demo.pairing == "independent" else "OT pairs"
     fig = make_subplots(
@@ -182,7 +243,8 @@ def flow_matching_figure(demo: FlowMatchingDemo) -> go.Figure:
         horizontal_spacing=0.04,
         subplot_titles=(
             f"conditional paths, {pairing}: {demo.crossings} crossings",
-            f"marginal paths: straightness {demo.marginal_straightness:.2f}",
+            f"marginal paths, {'OT' if demo.pairing == 'ot' else 'independent'} field: "
+            f"straightness {demo.marginal_straightness:.3f}",
         ),
     )
     segments = np.stack([demo.x0, demo.x1])  # (2, n, 2)
@@ -209,15 +271,18 @@ def flow_matching_figure(demo: FlowMatchingDemo) -> go.Figure:
             row=1,
             col=col,
         )
-        ends = demo.x1 if col == 1 else demo.marginal[-1]
+        # Left, the data each noise point is paired with (the truth); right, where the flow carries it.
+        ends, colour, label = (
+            (demo.x1, COLORS["true"], "data x1 (t₁)")
+            if col == 1
+            else (demo.marginal[-1], COLORS["model"], "flow's end (t₁)")
+        )
         fig.add_scatter(
             x=ends[:, 0],
             y=ends[:, 1],
             mode="markers",
-            marker={"color": COLORS["true"], "size": 5},
-            name="end (t₁)",
-            legendgroup="end",
-            showlegend=col == 1,
+            marker={"color": colour, "size": 5},
+            name=label,
             row=1,
             col=col,
         )

@@ -198,7 +198,10 @@ def regularizer_figure(
             mode="markers",
             marker={
                 "color": np.repeat(run.times[idx], paths.shape[1]),
-                "colorscale": [[0.0, COLORS["base"]], [1.0, COLORS["true"]]],
+                # The caption's promise: grey at t₀ (the base) to orange at t₁ (what the flow makes).
+                "colorscale": [[0.0, COLORS["base"]], [1.0, COLORS["model"]]],
+                "cmin": float(run.times[0]),
+                "cmax": float(run.times[-1]),
                 "size": 4,
             },
             name=f"z at {dots} equally spaced times (grey t₀ → orange t₁)",
