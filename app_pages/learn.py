@@ -8,6 +8,8 @@ from cnfviz import default_config
 from cnfviz.features import learn as explain
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
+# (anchor, title) of every section, in page order: the table of contents links each anchor. (A comment, not a
+# docstring: Streamlit would draw a bare string on the page.)
 LESSONS: tuple[tuple[str, str], ...] = (
     ("change-of-variables", "1. Change of variables"),
     ("instantaneous-change-of-variables", "2. The instantaneous change of variables"),
@@ -18,7 +20,6 @@ LESSONS: tuple[tuple[str, str], ...] = (
     ("flow-matching", "7. Two ways to train: likelihood and flow matching"),
     ("train-one-yourself", "Now train one yourself"),
 )
-"""(anchor, title) of every section, in page order: the table of contents links each anchor."""
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 

@@ -157,6 +157,8 @@ def test_a_table_of_contents_at_the_top_links_every_section():
     first_header = next(i for i, e in enumerate(leaves) if e.type == "header" or getattr(e, "tag", "") == "h2")
     contents = [e for e in leaves[:first_header] if e.type == "markdown" and "**Contents**" in e.value]
     assert len(contents) == 1, "the contents come before the first lesson"
+    # Above the first lesson: the title, the introduction and the contents, nothing else (no stray text).
+    assert [e.type for e in leaves[:first_header]] == ["title", "markdown", "markdown"]
     links = re.findall(r"\[([^\]]+)\]\(#([a-z0-9-]+)\)", contents[0].value)
     anchors = [h.proto.anchor for h in at.header]
     titles = [h.value for h in at.header]
