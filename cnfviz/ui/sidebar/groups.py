@@ -140,8 +140,9 @@ _FORMAT: dict[str, Callable[[Any], str]] = {"model.time": lambda t: _TIME_HELP.g
 @dataclass
 class Drawing:
     """What every group needs while the controls are drawn: the page prefix, the config the controls build
-    on, the hidden control names, and where messages go (``errors``: (group, message) pairs; ``slots``: a
-    place in each group drawn for a message the whole config raises)."""
+    on, the hidden control names, where messages go (``errors``: (group, message) pairs; ``slots``: a
+    place in each group drawn for a message the whole config raises), and ``seen``: the widget keys whose
+    values go back into the record after drawing."""
 
     prefix: str
     base: TrainConfig
@@ -171,7 +172,7 @@ def _widths(d: Drawing, f: Field) -> tuple[int, ...]:
             "Width (units per hidden layer)",
             1,
             WIDTH_MAX,
-            value=_clamped(d.key("width"), 1, WIDTH_MAX),
+            value=current(st.session_state, d.key("width"), 1, WIDTH_MAX),
             key=d.key("width"),
         )
     if d.shown("depth"):
@@ -179,17 +180,13 @@ def _widths(d: Drawing, f: Field) -> tuple[int, ...]:
             "Depth (hidden layers)",
             0,
             DEPTH_MAX,
-            value=_clamped(d.key("depth"), 0, DEPTH_MAX),
+            value=current(st.session_state, d.key("depth"), 0, DEPTH_MAX),
             key=d.key("depth"),
             help="0 makes the field affine.",
         )
         if int(depth) == 0:
             st.caption(AFFINE_NOTE)
     return (int(width),) * int(depth)
-
-
-def _clamped(key: str, lo: int, hi: int) -> Any:
-    return current(st.session_state, key, lo, hi)
 
 
 def _tspan(d: Drawing, f: Field) -> tuple[float, float]:
