@@ -61,6 +61,7 @@ class TabRecord:
     fragment_sent: int = 0
     fragment_answered: int = 0
     fragment_latency: list[float] = field(default_factory=list)
+    fragment_times: list[float] = field(default_factory=list)  # when each fragment rerun was sent
     msgs_in: Counter[str] = field(default_factory=Counter)
     msgs_out: Counter[str] = field(default_factory=Counter)
     bytes_in: int = 0
@@ -94,6 +95,7 @@ class Tab:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.readers = readers
         self.auto: dict[str, asyncio.Task[None]] = {}  # fragment id → its rerun timer
+        self.intervals: dict[str, float] = {}
         self.pending: dict[str, list[float]] = {}  # fragment id → send times not yet answered
         self.msg_cache: dict[str, tuple[Any, int]] = {}  # hash → (ForwardMsg, finished runs when last used)
         self.finished = 0
@@ -217,6 +219,7 @@ class Tab:
             await asyncio.sleep(interval)
             self.pending.setdefault(fragment_id, []).append(time.monotonic())
             self.record.fragment_sent += 1
+            self.record.fragment_times.append(self.record.t())
             try:
                 await self.rerun(fragment_id, auto=True)
             except Exception:  # the socket closed: the tab is going
@@ -271,8 +274,10 @@ class Tab:
             self.query = msg.page_info_changed.query_string
         elif kind == "auto_rerun":
             fid, interval = msg.auto_rerun.fragment_id, msg.auto_rerun.interval
-            self._stop_auto([fid])
-            self.auto[fid] = self._spawn(self._auto_rerun(fid, interval))
+            if self.intervals.get(fid) != interval or fid not in self.auto:  # the same timer keeps running
+                self._stop_auto([fid])
+                self.intervals[fid] = interval
+                self.auto[fid] = self._spawn(self._auto_rerun(fid, interval))
         elif kind == "stop_auto_rerun":
             self._stop_auto(list(msg.stop_auto_rerun.fragment_ids))
         elif kind == "delta":
