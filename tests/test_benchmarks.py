@@ -5,16 +5,27 @@ neither ruff nor the other tests read: a name cut from the package's API broke t
 (``warm_up`` and ``configure_threads``, no longer exported by ``cnfviz``). These tests import each script
 without running it (each keeps its work under ``if __name__ == "__main__"``) and execute the import
 statements of each snippet.
+
+The harness's pure parts are checked too: how the protocol client reads loss points from a live chart's
+arguments or stream events, and when its HTTP cache fetches again (what "a second run downloads no script
+again" is measured with).
 """
 
-from __future__ import annotations
-
 import ast
+import base64
+import http.server
 import importlib.util
+import json
 import sys
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from benchmarks.harness import free_port, proc_stats, process_tree
+from benchmarks.harness.live import ComponentArgs, interpret, loss_points, stream_url
+from benchmarks.harness.webcache import HttpCache
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py"))
@@ -94,3 +105,109 @@ def test_a_snippet_importing_a_missing_name_fails():
     assert list(bad) == ["CODE"]
     with pytest.raises(ImportError, match="no_such_name"):
         exec(compile(ast.Module(body=bad["CODE"], type_ignores=[]), "CODE", "exec"), {})
+
+
+class Sink:
+    def __init__(self):
+        self.loss, self.pictures = [], []
+
+    def saw_loss(self, key, points, iteration, via):
+        self.loss.append((key, points, iteration, via))
+
+    def saw_picture(self, key, via):
+        self.pictures.append((key, via))
+
+
+def typed(a, dtype="f4"):
+    return {"dtype": dtype, "bdata": base64.b64encode(np.asarray(a, dtype="<" + dtype).tobytes()).decode()}
+
+
+def test_loss_points_reads_plain_and_typed_arrays():
+    assert loss_points({"data": [{"x": [1, 2, 3], "y": [0.5, 0.4, 0.3]}]}) == (3, 3)
+    assert loss_points({"data": [{"x": typed([1, 5, 9, 13]), "y": typed([1, 1, 1, 1])}]}) == (4, 13)
+    assert loss_points({"data": [{"x": typed([7], "i4")}]}) == (1, 7)
+    assert loss_points({"data": [{"x": [], "y": []}]}) == (0, None)
+    assert loss_points({"data": []}) == (0, None)
+
+
+def test_component_args_reports_the_loss_chart_and_pictures_by_key():
+    sink = Sink()
+    reader = ComponentArgs()
+    spec = json.dumps({"figure": {"data": [{"x": typed([1, 2]), "y": typed([3, 2])}], "layout": {}}, "anim": None})
+    reader.on_component(sink, "$$ID-abc-train_loss_chart", {"spec": spec, "rev": "1", "height": 300})
+    reader.on_component(sink, "$$ID-def-train_density_chart", {"spec": spec})
+    reader.on_component(sink, "$$ID-ghi-train_density_chart", {"spec": json.dumps({"figure": {"data": []}})})
+    reader.on_component(sink, "$$ID-xyz-something_else", {"spec": spec})
+    assert sink.loss == [("$$ID-abc-train_loss_chart", 2, 2, "delta")]
+    assert sink.pictures == [("$$ID-def-train_density_chart", "delta")]
+
+
+def test_stream_events_accumulate_points_and_read_whole_figures():
+    sink, state = Sink(), {}
+    interpret(sink, "p_loss_chart", {"x": [1, 2, 3], "y": [1.0, 0.9, 0.8]}, state)
+    interpret(sink, "p_loss_chart", {"x": [4], "y": [0.7]}, state)
+    interpret(sink, "p_loss_chart", {"figure": {"data": [{"x": [1, 2, 3, 4, 5]}]}}, state)
+    interpret(sink, "p_density_chart", {"anything": 1}, state)
+    assert [(p, i) for _, p, i, _ in sink.loss] == [(3, 3), (4, 4), (5, 5)]
+    assert sink.pictures == [("p_density_chart", "stream")]
+
+
+def test_stream_url_is_found_in_the_arguments_and_made_absolute():
+    assert stream_url("http://h:1", {"spec": "{}", "stream": "/live/abc?token=x"}) == "http://h:1/live/abc?token=x"
+    assert stream_url("http://h:1", {"spec": "/not-a-key"}) is None
+    assert stream_url("http://h:1", {"src": "http://other:2/s"}) == "http://other:2/s"
+
+
+@pytest.fixture
+def server():
+    """A static server whose responses carry the headers a test asks for, counting the requests it serves."""
+    headers: dict[str, dict[str, str]] = {}
+    hits: list[tuple[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            extra = headers.get(self.path, {})
+            etag = extra.get("ETag")
+            if etag and self.headers.get("If-None-Match") == etag:
+                hits.append((self.path, "304"))
+                self.send_response(304)
+                self.end_headers()
+                return
+            hits.append((self.path, "200"))
+            body = b"x" * 1000
+            self.send_response(200)
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}", headers, hits
+    httpd.shutdown()
+
+
+def test_http_cache_refetches_public_without_lifetime_and_keeps_max_age(server):
+    base, headers, hits = server
+    headers["/public"] = {"Cache-Control": "public"}  # what plotly.min.js gets today: no max-age, no validator
+    headers["/aged"] = {"Cache-Control": "public, max-age=3600"}
+    headers["/etag"] = {"Cache-Control": "no-cache", "ETag": '"v1"'}
+    cache = HttpCache()
+    sizes = [cache.get(f"{base}{p}").bytes for p in ("/public", "/public", "/aged", "/aged", "/etag", "/etag")]
+    assert sizes == [1000, 1000, 1000, 0, 1000, 0]
+    assert hits == [("/public", "200"), ("/public", "200"), ("/aged", "200"), ("/etag", "200"), ("/etag", "304")]
+    assert [f.status for f in cache.log] == [200, 200, 200, 0, 200, 304]
+    headers["/store"] = {"Cache-Control": "no-store, max-age=60"}
+    assert [cache.get(f"{base}/store").status for _ in range(2)] == [200, 200]
+
+
+def test_process_readings_of_this_process():
+    own = proc_stats(__import__("os").getpid())
+    assert own.processes == 1 and own.rss_mib > 10 and own.threads >= 1 and own.cpu_s > 0
+    assert process_tree(__import__("os").getpid())[0] == __import__("os").getpid()
+    assert proc_stats(2**22 + 12345).processes == 0  # a process that does not exist reads as empty
