@@ -136,9 +136,22 @@ async def sample_until(watch: ServerWatch, samples: list[Sample], done: asyncio.
             pass
 
 
+async def warm_visit(base: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One tab opens the page and waits for its first loss point (at most ``args.stay`` seconds), then
+    closes: the issue's first measurement warmed the server this way; the goals ask for none."""
+    tab = Tab(base, PAGE, "train")
+    await tab.open()
+    await _until(lambda: bool(tab.record.loss), args.stay)
+    await tab.close()
+    await asyncio.sleep(args.grace + 2)
+    r = tab.record
+    return {"first_loss_s": r.loss[0][0] if r.loss else None, "open_s": r.closed}
+
+
 async def run_class(base: str, watch: ServerWatch, args: argparse.Namespace) -> dict[str, Any]:
     samples: list[Sample] = []
     done = asyncio.Event()
+    warm = await warm_visit(base, args) if args.warm_visit else None
     sampler = asyncio.ensure_future(sample_until(watch, samples, done))
     await asyncio.sleep(1.0)
     before = watch.sample()
@@ -161,6 +174,7 @@ async def run_class(base: str, watch: ServerWatch, args: argparse.Namespace) -> 
         "bell": bell,
         "after": after,
         "class_s": class_s,
+        "warm_visit": warm,
         "load": {"before": load_before, "bell": load_bell, "after": load()},
     }
 
@@ -227,10 +241,12 @@ def summarize(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "stay_s": args.stay,
             "second_run": args.second_run,
             "grace_s": args.grace,
+            "warm_visit": args.warm_visit,
             "root": str(args.root),
             "cpus": os.cpu_count(),
         },
         "load": run["load"],
+        "warm_visit": run["warm_visit"],
         "class_s": round(run["class_s"], 1),
         "first_loss_s": dist(vals("first_loss_s")),
         "first_density_s": dist(vals("first_density_s")),
@@ -333,6 +349,9 @@ def print_report(rep: dict[str, Any]) -> None:
         f"{', then Reset+Train' if st['second_run'] else ''}, CNFVIZ_RECONNECT_GRACE={st['grace_s']:g}, "
         f"server from {st['root']}; the class lasted {rep['class_s']:.0f} s"
     )
+    if rep["warm_visit"] is not None:
+        w = rep["warm_visit"]["first_loss_s"]
+        print("warmed first by one tab, which saw its first loss point " + ("never" if w is None else f"at {w:.1f} s"))
     print(f"load average (1, 5, 15 min): before {rep['load']['before']}, at the bell {rep['load']['bell']}\n")
     head = ("figure", "goal", "measured")
     widths = [max(len(r[i]) for r in [*rows, head]) for i in range(3)]
@@ -472,6 +491,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--second-stay", type=float, default=30.0, help="most seconds a student watches the second run")
     p.add_argument("--grace", type=float, default=3.0, help="CNFVIZ_RECONNECT_GRACE for the server, seconds")
     p.add_argument("--after", type=float, default=5.0, help="seconds past the grace before memory is read again")
+    p.add_argument(
+        "--warm-visit",
+        action="store_true",
+        help="before the class, one tab waits for its first loss point and closes (the goals ask for none)",
+    )
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py the server runs")
     p.add_argument("--calibrate", action="store_true", help="one Chromium tab against one protocol tab")
     p.add_argument("--chromium", default=None, help="Chromium's executable (default: /usr/bin/chromium)")

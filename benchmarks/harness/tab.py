@@ -283,9 +283,11 @@ class Tab:
         elif kind == "delta":
             self._delta(msg)
         elif kind == "script_finished":
-            self.finished += 1
-            self.msg_cache = {h: v for h, v in self.msg_cache.items() if self.finished - v[1] <= _MAX_CACHED_AGE}
             if msg.script_finished == msg.FINISHED_SUCCESSFULLY:
+                # Entries age by full runs only: a fragment's run must not evict what the page's next full run
+                # may be told to reuse (a reference to an evicted entry is a miss, counted in ref_misses).
+                self.finished += 1
+                self.msg_cache = {h: v for h, v in self.msg_cache.items() if self.finished - v[1] <= _MAX_CACHED_AGE}
                 # Components no longer on the page are unmounted: their iframe goes, a new one loads afresh.
                 self.mounted = {p: n for p, n in self.mounted.items() if p in self.seen_this_run}
 
