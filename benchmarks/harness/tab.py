@@ -191,6 +191,7 @@ class Tab:
         return True
 
     async def close(self) -> None:
+        self.record.closed = self.record.t()  # first: what the socket does from here on is the closing itself
         self._stop_auto()
         for reader in self.readers or []:
             reader.close()
@@ -198,7 +199,6 @@ class Tab:
             await self.ws.close()
         for task in list(self.tasks):
             task.cancel()
-        self.record.closed = self.record.t()
 
     # ------------------------------------------------------------------ receiving
 
