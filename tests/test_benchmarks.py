@@ -109,13 +109,16 @@ def test_a_snippet_importing_a_missing_name_fails():
 
 class Sink:
     def __init__(self):
-        self.loss, self.pictures = [], []
+        self.loss, self.pictures, self.reruns = [], [], []
 
     def saw_loss(self, key, points, iteration, via):
         self.loss.append((key, points, iteration, via))
 
     def saw_picture(self, key, via):
         self.pictures.append((key, via))
+
+    def ask_rerun(self, key, reason):
+        self.reruns.append((key, reason))
 
 
 def typed(a, dtype="f4"):
@@ -152,10 +155,30 @@ def test_stream_events_accumulate_points_and_read_whole_figures():
     assert sink.pictures == [("p_density_chart", "stream")]
 
 
+def test_live_channel_events_extend_replace_and_ask_for_a_rerun():
+    """The live branch's stream: ``loss`` appends (``+``) or replaces a curve, ``lossfigure`` is a whole
+    figure, ``visuals`` brings both pictures, ``rerun`` makes the page rerun; ``status`` changes nothing here."""
+    sink, state = Sink(), {}
+    interpret(sink, "k_loss_chart", {"curves": [["+", [1, 2], [3.0, 2.9]], None], "iteration": 2}, state, "loss")
+    interpret(sink, "k_loss_chart", {"curves": [["+", typed([3, 4, 5]), typed([2.8, 2.7, 2.6])]]}, state, "loss")
+    interpret(sink, "k_loss_chart", {"iteration": 5, "text": "Iteration 5 / 400"}, state, "status")
+    interpret(sink, "k_loss_chart", {"curves": [["=", [1, 5], [3.0, 2.6]]], "iteration": 6}, state, "loss")
+    interpret(sink, "k_loss_chart", {"data": [{"x": [1, 2, 3, 4, 5, 6, 7]}], "layout": {}}, state, "lossfigure")
+    interpret(sink, "k_loss_chart", {"version": 2, "density": {}, "flow": {}}, state, "visuals")
+    interpret(sink, "k_loss_chart", {"reason": "done"}, state, "rerun")
+    assert [(p, i) for _, p, i, _ in sink.loss] == [(2, 2), (5, 5), (2, 6), (7, 7)]
+    assert sink.pictures == [("stream_density_chart", "stream"), ("stream_flow_chart", "stream")]
+    assert sink.reruns == [("k_loss_chart", "done")]
+
+
 def test_stream_url_is_found_in_the_arguments_and_made_absolute():
     assert stream_url("http://h:1", {"spec": "{}", "stream": "/live/abc?token=x"}) == "http://h:1/live/abc?token=x"
     assert stream_url("http://h:1", {"spec": "/not-a-key"}) is None
     assert stream_url("http://h:1", {"src": "http://other:2/s"}) == "http://other:2/s"
+    assert stream_url("http://h:1", {"stream": {"url": "/_cnfviz/stream/tok", "role": "loss"}}) == (
+        "http://h:1/_cnfviz/stream/tok"
+    )
+    assert stream_url("http://h:1", {"stream": {"url": "/_cnfviz/stream/tok", "role": "density"}}) is None
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ class LiveSink(Protocol):
 
     def saw_picture(self, key: str, via: str) -> None: ...
 
+    def ask_rerun(self, key: str, reason: str) -> None: ...
+
 
 class LiveReader(Protocol):
     def on_component(self, sink: LiveSink, key: str, args: dict[str, Any]) -> None: ...
@@ -96,36 +98,58 @@ class ComponentArgs:
 
 
 def stream_url(base: str, args: dict[str, Any]) -> str | None:
-    """The absolute URL of a stream named in a component's arguments, if any."""
+    """The absolute URL of the stream a component opens, if any: a path or URL under one of
+    :data:`STREAM_ARG_KEYS`, or such an object's ``url`` (``{"url", "role", ...}``: only the ``loss`` role
+    opens it, and hands the pictures to the other charts of its page)."""
     for name in STREAM_ARG_KEYS:
         value = args.get(name)
+        if isinstance(value, dict):
+            if value.get("role", "loss") != "loss":
+                continue
+            value = value.get("url")
         if isinstance(value, str) and (value.startswith("/") or value.startswith("http")):
             return urllib.parse.urljoin(base + "/", value)
     return None
 
 
-def interpret(sink: LiveSink, key: str, payload: Any, state: dict[str, int]) -> None:
-    """One stream event's JSON: a loss chart's event counts its points (a ``figure``, or lists under
-    ``x``/``iterations``/``points``/``loss`` appended to what came before); a picture's event is a picture."""
-    kind = chart_kind(key)
-    if kind != "loss":
-        sink.saw_picture(key, "stream")
+def interpret(sink: LiveSink, key: str, payload: Any, state: dict[str, int], event: str = "message") -> None:
+    """One stream event, by its name (the live channel's ``loss``, ``lossfigure``, ``visuals``, ``rerun``),
+    or for an unnamed ``message``, by its keys: a loss chart's event counts its points (a whole ``figure``,
+    or new points appended to what came before), a picture's event is a picture."""
+    if event == "rerun":
+        sink.ask_rerun(key, str(payload.get("reason", "")) if isinstance(payload, dict) else "")
         return
-    if isinstance(payload, dict) and isinstance(payload.get("figure"), dict):
-        points, iteration = loss_points(payload["figure"])
+    if event == "visuals" or (event == "message" and chart_kind(key) != "loss"):
+        sink.saw_picture("stream_density_chart" if event == "visuals" else key, "stream")
+        if event == "visuals":
+            sink.saw_picture("stream_flow_chart", "stream")
+        return
+    if event not in ("loss", "lossfigure", "message") or not isinstance(payload, dict):
+        return  # status lines, keep-alives, the end
+    figure = payload.get("figure") if event == "message" else (payload if event == "lossfigure" else None)
+    if isinstance(figure, dict):
+        points, iteration = loss_points(figure)
     else:
         points, iteration = state.get("points", 0), None
-        if isinstance(payload, dict):
+        curves = payload.get("curves")
+        if isinstance(curves, list) and curves:
+            first = curves[0]  # the training NLL: ["+", new xs, new ys] appends, [_, xs, ys] replaces
+            if isinstance(first, list) and len(first) == 3:
+                n, last = _length(first[1])
+                points = points + n if first[0] == "+" else n
+                iteration = None if last is None else int(last)
+        else:
             for name in ("x", "iterations", "points", "loss"):
                 n, last = _length(payload.get(name))
                 if n:
                     points += n
                     iteration = int(last) if last is not None and name in ("x", "iterations") else iteration
                     break
-            if isinstance(payload.get("iteration"), int):
-                iteration = payload["iteration"]
-                points = max(points, state.get("points", 0) + 1)
-    state["points"] = points
+        if isinstance(payload.get("iteration"), int):
+            iteration = payload["iteration"]
+    if points == state.get("points") and iteration == state.get("iteration"):
+        return
+    state["points"], state["iteration"] = points, iteration if iteration is not None else -1
     sink.saw_loss(key, points, iteration, "stream")
 
 
@@ -159,6 +183,7 @@ class EventStream:
             with urllib.request.urlopen(request, timeout=300) as resp:
                 self.open[url] = resp
                 data: list[str] = []
+                event = "message"
                 while not self.closed:
                     line = resp.readline()
                     if not line:
@@ -167,14 +192,18 @@ class EventStream:
                     text = line.decode("utf-8", errors="replace").rstrip("\r\n")
                     if text.startswith("data:"):
                         data.append(text[5:].lstrip())
-                    elif not text and data:
-                        self.events += 1
-                        raw, data = "\n".join(data), []
-                        try:
-                            payload = json.loads(raw)
-                        except ValueError:
-                            payload = raw
-                        self.deliver(lambda p=payload: interpret(sink, key, p, state))
+                    elif text.startswith("event:"):
+                        event = text[6:].strip()
+                    elif not text:
+                        if data:
+                            self.events += 1
+                            raw = "\n".join(data)
+                            try:
+                                payload = json.loads(raw)
+                            except ValueError:
+                                payload = raw
+                            self.deliver(lambda p=payload, e=event: interpret(sink, key, p, state, e))
+                        data, event = [], "message"
         except Exception as err:  # a stream that fails is a figure of the run
             if not self.closed:
                 self.errors.append(f"{url}: {type(err).__name__}: {err}"[:300])

@@ -118,6 +118,15 @@ class Tab:
         name = f"{chart_kind(key)}#{self.run_index}"
         self.record.pictures.setdefault(name, self.record.t())
 
+    def ask_rerun(self, key: str, reason: str) -> None:
+        """What the live chart's iframe does when its stream says ``rerun``: set its component value, which
+        the frontend sends as a full rerun carrying that widget's new JSON value."""
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        state = WidgetState(id=key, json_value=json.dumps(f"{int(time.time() * 1000)}:{reason}"))
+        self.record.msgs_out["component value (stream rerun)"] += 1
+        self._spawn(self.rerun(widgets=[state]))
+
     # ------------------------------------------------------------------ the session
 
     async def open(self) -> None:
