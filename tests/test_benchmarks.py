@@ -171,14 +171,14 @@ def test_live_channel_events_extend_replace_and_ask_for_a_rerun():
     assert sink.reruns == [("k_loss_chart", "done")]
 
 
-def test_stream_url_is_found_in_the_arguments_and_made_absolute():
-    assert stream_url("http://h:1", {"spec": "{}", "stream": "/live/abc?token=x"}) == "http://h:1/live/abc?token=x"
-    assert stream_url("http://h:1", {"spec": "/not-a-key"}) is None
-    assert stream_url("http://h:1", {"src": "http://other:2/s"}) == "http://other:2/s"
-    assert stream_url("http://h:1", {"stream": {"url": "/_cnfviz/stream/tok", "role": "loss"}}) == (
-        "http://h:1/_cnfviz/stream/tok"
-    )
-    assert stream_url("http://h:1", {"stream": {"url": "/_cnfviz/stream/tok", "role": "density"}}) is None
+def test_stream_url_is_resolved_against_the_iframe_page():
+    page = "http://h:1/component/c/index.html"
+    assert stream_url(page, {"spec": "{}", "stream": "/live/abc?token=x"}) == "http://h:1/live/abc?token=x"
+    assert stream_url(page, {"spec": "/not-a-stream-key"}) is None
+    assert stream_url(page, {"src": "http://other:2/s"}) == "http://other:2/s"
+    loss = {"stream": {"url": "../../_cnfviz/stream/tok", "role": "loss"}}
+    assert stream_url(page, loss) == "http://h:1/_cnfviz/stream/tok"
+    assert stream_url(page, {"stream": {"url": "../../_cnfviz/stream/tok", "role": "density"}}) is None
 
 
 @pytest.fixture
@@ -225,6 +225,13 @@ def test_http_cache_refetches_public_without_lifetime_and_keeps_max_age(server):
     assert sizes == [1000, 1000, 1000, 0, 1000, 0]
     assert hits == [("/public", "200"), ("/public", "200"), ("/aged", "200"), ("/etag", "200"), ("/etag", "304")]
     assert [f.status for f in cache.log] == [200, 200, 200, 0, 200, 304]
+    headers["/once"] = {"Cache-Control": "public, max-age=31536000, immutable"}
+    threads = [threading.Thread(target=cache.get, args=(f"{base}/once",)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert hits.count(("/once", "200")) == 1  # three iframes at once download it once (the cache lock)
     headers["/store"] = {"Cache-Control": "no-store, max-age=60"}
     assert [cache.get(f"{base}/store").status for _ in range(2)] == [200, 200]
 

@@ -97,18 +97,18 @@ class ComponentArgs:
         pass
 
 
-def stream_url(base: str, args: dict[str, Any]) -> str | None:
-    """The absolute URL of the stream a component opens, if any: a path or URL under one of
-    :data:`STREAM_ARG_KEYS`, or such an object's ``url`` (``{"url", "role", ...}``: only the ``loss`` role
-    opens it, and hands the pictures to the other charts of its page)."""
+def stream_url(page: str, args: dict[str, Any]) -> str | None:
+    """The absolute URL of the stream a component opens, if any, resolved against the iframe's ``page`` URL
+    as the browser would: a string under one of :data:`STREAM_ARG_KEYS`, or such an object's ``url``
+    (``{"url", "role", ...}``: only the ``loss`` role opens it, and hands the pictures to the other charts)."""
     for name in STREAM_ARG_KEYS:
         value = args.get(name)
         if isinstance(value, dict):
             if value.get("role", "loss") != "loss":
                 continue
             value = value.get("url")
-        if isinstance(value, str) and (value.startswith("/") or value.startswith("http")):
-            return urllib.parse.urljoin(base + "/", value)
+        if isinstance(value, str) and value and not value.startswith("{"):
+            return urllib.parse.urljoin(page, value)
     return None
 
 
@@ -170,7 +170,7 @@ class EventStream:
         self.errors: list[str] = []
 
     def on_component(self, sink: LiveSink, key: str, args: dict[str, Any]) -> None:
-        url = stream_url(self.base, args)
+        url = stream_url(f"{self.base}/component/live/index.html", args)  # relative to the iframe's page
         if url is None or url in self.open or self.closed:
             return
         self.open[url] = None

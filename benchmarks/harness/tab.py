@@ -42,6 +42,7 @@ from .webcache import HttpCache
 __all__ = ["Tab", "TabRecord"]
 
 _SCRIPT = re.compile(r"""<(?:script[^>]*\ssrc|link[^>]*\shref)\s*=\s*["']([^"']+)["']""", re.I)
+_INLINE_SCRIPT = re.compile(r"<script>.*?</script>", re.S | re.I)
 _ITERATION = re.compile(r"Iteration ([\d,]+)")
 _MAX_CACHED_AGE = 2  # global.maxCachedMessageAge
 
@@ -348,6 +349,7 @@ class Tab:
             fetch = await asyncio.to_thread(self.cache.get, page)
             self.record.static.append((self.record.t(), run, page, fetch.status, fetch.bytes))
             html = fetch.body.decode("utf-8", errors="replace") if fetch.body else ""
+            html = _INLINE_SCRIPT.sub("", html)  # a fallback written by an inline script is not fetched
             subs = [urllib.parse.urljoin(page, src) for src in _SCRIPT.findall(html)]
             for sub in await asyncio.gather(*(asyncio.to_thread(self.cache.get, s) for s in subs)):
                 self.record.static.append((self.record.t(), run, sub.url, sub.status, sub.bytes))

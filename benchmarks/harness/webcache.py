@@ -10,6 +10,8 @@ with no lifetime and no validator (``Cache-Control: public`` alone) is fetched a
 from __future__ import annotations
 
 import email.utils
+import gzip
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -73,9 +75,19 @@ class HttpCache:
 
     entries: dict[str, _Entry] = field(default_factory=dict)
     log: list[Fetch] = field(default_factory=list)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get(self, url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> Fetch:
-        """Fetch ``url`` as a browser would with this cache (blocking; run it in a thread)."""
+        """Fetch ``url`` as a browser would with this cache (blocking; run it in a thread). Requests for one
+        URL wait for each other, as Chromium's cache lock makes a second iframe wait for the first's
+        download and then read the cache instead of downloading again."""
+        with self._guard:
+            lock = self._locks.setdefault(url, threading.Lock())
+        with lock:
+            return self._get(url, headers, timeout)
+
+    def _get(self, url: str, headers: dict[str, str] | None, timeout: float) -> Fetch:
         now = time.time()
         entry = self.entries.get(url)
         if entry is not None and not entry.no_cache and now - entry.stored_at < entry.lifetime:
@@ -95,7 +107,10 @@ class HttpCache:
         except urllib.error.HTTPError as err:
             body, status, got = err.read(), err.code, {k.lower(): v for k, v in err.headers.items()}
         seconds = time.perf_counter() - start
-        fetch = Fetch(url, status, len(body), seconds, got.get("cache-control", ""), body)
+        wire = len(body)
+        if got.get("content-encoding") == "gzip" and body:
+            body = gzip.decompress(body)  # the bytes counted are the wire's; the page is parsed decoded
+        fetch = Fetch(url, status, wire, seconds, got.get("cache-control", ""), body)
         self.log.append(fetch)
         if status == 304 and entry is not None:
             fetch.body = entry.body
