@@ -35,6 +35,7 @@ import json
 import os
 import tempfile
 import time
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -417,8 +418,9 @@ def _chromium_once(base: str, seconds: float, chromium: str | None) -> dict[str,
             ws.on("framereceived", received)
 
     def on_response(resp: Any) -> None:
-        if "/component/" in resp.url:
-            http[resp.url.rsplit("/", 1)[-1].split("?")[0]] += 1
+        path = urllib.parse.urlsplit(resp.url).path
+        if not path.startswith(("/static/", "/_stcore/")) and resp.request.resource_type != "eventsource":
+            http[path.rsplit("/", 1)[-1]] += 1  # the page, the iframes' pages and their scripts
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(**launch_options(chromium))
