@@ -89,7 +89,7 @@ def fmt(d: dict[str, Any], unit: str = " s", of: int | None = None) -> str:
 
 async def student(base: str, index: int, at: float, args: argparse.Namespace, tabs: list[Tab]) -> None:
     await asyncio.sleep(max(0.0, at - time.monotonic()))
-    tab = Tab(base, PAGE, "train")
+    tab = Tab(base, args.page, "train")
     tabs.append(tab)
     r = tab.record
     try:
@@ -140,7 +140,7 @@ async def sample_until(watch: ServerWatch, samples: list[Sample], done: asyncio.
 async def warm_visit(base: str, args: argparse.Namespace) -> dict[str, Any]:
     """One tab opens the page and waits for its first loss point (at most ``args.stay`` seconds), then
     closes: the issue's first measurement warmed the server this way; the goals ask for none."""
-    tab = Tab(base, PAGE, "train")
+    tab = Tab(base, args.page, "train")
     await tab.open()
     await _until(lambda: bool(tab.record.loss), args.stay)
     await tab.close()
@@ -211,7 +211,7 @@ def per_student(tab: Tab) -> dict[str, Any]:
         "second_first_loss_s": next((x[0] - r.runs_started[1] for x in r.loss if x[0] > r.runs_started[1]), None)
         if len(r.runs_started) > 1
         else None,
-        "static_bytes_first": sum(s[4] for s in r.static if s[1] == 0 and s[2] != PAGE),
+        "static_bytes_first": sum(s[4] for s in r.static if s[1] == 0 and not s[2].startswith("/train")),
         "static_bytes_second": sum(s[4] for s in second),
         "static_requests_second": Counter(str(s[3]) for s in second),
         "fragment_sent": r.fragment_sent,
@@ -367,8 +367,8 @@ def print_report(rep: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------- calibration
 
 
-async def _protocol_once(base: str, seconds: float) -> dict[str, Any]:
-    tab = Tab(base, PAGE, "train")
+async def _protocol_once(base: str, seconds: float, page: str) -> dict[str, Any]:
+    tab = Tab(base, page, "train")
     await tab.open()
     await asyncio.sleep(seconds)
     await tab.close()
@@ -383,7 +383,7 @@ async def _protocol_once(base: str, seconds: float) -> dict[str, Any]:
     }
 
 
-def _chromium_once(base: str, seconds: float, chromium: str | None) -> dict[str, Any]:
+def _chromium_once(base: str, seconds: float, chromium: str | None, path: str) -> dict[str, Any]:
     from harness import launch_options
     from playwright.sync_api import sync_playwright
     from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -428,7 +428,7 @@ def _chromium_once(base: str, seconds: float, chromium: str | None) -> dict[str,
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.on("websocket", on_ws)
             page.on("response", on_response)
-            page.goto(base + PAGE, wait_until="commit")
+            page.goto(base + path, wait_until="commit")
             page.wait_for_timeout(seconds * 1000)
         finally:
             browser.close()
@@ -446,14 +446,14 @@ def calibrate(args: argparse.Namespace) -> None:
             wait_healthy(server, base, log)
             load_at = load()
             if who == "chromium":
-                results[who] = _chromium_once(base, args.stay, args.chromium)
+                results[who] = _chromium_once(base, args.stay, args.chromium, args.page)
             else:
-                results[who] = asyncio.run(_protocol_once(base, args.stay))
+                results[who] = asyncio.run(_protocol_once(base, args.stay, args.page))
             results[who]["load"] = load_at
         finally:
             stop_server(server)
     kinds = sorted({k for r in results.values() for d in ("up", "down") for k in r[d]})
-    print(f"\nOne tab on {PAGE}, {args.stay:g} s each on a fresh server (messages per second)\n")
+    print(f"\nOne tab on {args.page}, {args.stay:g} s each on a fresh server (messages per second)\n")
     print("| direction / message | Chromium | protocol client | ratio |")
     print("|---|---|---|---|")
     for d in ("up", "down"):
@@ -485,6 +485,7 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--students", type=int, default=30)
+    p.add_argument("--page", default=PAGE, help="the Train page link the students open (a lesson link)")
     p.add_argument(
         "--ramp", type=float, default=10.0, help="students arrive evenly over this many seconds (0: at once)"
     )
