@@ -139,9 +139,28 @@ class _Worker:
             if message is None:
                 return
             try:
-                self.conn.send(message)
+                # Plain pickle, never multiprocessing's (which torch teaches to share a tensor's memory through a
+                # handshake with the process that made it): weights and targets travel as bytes.
+                payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as err:  # e.g. an unpicklable custom target: that run fails, the pipe lives on
+                self._unsendable(message, err)
+                continue
+            try:
+                self.conn.send_bytes(payload)
             except (BrokenPipeError, OSError, EOFError):
                 return  # the receiver sees the death and fails the runs
+
+    def _unsendable(self, message: Any, err: Exception) -> None:
+        op, run_id, _, request = message
+        with self._lock:
+            slot = self._replies.get(request) if request is not None else None
+            job = self._jobs.get(run_id)
+        reason = f"cannot send {op} to the worker: {type(err).__name__}: {err}"
+        if slot is not None:
+            slot.extend([None, RuntimeError(reason)])
+            slot[0].set()
+        if op == "add" and job is not None:
+            job._fail(reason, died=False)
 
     # ------------------------------------------------------------------ up
     def _receive_loop(self) -> None:

@@ -153,7 +153,7 @@ def main(conn: Connection, threads: int, capacity: int, push_seconds: float = PU
     try:
         while True:
             try:
-                op, run_id, args, request = conn.recv()
+                op, run_id, args, request = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 break
             if op == "exit":
