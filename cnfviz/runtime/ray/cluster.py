@@ -31,7 +31,7 @@ from ..._validation import ConfigError
 from ...flow.ffjord import FFJORD
 from ...targets import Target
 from ...training.config import TrainConfig
-from ...training.trainer import TrainResult, build_target
+from ...training.trainer import TrainResult, build_target, live_update
 from ..core import WORKER_DIED_REASON, ClusterUnreachable
 from ..hosted import HostedRun, empty_history, merge_history
 from ..housekeeping import warm_up
@@ -420,7 +420,11 @@ class RayJob:
     def update_config(self, config: TrainConfig) -> None:
         """Apply a new learning rate or λ weights from the next iteration on, in the actor (see
         :meth:`~cnfviz.TrainingJob.update_config`)."""
+        if not live_update(self.config, config):  # refused here: an error in the actor would read as its death
+            raise ValueError("only the learning rate and the λ weights can change during a run")
         self._call("update_config", config)
+        with self._lock:
+            self.config = config
 
     @property
     def can_continue(self) -> bool:
