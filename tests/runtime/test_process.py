@@ -77,7 +77,14 @@ def test_the_train_page_trains_on_the_process_backend(monkeypatch):
 
     # The session module the pages use (doctest collection may import a second copy under the same name).
     page_session = sys.modules["cnfviz.ui.cluster_notice"].backend_notice.__globals__
-    backend = ProcessBackend(workers=1, threads=1)
+
+    class Recording(ProcessBackend):
+        def submit(self, config, **kw):
+            self.jobs.append(super().submit(config, **kw))
+            return self.jobs[-1]
+
+    backend = Recording(workers=1, threads=1)
+    backend.jobs = []
     monkeypatch.setitem(page_session, "_backend", [(backend, None)])
     st.cache_resource.clear()
     page_session["PARKING"].clear()
@@ -88,8 +95,7 @@ def test_the_train_page_trains_on_the_process_backend(monkeypatch):
         at.button(key="train_train_button").click().run()
         wait_for(at, lambda a: bool(a.get("table")) and bool(a.success or a.error), timeout=240)
         assert at.success and "Done" in at.success[0].value and not at.error
-        holder = page_session["job_holder"]()
-        job = holder.get("train")
+        (job,) = backend.jobs
         assert job.job_id.startswith("proc-job-") and job.snapshot().iteration == 30
         assert job.placement()["worker_pid"] in backend.worker_pids()
         assert not at.button(key="train_continue_button").disabled  # can_continue, from the snapshot
