@@ -208,3 +208,28 @@ def test_a_killed_worker_fails_only_its_runs_and_the_next_run_gets_a_new_one(pro
     other.join(60)
     for job in (doomed, other, fresh):
         job.close()
+
+
+def test_a_dropped_tab_suspends_its_process_run_and_a_closed_one_releases_it(process_backend):
+    from cnfviz.runtime.holder import JobHolder, ParkingLot
+
+    holder = JobHolder(None, process_backend)
+    job = holder.start(_long_config())
+    _wait(lambda: job.snapshot().iteration >= 2)
+    lot = ParkingLot(grace=600)
+    lot.park("tab", holder)  # the connection dropped: the run frees its CPU at once
+    _wait(lambda: job.snapshot().state == "suspended")
+    n = job.snapshot().iteration
+    time.sleep(0.5)
+    assert job.snapshot().iteration == n
+    assert lot.claim("tab") is holder
+    holder.proceed()  # the tab came back within the grace: it trains on from where it was
+    _wait(lambda: job.snapshot().iteration > n + 2)
+    assert job.snapshot().state == "running"
+    worker = job._worker
+    lot = ParkingLot(grace=0.3)
+    lot.park("tab", holder)  # gone for good: after the grace the run is stopped and its worker forgets it
+    _wait(lambda: len(lot) == 0, timeout=30)
+    lot.clear()
+    assert job.snapshot().state in ("suspended", "stopped") and not job.alive  # as a local run ends
+    assert job.job_id not in worker._jobs and holder.get("train") is None
