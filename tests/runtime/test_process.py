@@ -89,11 +89,12 @@ def test_the_train_page_trains_on_the_process_backend(monkeypatch):
     st.cache_resource.clear()
     page_session["PARKING"].clear()
     try:
-        at = AppTest.from_file(TRAIN, default_timeout=60).run()
+        at = AppTest.from_file(TRAIN, default_timeout=180).run()  # (a busy machine: see the note below)
         assert not at.exception, at.exception
         at.number_input(key="train_adam_iters").set_value(30).run()
         at.button(key="train_train_button").click().run()
-        wait_for(at, lambda a: bool(a.get("table")) and bool(a.success or a.error), timeout=240)
+        # Generous bounds: once, right after a Ray head's teardown on this 2-core machine, this page was slow.
+        wait_for(at, lambda a: bool(a.get("table")) and bool(a.success or a.error), timeout=400)
         assert at.success and "Done" in at.success[0].value and not at.error
         (job,) = backend.jobs
         assert job.job_id.startswith("proc-job-") and job.snapshot().iteration == 30
