@@ -34,8 +34,8 @@ from common import median, print_table, setup
 
 from cnfviz import default_config
 from cnfviz.runtime.backend import LocalBackend, RayBackend
-from cnfviz.runtime.cluster import start_loopback_head
 from cnfviz.runtime.job import JobSlots
+from cnfviz.runtime.ray.cluster import start_loopback_head
 from cnfviz.runtime.scheduler import Scheduler
 from cnfviz.ui.views import POLL_SECONDS
 

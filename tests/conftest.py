@@ -9,6 +9,10 @@ import torch
 
 _browser_outcomes: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0}
 
+# The app's runs train in this process during tests (fast AppTests, no worker processes to start); the tests
+# of the process backend, and one AppTest on it (tests/runtime/test_process.py), build theirs explicitly.
+os.environ.setdefault("CNFVIZ_BACKEND", "local")
+
 
 @pytest.fixture(autouse=True)
 def _single_thread():

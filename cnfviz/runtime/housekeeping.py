@@ -1,5 +1,6 @@
 """Process housekeeping for many runs in one server: CPU threads shared between runs, native thread
-names, handing freed memory back to the system, and warming torch up before the first run."""
+names, handing freed memory back to the system, and warming torch up before the first run (the one
+warm-up: :func:`warm_up`; a server's start-up is :func:`cnfviz.runtime.server.warm_server`)."""
 
 from __future__ import annotations
 
@@ -95,13 +96,20 @@ def configure_threads(concurrent_jobs: int = 1, reserve: int = 1) -> int:
 
 
 def warm_up() -> None:
-    """Pay torch's one-time costs now: the first optimizer imports ``torch._dynamo`` (about 1-2 s).
+    """Pay torch's one-time costs now, so that no run pays them in its first iteration: train a tiny flow for
+    two iterations. The first optimizer step imports ``torch._dynamo`` and with it some 800 modules (sympy
+    among them), about 1-2 s on a quiet machine and far more when several first runs race for its import lock.
 
-    The app calls this in the background at start-up, so the first Train click starts at once.
+    The CLI, the sweep, every worker process and :func:`cnfviz.runtime.server.warm_server` call it; a second
+    call costs a few milliseconds.
     """
-    import torch._dynamo
+    import torch._dynamo  # what torch.optim imports lazily, under the import lock
 
-    w = torch.zeros(2, requires_grad=True)
-    opt = torch.optim.Adam([w], lr=0.1)
-    (w * 2).sum().backward()
-    opt.step()
+    from ..training.config import TrainConfig
+    from ..training.trainer import Trainer
+
+    config = TrainConfig(target="normal", model={"hidden": (4,)}, adam_iters=2, batch_size=16, n_test=10, eval_every=0)
+    threads = torch.get_num_threads()
+    Trainer(config).run(final_metrics=False)
+    if torch.get_num_threads() != threads:  # (a trainer may pin its own)
+        torch.set_num_threads(threads)

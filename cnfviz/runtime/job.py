@@ -148,6 +148,10 @@ class Snapshot:
     ``nfe_iter`` (forward NFE of each iteration), ``elapsed`` (each (n,)) and ``test_iteration``,
     ``test_nll`` (each (k,)) to arrays. ``visuals_version`` changes only when ``visuals`` does, so a
     UI can redraw heavy figures only then.
+
+    ``paused`` (the run waits for Resume or Step), ``stopping`` (Stop was pressed and the run has not ended
+    yet) and ``can_continue`` (it ended done or stopped and Continue may train it on) are what the buttons
+    need, so a page never reaches into the job's trainer, wherever the run trains.
     """
 
     job_id: str
@@ -170,6 +174,9 @@ class Snapshot:
     notes: tuple[str, ...]
     config: TrainConfig
     loaded: bool = False  # an evaluate-only job: a checkpoint's model, not trained here
+    paused: bool = False
+    stopping: bool = False
+    can_continue: bool = False
 
     @property
     def active(self) -> bool:
@@ -292,6 +299,10 @@ class TrainingJob:
             self._abort.set()
         self._cancel.set()
         self.trainer.stop()
+
+    def close(self) -> None:
+        """Let go of the run: stop it without its final metrics (nobody will look at it again)."""
+        self.stop(evaluate=False)
 
     def suspend(self) -> None:
         """End the worker thread soon (within one evaluation of the dynamics) but keep everything needed to
@@ -427,6 +438,7 @@ class TrainingJob:
             log.loss.append(rec.loss)
             log.nll.append(rec.nll)
             log.nfe.append(rec.nfe_forward)
+            log.nfe_iter.append(rec.nfe_iter)
             log.elapsed.append(rec.elapsed)
             if rec.test_nll is not None:
                 log.test_iteration.append(rec.iteration)
@@ -521,7 +533,8 @@ class TrainingJob:
             last = self._last
             state, reason = self._state, self._reason
             visuals, version, metrics = self._visuals, self._visuals_version, self._metrics
-        if state == "running" and self.trainer.paused:
+        paused, stopping = self.trainer.paused, self.trainer.stopping
+        if state == "running" and paused:
             state = "paused"
         total = self.config.adam_iters + self.config.lbfgs_iters
         iteration = last.iteration if last else 0
@@ -553,6 +566,25 @@ class TrainingJob:
             notes=tuple(self.trainer.notes),
             config=self.config,
             loaded=self.evaluate_only,
+            paused=paused and state in ("queued", "running", "paused"),
+            stopping=stopping and state in ("queued", "running", "paused"),
+            can_continue=self.can_continue,
+        )
+
+    def change_key(self) -> tuple[Any, ...]:
+        """A cheap tuple that changes whenever :meth:`snapshot` would tell something new (a new history row,
+        new plots, a new state or control flag, the end): a host pushes a snapshot only when it moved."""
+        return (
+            len(self._log.iteration),
+            len(self._log.test_iteration),
+            self._visuals_version,
+            self._state,
+            self._result is not None,
+            self._metrics is not None,
+            self.trainer.paused,
+            self.trainer.stopping,
+            self._thread.is_alive(),
+            len(self.trainer.notes),
         )
 
 

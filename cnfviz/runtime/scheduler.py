@@ -10,15 +10,19 @@ thread as before. The cores are shared between the stacks and the solo runs, nev
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 
+from ..targets import Target
+from ..training.config import TrainConfig
+from ..training.device import resolve_device
 from .housekeeping import configure_threads
 from .job import JobSlots
 from .stack import StackGroup, stack_key
 
-__all__ = ["DEFAULT_CAPACITY", "Scheduler"]
+__all__ = ["DEFAULT_CAPACITY", "Scheduler", "planned_stack_key"]
 
 DEFAULT_CAPACITY = 32
 """Runs admitted at once by default: a class of 30 and its teacher."""
@@ -141,3 +145,30 @@ class Scheduler(JobSlots):
         """Rounds run, run-iterations trained in stacks, and the largest round, so far."""
         with self._lock:
             return {"rounds": self._rounds, "run_iterations": self._run_iterations, "largest_round": self._largest}
+
+
+def planned_stack_key(config: TrainConfig, target: Target, *, evaluate_only: bool = False) -> tuple[Any, ...] | None:
+    """The :func:`~cnfviz.runtime.stack.stack_key` the run's trainer will have, from its config and target, without
+    building the run; None when it cannot stack (it then trains alone).
+
+    The device is this machine's guess (``auto`` on a CPU-only client says ``cpu``): it only groups runs,
+    and the host's scheduler stacks by the real key, so a wrong guess costs speed, never results.
+
+    Example:
+        >>> from cnfviz import default_config, make_target
+        >>> cfg = default_config("moons")
+        >>> planned_stack_key(cfg, make_target("moons"))[:3]
+        (2, (64, 64, 64), 'tanh')
+        >>> planned_stack_key(cfg.replace(solver={"method": "dopri5"}), make_target("moons")) is None
+        True
+    """
+    if evaluate_only:
+        return None  # it trains nothing
+    trainer = SimpleNamespace(
+        config=config,
+        train_solver=config.solver,
+        target=target,
+        train_data=None if config.n_train is None else range(config.n_train),  # only its length is read
+        device=resolve_device(config.device),
+    )
+    return stack_key(trainer)

@@ -110,9 +110,9 @@ def run_buttons(
     job = holder.get(prefix)
     snap = job.snapshot() if job is not None else None
     active = snap is not None and snap.active
-    paused = active and job.trainer.paused
-    stopping = active and job.trainer.stopping
-    can_continue = job is not None and not active and job.can_continue
+    paused = active and snap.paused
+    stopping = active and snap.stopping
+    can_continue = snap is not None and not active and snap.can_continue
     # One row that wraps only on a narrow screen: buttons as wide as their labels.
     row = st.container(horizontal=True, gap="small", key=_k(prefix, "buttons"))
     cols = [row] * (6 + len(tools))

@@ -119,7 +119,7 @@ def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool]:
 
 
 def _status(prefix: str, holder: JobHolder) -> None:
-    job, snap = _snapshot(holder, prefix)
+    _, snap = _snapshot(holder, prefix)
     drawn = st.session_state.get(f"{prefix}__drawn")
     if drawn is not None and drawn[1] and _poll_mode(snap) != drawn:
         # The run ended (or was replaced, left the queue, or is old enough for the slower polling): a full
@@ -127,7 +127,7 @@ def _status(prefix: str, holder: JobHolder) -> None:
         st.rerun()
     render_status(
         snap,
-        stopping=bool(job is not None and snap is not None and snap.active and job.trainer.stopping),
+        stopping=bool(snap is not None and snap.active and snap.stopping),
         capacity=job_slots().capacity,
     )
 

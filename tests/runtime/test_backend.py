@@ -41,6 +41,7 @@ def test_importing_cnfviz_and_the_app_session_does_not_import_ray():
         "from cnfviz.ui.session import job_backend; print(job_backend().name, 'ray' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k != "CNFVIZ_RAY_ADDRESS"}
+    env["CNFVIZ_BACKEND"] = "local"  # (the process backend's workers import no Ray either: see test_process)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["local", "False"]
@@ -66,8 +67,10 @@ def test_run_record_of_a_run_still_going_says_its_state():
 
 
 def test_unknown_backend_lists_the_choices():
-    assert BACKENDS == ("local", "ray")
-    with pytest.raises(ConfigError, match=r"backend: invalid value \"dask\". Must be one of \['local', 'ray'\]"):
+    assert BACKENDS == ("local", "process", "ray")
+    with pytest.raises(
+        ConfigError, match=r"backend: invalid value \"dask\". Must be one of \['local', 'process', 'ray'\]"
+    ):
         make_backend("dask")
 
 
@@ -109,11 +112,11 @@ def test_app_falls_back_to_this_server_when_the_cluster_does_not_answer(monkeypa
     from tests.apptest import TRAIN, fresh_caches  # noqa: F401 - an autouse fixture
 
     address = f"127.0.0.1:{_free_port()}"
-    backend, notice = session._choose_backend({"CNFVIZ_RAY_ADDRESS": address})
+    backend, notice = session._choose_backend({"CNFVIZ_RAY_ADDRESS": address, "CNFVIZ_BACKEND": "local"})
     assert backend.name == "local"
     assert notice.startswith(f"cannot reach the Ray cluster at {address}")
     assert notice.endswith("Runs train on this server instead.")
-    assert session._choose_backend({})[1] is None
+    assert session._choose_backend({"CNFVIZ_BACKEND": "local"})[1] is None
     monkeypatch.setitem(_page_session(), "_backend", [(backend, notice)])
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     assert not at.exception, at.exception
@@ -139,7 +142,7 @@ def test_the_app_chooses_its_backend_once_per_process(monkeypatch):
 
 def test_the_planned_stack_key_is_the_key_the_actors_scheduler_will_find():
     from cnfviz import Trainer, make_target
-    from cnfviz.runtime.cluster_stacks import planned_stack_key
+    from cnfviz.runtime.scheduler import planned_stack_key
     from cnfviz.runtime.stack import stack_key
 
     base = default_config("moons", adam_iters=2, eval_every=0, n_test=50)

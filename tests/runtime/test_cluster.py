@@ -22,8 +22,9 @@ import torch
 
 from cnfviz import FFJORD, default_config
 from cnfviz.runtime.backend import LocalBackend, RayBackend, run_record
-from cnfviz.runtime.cluster import start_loopback_head
-from cnfviz.runtime.cluster_stacks import StackedRayJob
+from cnfviz.runtime.holder import JobHolder, ParkingLot
+from cnfviz.runtime.ray.cluster import start_loopback_head
+from cnfviz.runtime.ray.cluster_stacks import StackedRayJob
 from cnfviz.runtime.scheduler import Scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +96,7 @@ def test_the_head_binds_and_talks_on_loopback_only(ray_address, backend):
 _OWN_HEAD = """
 import json, os, socket, struct
 import ray
-from cnfviz.runtime.cluster import connect
+from cnfviz.runtime.ray.cluster import connect
 
 def tree(root):
     kids = {}
@@ -146,7 +147,7 @@ ray.shutdown()
 def test_a_head_connect_starts_listens_on_loopback_only(tmp_path):
     import tempfile
 
-    from cnfviz.runtime.cluster import SINGLE_NODE_ENV
+    from cnfviz.runtime.ray.cluster import SINGLE_NODE_ENV
 
     # No cluster to join: no RAY_ADDRESS, and a temp dir (short: it holds Unix sockets) with no `ray start` in it.
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", SINGLE_NODE_ENV)}
@@ -170,8 +171,14 @@ def test_connect_to_a_head_ray_start_wrote_down_and_that_is_gone_names_it(tmp_pa
     (tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")  # what `ray start` leaves
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(PYTHONPATH=str(ROOT), RAY_TMPDIR=str(tmp))
-    code = (
-        "from cnfviz.runtime.cluster import connect\ntry:\n    connect(None)\nexcept Exception as err:\n    print(err)"
+    code = "\n".join(
+        [
+            "from cnfviz.runtime.ray import cluster",
+            "try:",
+            "    cluster.connect(None)",
+            "except Exception as e:",
+            "    print(e)",
+        ]
     )
     run = [sys.executable, "-c", code]
     out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
@@ -243,7 +250,7 @@ def test_polls_are_incremental_and_controls_reach_a_training_actor(backend):
         np.testing.assert_array_equal(full, np.arange(1, len(full) + 1))
 
         job.pause()
-        assert job.snapshot().state == "paused" and job.trainer.paused
+        assert job.snapshot().state == "paused" and job.snapshot().paused
         frozen = job.snapshot().iteration
         job.step()
         _wait(lambda: job.snapshot().iteration == frozen + 1)
@@ -251,7 +258,7 @@ def test_polls_are_incremental_and_controls_reach_a_training_actor(backend):
         _wait(lambda: job.snapshot().iteration > frozen + 3)
         before = job.snapshot()
         job.stop()
-        assert job.trainer.stopping  # acknowledged by the actor while its run trained
+        assert job.snapshot().stopping  # shown at once, and acknowledged by the actor while its run trained
         job.join(60)
         after = job.snapshot()
         assert after.state == "stopped" and after.reason == "stopped by the user"
@@ -383,7 +390,7 @@ def test_a_stack_actor_stops_its_runs_apart_and_its_death_fails_them_all_alone(r
 
         # Pause and Step are per run too: the paused run holds still while its stack-mate trains.
         a3.pause()
-        assert a3.snapshot().state == "paused" and a3.trainer.paused
+        assert a3.snapshot().state == "paused" and a3.snapshot().paused
         n2 = a2.snapshot().iteration
         _wait(lambda: a2.snapshot().iteration > n2 + 1)  # a3's iteration in flight at the pause has ended
         frozen, n2 = a3.snapshot().iteration, a2.snapshot().iteration
@@ -445,7 +452,6 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import cnfviz.ui.session as session
     from tests.apptest import TRAIN, wait_for
 
     class Recording(RayBackend):
@@ -474,11 +480,11 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
     assert not at.exception, at.exception
 
     # A dropped connection: the run is suspended on its actor, and continues when the tab comes back.
-    holder = session.JobHolder(None, backend)
+    holder = JobHolder(None, backend)
     live = holder.start(_long_config())
     _wait(lambda: live.snapshot().iteration >= 1)
     pid = live.placement()["worker_pid"]
-    lot = session.ParkingLot(grace=600)
+    lot = ParkingLot(grace=600)
     lot.park("tab", holder)
     _wait(lambda: live.snapshot().state == "suspended")
     n = live.snapshot().iteration
@@ -487,7 +493,7 @@ def test_app_trains_on_the_cluster_and_a_closed_tab_frees_its_actor(backend, mon
     _wait(lambda: live.snapshot().iteration > n + 2)
     assert live.snapshot().state == "running" and live.placement()["worker_pid"] == pid
     # A closed tab: its holder is parked, and when the grace runs out its actor is killed.
-    lot = session.ParkingLot(grace=0.5)
+    lot = ParkingLot(grace=0.5)
     lot.park("tab", holder)
     _wait(lambda: len(lot) == 0, timeout=30)
     lot.clear()

@@ -22,9 +22,9 @@ import torch
 from cnfviz import FFJORD, ModelConfig, SolverConfig, TrainConfig, Trainer
 from cnfviz.flow import ffjord
 from cnfviz.flow.solver import SolverError, SolverInterrupted
+from cnfviz.runtime.holder import JobHolder, ParkingLot
 from cnfviz.runtime.job import JobSlots, TrainingJob
 from cnfviz.training.trainer import load_weights
-from cnfviz.ui.session import JobHolder, ParkingLot
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
 Locally a :class:`~cnfviz.runtime.scheduler.Scheduler` trains runs of one :func:`~cnfviz.runtime.stack.stack_key`
 together, as one batched model. On Ray the same happens inside an actor: a :class:`StackHost` holds a Scheduler and the
 runs' :class:`~cnfviz.TrainingJob` s, so a stacked run's numbers are the ones it gets in a local stack.
-Each run keeps its own client handle (:class:`StackedRayJob`, a :class:`~cnfviz.runtime.cluster.RayJob` whose calls
+Each run keeps its own client handle (:class:`StackedRayJob`, a :class:`~cnfviz.runtime.ray.cluster.RayJob` whose calls
 name the run), with its own controls and incremental polls: stopping one run of a stack leaves the others
 training, and one run's failure is its own. A killed actor fails every run it held, each with its last
 snapshot.
@@ -11,27 +11,22 @@ snapshot.
 The backend's :class:`StackPool` keeps one open actor per stack key: a new run joins it until it holds
 ``size`` live runs, then a new actor opens for that key; an actor with no live run left is let go (which
 frees its CPU). Runs that cannot stack (an adaptive solver, a loaded model that is only evaluated...) keep
-an actor of their own (:class:`~cnfviz.runtime.cluster.RayJob`).
+an actor of their own (:class:`~cnfviz.runtime.ray.cluster.RayJob`).
 
 Ray is imported inside the functions here, never at import time.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
-from types import SimpleNamespace
 from typing import Any
 
-import torch
-
-from ..targets import Target
-from ..training.config import TrainConfig
-from ..training.device import resolve_device
-from .cluster import HostedRun, RayJob, worker_setup
-from .scheduler import Scheduler
-from .stack import stack_key
+from ...targets import Target
+from ...training.config import TrainConfig
+from ..hosted import RunStack
+from ..scheduler import planned_stack_key
+from .cluster import RayJob, worker_setup
 
 __all__ = [
     "DEFAULT_STACK_SIZE",
@@ -49,42 +44,10 @@ once"): beyond that, a class's runs are better spread over more of the cluster's
 STACK_SIZE_ENV = "CNFVIZ_RAY_STACK_SIZE"
 """The environment variable that sets :data:`DEFAULT_STACK_SIZE` for the app and the CLI (1: no stacking)."""
 
-_FIND_RUN_SECONDS = 30.0
 
-
-def planned_stack_key(config: TrainConfig, target: Target, *, evaluate_only: bool = False) -> tuple[Any, ...] | None:
-    """The :func:`~cnfviz.runtime.stack.stack_key` the run's trainer will have, from its config and target, without
-    building the run; None when it cannot stack (it then trains in an actor of its own).
-
-    The device is this machine's guess (``auto`` on a CPU-only client says ``cpu``): it only groups runs,
-    and the actor's scheduler stacks by the real key, so a wrong guess costs speed, never results.
-
-    Example:
-        >>> from cnfviz import default_config, make_target
-        >>> cfg = default_config("moons")
-        >>> planned_stack_key(cfg, make_target("moons"))[:3]
-        (2, (64, 64, 64), 'tanh')
-        >>> planned_stack_key(cfg.replace(solver={"method": "dopri5"}), make_target("moons")) is None
-        True
-    """
-    if evaluate_only:
-        return None  # it trains nothing
-    trainer = SimpleNamespace(
-        config=config,
-        train_solver=config.solver,
-        target=target,
-        train_data=None if config.n_train is None else range(config.n_train),  # only its length is read
-        device=resolve_device(config.device),
-    )
-    return stack_key(trainer)
-
-
-class StackHost:
-    """The body of a stack's Ray actor: a :class:`~cnfviz.runtime.scheduler.Scheduler` and the runs it stacks,
-    by run id.
-
-    Every method but :meth:`add` names its run first. Calls to a threaded actor may run out of order, so a
-    call that overtakes its run's :meth:`add` waits for it (up to 30 s).
+class StackHost(RunStack):
+    """The body of a stack's Ray actor: a :class:`~cnfviz.runtime.hosted.RunStack` (a Scheduler and the runs it
+    stacks, by run id) in a process that Ray started.
 
     Arguments:
         threads: torch threads, pinned (the CPUs the actor holds).
@@ -92,86 +55,7 @@ class StackHost:
     """
 
     def __init__(self, threads: int, capacity: int) -> None:
-        self._where = worker_setup(threads)
-        self.scheduler = Scheduler(capacity, threads=max(1, threads))
-        self._runs: dict[str, HostedRun] = {}
-        self._cond = threading.Condition()
-
-    def add(
-        self, run_id: str, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Build a run in this actor (not started); where it trains, with ``error`` if it could not be built."""
-        run = HostedRun(config, target, {**job_kwargs, "slots": self.scheduler}, self._where)
-        with self._cond:
-            self._runs[run_id] = run
-            self._cond.notify_all()
-        return {**run.where, "error": run.error}
-
-    def drop(self, run_id: str) -> None:
-        """Forget a run whose client has all of it, or that was closed: stopped at once if it still trains."""
-        with self._cond:
-            run = self._runs.pop(run_id, None)
-        if run is not None and run.job is not None and run.job.alive:
-            run.job.stop(evaluate=False)
-
-    def where(self) -> dict[str, Any]:
-        return dict(self._where)
-
-    def stack_sizes(self) -> list[int]:
-        """Runs in each of this actor's live stacks (see :meth:`cnfviz.runtime.scheduler.Scheduler.stack_sizes`)."""
-        return self.scheduler.stack_sizes()
-
-    def stats(self) -> dict[str, int]:
-        """This actor's stacked rounds so far (see :meth:`cnfviz.runtime.scheduler.Scheduler.stats`), and the runs it
-        holds."""
-        with self._cond:
-            held = len(self._runs)
-        return {**self.scheduler.stats(), "runs": held}
-
-    def start(self, run_id: str) -> None:
-        self._run(run_id).start()
-
-    def stop(self, run_id: str, evaluate: bool = True) -> None:
-        self._run(run_id).stop(evaluate)
-
-    def pause(self, run_id: str) -> None:
-        self._run(run_id).pause()
-
-    def resume(self, run_id: str) -> None:
-        self._run(run_id).resume()
-
-    def step(self, run_id: str) -> None:
-        self._run(run_id).step()
-
-    def suspend(self, run_id: str) -> None:
-        self._run(run_id).suspend()
-
-    def proceed(self, run_id: str) -> bool:
-        return self._run(run_id).proceed()
-
-    def update_config(self, run_id: str, config: TrainConfig) -> None:
-        self._run(run_id).update_config(config)
-
-    def join(self, run_id: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the run's thread; True while it is still alive."""
-        return self._run(run_id).join(timeout)
-
-    def weights(self, run_id: str) -> dict[str, torch.Tensor]:
-        return self._run(run_id).weights()
-
-    def poll(self, run_id: str, have: Mapping[str, Any]) -> dict[str, Any]:
-        """The run's snapshot with only what the client lacks (see :meth:`cnfviz.runtime.cluster.HostedRun.poll`)."""
-        try:
-            run = self._run(run_id)
-        except LookupError as err:
-            return {"error": f"RuntimeError: {err}"}
-        return run.poll(have)
-
-    def _run(self, run_id: str) -> HostedRun:
-        with self._cond:
-            if not self._cond.wait_for(lambda: run_id in self._runs, timeout=_FIND_RUN_SECONDS):
-                raise LookupError(f"no run {run_id} in the stack actor (pid {os.getpid()})")
-            return self._runs[run_id]
+        super().__init__(threads, capacity, worker_setup(threads))
 
 
 class _Stack:
@@ -290,7 +174,7 @@ class StackPool:
 class StackedRayJob(RayJob):
     """A run in a stack actor (:class:`StackHost`), driven and observed like a :class:`~cnfviz.TrainingJob`.
 
-    The same handle as :class:`~cnfviz.runtime.cluster.RayJob` (polls, controls, faults, the local model copy), with
+    The same handle as :class:`~cnfviz.runtime.ray.cluster.RayJob` (polls, controls, faults, the local model copy), with
     every call naming this run in the shared actor. When the run has ended and all of it is on the client,
     or it is closed, it leaves the actor (which other runs may still use) instead of killing it. Build it
     through :meth:`StackPool.submit`.

@@ -2,7 +2,7 @@
 
 Ray is imported inside the functions here, never at import time, so that the package (and its doctests)
 work without the ``ray`` extra. Runs of one shape share an actor and train as one stack instead
-(:mod:`cnfviz.runtime.cluster_stacks`, built on :class:`HostedRun` and :class:`RayJob` from here).
+(:mod:`cnfviz.runtime.ray.cluster_stacks`, built on :class:`~cnfviz.runtime.hosted.HostedRun` and :class:`RayJob`).
 
 The actor (:class:`RunHost`) runs the very same :class:`~cnfviz.TrainingJob` as the local backend, in a
 thread of its own process, so its results match a local run's. Its methods are all quick (none waits for
@@ -25,23 +25,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 
-from .._validation import ConfigError
-from ..flow.ffjord import FFJORD
-from ..targets import Target
-from ..training.config import TrainConfig
-from ..training.trainer import TrainResult, build_target
-from .backend import ClusterUnreachable
-from .housekeeping import warm_up
-from .job import Snapshot, TrainingJob
+from ..._validation import ConfigError
+from ...flow.ffjord import FFJORD
+from ...targets import Target
+from ...training.config import TrainConfig
+from ...training.trainer import TrainResult, build_target, live_update
+from ..core import WORKER_DIED_REASON, ClusterUnreachable
+from ..hosted import HostedRun, empty_history, merge_history
+from ..housekeeping import warm_up
+from ..job import Snapshot
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "DIED_REASON",
     "SINGLE_NODE_ENV",
-    "HostedRun",
     "RayJob",
     "RunHost",
     "connect",
@@ -53,7 +52,7 @@ __all__ = [
 CONNECT_TIMEOUT = 3.0
 """Seconds to wait for the head's port to answer before giving up on an address (Ray itself retries for
 minutes)."""
-DIED_REASON = "the Ray worker training this run ({where}) died: {why}; kept its last snapshot"
+DIED_REASON = WORKER_DIED_REASON
 
 SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to ``0``, Ray runs as one machine on 127.0.0.1 only. Its ``--node-ip-address=127.0.0.1`` (and
@@ -61,16 +60,6 @@ SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 primary IP, so a local head would bind and talk on a private-range address."""
 
 _ACTIVE = ("queued", "running", "paused")
-_HISTORY_DTYPES = {
-    "iteration": np.int64,
-    "loss": np.float64,
-    "nll": np.float64,
-    "nfe": np.int64,
-    "nfe_iter": np.int64,
-    "elapsed": np.float64,
-    "test_iteration": np.int64,
-    "test_nll": np.float64,
-}
 _ids = itertools.count(1)
 _connect_lock = threading.Lock()
 _address: list[str] = []  # the one cluster this process talks to, once connected
@@ -202,101 +191,6 @@ def _same_address(a: str, b: str) -> bool:
     return a_port == b_port and (a_host == b_host or a_host.startswith("127."))
 
 
-class HostedRun:
-    """One run inside an actor: its :class:`~cnfviz.TrainingJob`, its controls, and incremental polls.
-
-    Never raises from its constructor: an error building the run (a bad config) is kept as :attr:`error`
-    and handed to the client, so it can be raised there with its own type and message. The actors
-    (:class:`RunHost`, one run; :class:`cnfviz.runtime.cluster_stacks.StackHost`, a stack) delegate to it.
-    """
-
-    def __init__(
-        self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any], where: Mapping[str, Any]
-    ) -> None:
-        self.where = dict(where)
-        self.error: Exception | None = None
-        # Calls to a threaded actor may run out of order: a join or poll that overtakes start() must not
-        # report a run that is about to start as over.
-        self._launched = threading.Event()
-        self.job: TrainingJob | None = None
-        try:
-            self.job = TrainingJob(config, target=target, **job_kwargs)
-            self.where["device"] = str(self.job.trainer.device)
-        except Exception as err:
-            self.error = err
-
-    def start(self) -> None:
-        self._job().start()
-        self._launched.set()
-
-    def stop(self, evaluate: bool = True) -> None:
-        self._job().stop(evaluate=evaluate)
-
-    def pause(self) -> None:
-        self._job().pause()
-
-    def resume(self) -> None:
-        self._job().resume()
-
-    def step(self) -> None:
-        self._job().step()
-
-    def suspend(self) -> None:
-        self._job().suspend()
-
-    def proceed(self) -> bool:
-        return self._job().proceed()
-
-    def update_config(self, config: TrainConfig) -> None:
-        self._job().update_config(config)
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the run's thread; True while it is still alive."""
-        job = self._job()
-        deadline = time.monotonic() + timeout
-        if not self._launched.wait(timeout):
-            return True
-        job.join(max(0.0, deadline - time.monotonic()))
-        return job.alive
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self._job().model.state_dict().items()}
-
-    def poll(self, have: Mapping[str, Any]) -> dict[str, Any]:
-        """The run's snapshot with only what the client lacks, as ``have`` describes it: the history past
-        ``have["lengths"]`` (entries per key), the plots if their version is not ``have["visuals_version"]``,
-        the weights if the (plots version, state) moved on from ``have["weights_key"]``, the result once the
-        run has ended (unless ``have["result"]``), and where it trains (unless ``have["where"]``).
-
-        A run that could not be built answers ``{"error": "..."}``.
-        """
-        if self.job is None:
-            return {"error": f"{type(self.error).__name__}: {self.error}"}
-        job = self.job
-        # Read before the snapshot: a run that ends between the two is polled once more.
-        alive = job.alive or not self._launched.is_set()
-        snap = job.snapshot()
-        lengths = have.get("lengths", {})
-        history = {k: v[lengths.get(k, 0) :] for k, v in snap.history.items()}
-        visuals = snap.visuals if snap.visuals_version != have.get("visuals_version") else None
-        key = (snap.visuals_version, snap.state)
-        return {
-            "snapshot": replace(snap, history=history, visuals=visuals),
-            "alive": alive,
-            "paused": job.trainer.paused,
-            "stopping": job.trainer.stopping,
-            "weights_key": key,
-            "weights": self.weights() if key != have.get("weights_key") else None,
-            "result": job.result if not alive and not have.get("result") else None,
-            "where": None if have.get("where") else self.where,
-        }
-
-    def _job(self) -> TrainingJob:
-        if self.job is None:
-            raise RuntimeError(f"the run could not be built: {self.error}")
-        return self.job
-
-
 def worker_setup(threads: int) -> dict[str, Any]:
     """Prepare an actor's process for training with ``threads`` torch threads; returns where it is
     (``worker_pid``, ``node_id``, ``node``, ``actor_id``)."""
@@ -383,14 +277,6 @@ def _remote_class() -> Any:
         return _actor_class[0]
 
 
-class _Controls:
-    """The ``trainer.paused`` / ``trainer.stopping`` flags pages read, as of the handle's latest poll."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self.stopping = False
-
-
 class RayJob:
     """A run in a Ray actor, driven and observed like a :class:`~cnfviz.TrainingJob`.
 
@@ -405,7 +291,7 @@ class RayJob:
             ``failed`` with the error as its reason.
         poll_timeout: the longest :meth:`snapshot` waits for a fresh poll before it returns the latest one.
         recycle: called with this run's actor when the run has ended normally; True if it took the actor
-            (to host another run, see :meth:`RayBackend._recycle <cnfviz.runtime.backend.RayBackend>`), else the
+            (to host another run, see :meth:`RayBackend._recycle <cnfviz.runtime.ray.backend.RayBackend>`), else the
             actor is killed.
 
     A worker that dies (killed, out of memory, its node lost) ends the run ``failed``; its last snapshot,
@@ -440,10 +326,10 @@ class RayJob:
         kwargs = dict(job_kwargs or {})
         self.evaluate_only = bool(kwargs.get("evaluate_only", False))
         self.poll_timeout = poll_timeout
-        self.trainer = _Controls()
+        self._paused = self._stopping = False  # as asked here, until the actor's next poll says
         self._target: Target | None = target
         self._lock = threading.RLock()
-        self._history = {k: np.empty(0, dtype=d) for k, d in _HISTORY_DTYPES.items()}
+        self._history = empty_history()
         self._visuals = None
         self._visuals_version = 0
         self._weights: dict[str, torch.Tensor] | None = None
@@ -501,19 +387,23 @@ class RayJob:
 
     def stop(self, *, evaluate: bool = True) -> None:
         """Ask the run to stop after the current iteration (``evaluate=False``: skip the final metrics)."""
-        self.trainer.stopping = True
+        self._stopping = True
+        self._show(stopping=True)
         self._call("stop", evaluate)
 
     def pause(self) -> None:
-        self.trainer.paused = True
+        self._paused = True
+        self._show(paused=True)
         self._call("pause")
 
     def resume(self) -> None:
-        self.trainer.paused = False
+        self._paused = False
+        self._show(paused=False)
         self._call("resume")
 
     def step(self) -> None:
-        self.trainer.paused = True
+        self._paused = True
+        self._show(paused=True)
         self._call("step")
 
     def suspend(self) -> None:
@@ -530,7 +420,11 @@ class RayJob:
     def update_config(self, config: TrainConfig) -> None:
         """Apply a new learning rate or λ weights from the next iteration on, in the actor (see
         :meth:`~cnfviz.TrainingJob.update_config`)."""
+        if not live_update(self.config, config):  # refused here: an error in the actor would read as its death
+            raise ValueError("only the learning rate and the λ weights can change during a run")
         self._call("update_config", config)
+        with self._lock:
+            self.config = config
 
     @property
     def can_continue(self) -> bool:
@@ -687,9 +581,7 @@ class RayJob:
         if data["where"]:
             self._where = dict(data["where"])
         snap: Snapshot = data["snapshot"]
-        for k, part in snap.history.items():
-            if len(part):
-                self._history[k] = np.concatenate([self._history[k], part])
+        self._history = merge_history(self._history, snap.history)
         if snap.visuals is not None:
             self._visuals = snap.visuals
         self._visuals_version = snap.visuals_version
@@ -697,13 +589,28 @@ class RayJob:
             self._weights, self._weights_key = data["weights"], data["weights_key"]
         if data["result"] is not None:
             self._result = data["result"]
-        self.trainer.paused, self.trainer.stopping = data["paused"], data["stopping"]
+        self._paused, self._stopping = snap.paused, snap.stopping
         self._alive = data["alive"]
         self._snap = replace(
-            snap, job_id=self.job_id, history=dict(self._history), visuals=self._visuals, config=self.config
+            snap,
+            job_id=self.job_id,
+            history=dict(self._history),
+            visuals=self._visuals,
+            config=self.config,
+            can_continue=False,  # see can_continue
         )
         if not self._alive and snap.state in ("done", "stopped", "failed") and self._result is not None:
             self._release(ray, recycle=True)  # all of it is here now: free the actor's CPU on the cluster
+
+    def _show(self, **flags: bool) -> None:
+        """Show a control in the snapshot at once, before the actor's next poll confirms it."""
+        with self._lock:
+            snap = self._snap
+            if snap.state in _ACTIVE:
+                state = snap.state
+                if "paused" in flags and state in ("running", "paused"):
+                    state = "paused" if flags["paused"] else "running"
+                self._snap = replace(snap, state=state, **flags)
 
     def _fetch_weights(self) -> None:
         import ray
@@ -759,9 +666,9 @@ class RayJob:
                 self._fail(error)
                 self._release(ray)
                 return True
-            if self.trainer.paused:
+            if self._paused:
                 actor.pause.remote()
-            if self.trainer.stopping:
+            if self._stopping:
                 actor.stop.remote(True)
             if self._started:
                 actor.start.remote()
