@@ -198,7 +198,7 @@ class LossCursor:
 
 def status_payload(snap: Any) -> dict[str, Any]:
     """The status line a page shows while a run is active: the same words as its server-drawn status row."""
-    from .status import progress_text, progress_value, run_total
+    from .status import _figures, progress_text, progress_value, run_total
 
     stopping = bool(getattr(snap, "stopping", False))
     eta = snap.eta_seconds
@@ -213,7 +213,15 @@ def status_payload(snap: Any) -> dict[str, Any]:
         "notes": list(snap.notes),
         "text": progress_text(snap, stopping=stopping),
         "value": round(float(progress_value(snap)), 4),
+        # The figures line under the bar ("**Loss** 2.31 · **NFE** ..."), as its words and bold parts.
+        "figures": [[part, bold] for part, bold in _bold_parts(_figures(snap))],
     }
+
+
+def _bold_parts(markdown: str) -> list[tuple[str, bool]]:
+    """``"**Loss** 2.3 · **NFE** 4"`` → ``[("Loss", True), (" 2.3 · ", False), ("NFE", True), (" 4", False)]``."""
+    pieces = markdown.split("**")
+    return [(piece, i % 2 == 1) for i, piece in enumerate(pieces) if piece]
 
 
 async def events(

@@ -125,7 +125,14 @@
       if (c[0] === "+") { grow.x.push(c[1]); grow.y.push(c[2]); growIdx.push(i); live.points += c[1].length; }
       else Plotly.restyle(div, { x: [c[1]], y: [c[2]] }, [i]);
     });
-    if (growIdx.length) Plotly.extendTraces(div, grow, growIdx);
+    if (growIdx.length) {
+      Plotly.extendTraces(div, grow, growIdx);
+      // An empty chart says "no iterations yet" until its first points: they are here now.
+      const notes = (div.layout && div.layout.annotations) || [];
+      if (notes.some(function (a) { return /no iterations/.test(a.text || ""); })) {
+        Plotly.relayout(div, { annotations: notes.filter(function (a) { return !/no iterations/.test(a.text || ""); }) });
+      }
+    }
     live.iteration = data.iteration;
     document.body.dataset.points = String(live.points);
   }
@@ -146,6 +153,19 @@
     }
     const text = box.querySelector("[data-testid='stMarkdownContainer'] p") || box.querySelector("p");
     if (text) text.textContent = data.text;
+    // The figures line below the bar: rebuilt from words and bold parts (text nodes only, never HTML).
+    const root = window.parent.document.querySelector(".st-key-" + state.statusKey);
+    const lines = root ? root.querySelectorAll("[data-testid='stMarkdownContainer'] p") : [];
+    for (const line of lines) {
+      if (!/^Loss\b/.test(line.textContent) || !data.figures) continue;
+      const doc = line.ownerDocument;
+      line.replaceChildren(...data.figures.map(function (part) {
+        if (!part[1]) return doc.createTextNode(part[0]);
+        const b = doc.createElement("strong");
+        b.textContent = part[0];
+        return b;
+      }));
+    }
   }
 
   function askRerun(reason) {
