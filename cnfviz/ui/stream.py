@@ -233,10 +233,10 @@ async def events(
     tick: float = TICK_SECONDS,
     snapshot_in_thread: bool = True,
 ) -> AsyncIterator[bytes]:
-    """The stream of one binding: ``loss``, ``status``, ``visuals``, then ``rerun`` (the page must redraw) or
-    ``end`` (the run was discarded). ``lengths``: the points of each loss curve the client already drew;
-    ``visuals_version``: the pictures it already shows."""
-    from .views import live_specs, loss_curves
+    """The stream of one binding: ``loss``, ``lossfigure`` (a curve appeared), ``status``, ``visuals``, then
+    ``rerun`` (the page must redraw) or ``end`` (the run was discarded). ``lengths``: the points of each loss
+    curve the client already drew; ``visuals_version``: the pictures it already shows."""
+    from .views import live_specs, loss_chart_spec, loss_curves
 
     cursor = LossCursor(lengths)
     last_status: str | None = None
@@ -253,9 +253,13 @@ async def events(
         snap = await asyncio.to_thread(job.snapshot) if snapshot_in_thread else job.snapshot()
         names, curves = loss_curves(snap)
         if cursor.names is not None and names != cursor.names:
-            # A curve appeared (test NLL, LBFGS): the page redraws the chart with its new legend.
-            yield _sse("rerun", json.dumps({"reason": "curves"}))
-            return
+            # A curve appeared (test NLL, LBFGS): a new figure, drawn whole; then points again.
+            figure = await asyncio.to_thread(loss_chart_spec, snap, **bound.options)
+            cursor = LossCursor([len(x) for x, _ in curves])
+            cursor.last_x = [float(x[-1]) if len(x) else None for x, _ in curves]
+            cursor.names = names
+            yield _sse("lossfigure", figure)
+            last_sent = time.monotonic()
         cursor.names = names
         delta = cursor.delta(curves)
         if delta is not None:

@@ -57,6 +57,7 @@ __all__ = [
     "STEADY_POLL_SECONDS",
     "live_specs",
     "live_views",
+    "loss_chart_spec",
     "loss_curves",
     "metrics_rows",
     "refresh_costs",
@@ -222,6 +223,13 @@ def loss_curves(snap: Snapshot) -> tuple[tuple[str, ...], list[tuple[np.ndarray,
     lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
     names, curves, lbfgs = loss_series(snap.history, lbfgs_from=lbfgs_from)
     return (*names, *(("LBFGS",) if lbfgs else ())), curves
+
+
+def loss_chart_spec(snap: Snapshot, *, height: int, present: bool, overlay: bool = False) -> str:
+    """The loss chart's whole spec for ``snap`` (what the live channel sends when a curve appears)."""
+    cfg = snap.config
+    lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
+    return chart_spec(_loss_figure(snap, lbfgs_from, height, present))
 
 
 def _loss(prefix: str, holder: JobHolder, height: int, present: bool, live: dict[str, Any] | None = None) -> None:

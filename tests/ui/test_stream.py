@@ -26,7 +26,8 @@ from cnfviz.ui.live_chart import hashed_assets
 class ScriptedJob:
     """A job handle whose snapshot grows by ``step`` iterations on each read, from a real snapshot."""
 
-    def __init__(self, base, step: int = 3, finish_after: int | None = None) -> None:
+    def __init__(self, base, step: int = 3, finish_after: int | None = None, test_from: int | None = None) -> None:
+        self.test_from = test_from
         self.job_id = base.job_id
         self.base = base
         self.step = step
@@ -39,8 +40,9 @@ class ScriptedJob:
         it = np.arange(1, n + 1)
         history = {key: np.full(n, 16) for key in ("nfe", "nfe_iter")}
         history.update(iteration=it, nll=3.0 - it / 100.0, loss=3.0 - it / 100.0, elapsed=it / 10.0)
-        history["test_iteration"] = np.zeros(0, dtype=int)
-        history["test_nll"] = np.zeros(0)
+        tested = self.test_from is not None and self.reads >= self.test_from
+        history["test_iteration"] = np.array([n]) if tested else np.zeros(0, dtype=int)
+        history["test_nll"] = np.array([2.5]) if tested else np.zeros(0)
         state = "done" if self.finish_after is not None and self.reads > self.finish_after else "running"
         return dataclasses.replace(self.base, iteration=n, history=history, state=state, visuals=None)
 
@@ -174,6 +176,19 @@ def test_events_carry_new_points_only_with_rising_iterations(client, base_snapsh
     assert statuses[0]["iteration"] == 3 and statuses[0]["total"] >= 3
     assert {"its_per_sec", "eta", "paused", "stopping", "notes", "text", "value"} <= set(statuses[0])
     assert events[-1] == ("rerun", {"reason": "done"}), "the finished run asks its page to redraw once"
+
+
+def test_a_new_curve_comes_as_a_whole_figure_without_a_rerun(client, base_snapshot):
+    holder = Holder()
+    holder.jobs["train"] = ScriptedJob(base_snapshot, step=2, finish_after=5, test_from=3)
+    token = stream.stream_token(holder, "train", base_snapshot, height=300, present=False, overlay=False)
+    events = client.get(f"{stream.STREAM_PREFIX}/{token}?n=0&v=-1").events()
+    names = [name for name, _ in events]
+    assert names.count("lossfigure") == 1 and names[-1] == "rerun" and names.count("rerun") == 1
+    figure = next(d for name, d in events if name == "lossfigure")["figure"]
+    assert "test NLL" in [t.get("name") for t in figure["data"]]
+    after = [d for name, d in events[names.index("lossfigure") :] if name == "loss"]
+    assert after and after[0]["curves"][0][1] == [7.0, 8.0], "points again, from where the figure ended"
 
 
 def test_a_stream_starts_from_what_the_page_drew(client, base_snapshot):

@@ -190,6 +190,12 @@
     const source = new EventSource(url);
     live.source = source;
     source.addEventListener("loss", function (e) { live.events += 1; applyLoss(JSON.parse(e.data)); });
+    source.addEventListener("lossfigure", function (e) {
+      live.events += 1;
+      const spec = JSON.parse(e.data);
+      for (const trace of spec.figure.data || []) { trace.x = plainArray(trace.x); trace.y = plainArray(trace.y); }
+      draw(spec.figure, null);
+    });
     source.addEventListener("status", function (e) { live.events += 1; applyStatus(JSON.parse(e.data)); });
     source.addEventListener("visuals", function (e) {
       live.events += 1;
