@@ -16,11 +16,13 @@ import time
 import numpy as np
 import pytest
 from starlette.applications import Starlette
+from streamlit.testing.v1 import AppTest
 
 from cnfviz.runtime.job import TrainingJob
 from cnfviz.training.presets import default_config
 from cnfviz.ui import stream
 from cnfviz.ui.live_chart import hashed_assets
+from tests.apptest import TRAIN, fresh_caches  # noqa: F401 - fresh_caches is an autouse fixture
 
 
 class ScriptedJob:
@@ -140,7 +142,8 @@ class Client:
 
 @pytest.fixture
 def client():
-    return Client(Starlette(routes=stream.routes()))
+    yield Client(Starlette(routes=stream.routes()))
+    stream._enabled.clear()  # mounting the routes turned the stream on for this process's pages: AppTest polls
 
 
 def test_a_stream_needs_its_token(client, base_snapshot):
@@ -253,3 +256,28 @@ def test_scripts_are_served_once_under_hashed_names(client):
         plain_reply = client.get(f"{stream.ASSET_PREFIX}/{hashed}")
         assert "content-encoding" not in plain_reply.headers and plain_reply.content == path.read_bytes()
     assert client.get(f"{stream.ASSET_PREFIX}/plotly.min.js").status_code == 404, "only hashed names"
+
+
+def test_the_train_page_hands_its_charts_the_runs_stream(client):
+    at = AppTest.from_file(TRAIN, default_timeout=60)
+    at.query_params["target"] = "moons"
+    at.query_params["adam"] = "100000"
+    at.run()
+    at.button(key="train_train_button").click().run()
+    assert not at.exception, at.exception
+    args = {c.key: json.loads(c.proto.json_args) for c in at.get("component_instance")}
+    assert {"train_loss_chart", "train_density_chart", "train_flow_chart"} <= set(args), (
+        "the pictures' charts wait on the stream from the start"
+    )
+    live = args["train_loss_chart"]["stream"]
+    assert live["role"] == "loss" and live["status"] == "train_status"
+    token = live["url"].rsplit("/", 1)[1]
+    assert live["url"] == f"../..{stream.STREAM_PREFIX}/{token}" and live["channel"] == token
+    assert args["train_density_chart"]["stream"]["role"] == "density"
+    bound = stream.binding(token)
+    assert bound is not None and bound.options["height"] == args["train_loss_chart"]["height"]
+    job = bound.job()
+    assert job is not None and job.job_id == at.session_state["train__drawn"][0]
+    assert len(live["n"]) >= 1 and json.loads(args["train_loss_chart"]["spec"])["figure"]["data"]
+    at.button(key="train_reset_button").click().run()
+    assert stream.binding(token) is None, "Reset discards the run: its stream's token is dead"
