@@ -9,6 +9,7 @@ loop, script runs, streams), from ``/proc``.
 
     python benchmarks/bench_live_channel.py --tree . --tabs 1 --seconds 30
     python benchmarks/bench_live_channel.py --tree /work/main --tabs 5 --seconds 30   # main, side by side
+    python benchmarks/bench_live_channel.py --costs --seconds 20   # CPU per stream tick and per picture
 
 Prints one JSON object. Timings depend on the machine's load: run both trees back to back.
 """
@@ -165,6 +166,47 @@ def measure(url: str, pid: int, tabs: int, seconds: float, query: str) -> dict:
     }
 
 
+def stream_costs(seconds: float) -> dict:
+    """CPU milliseconds the server spends per stream tick (snapshot, loss delta, status) and per new picture
+    (the density and flow specs), on one moons run training in this process."""
+    import numpy as np
+
+    from cnfviz.runtime.job import TrainingJob
+    from cnfviz.training.presets import default_config
+    from cnfviz.ui.stream import LossCursor, status_payload
+    from cnfviz.ui.views import CHART_HEIGHT, live_specs, loss_curves
+
+    job = TrainingJob(default_config("moons", adam_iters=100_000, eval_every=0)).start()
+    cursor = LossCursor([0])
+    ticks, specs = [], []
+    end = time.monotonic() + seconds
+    version = -1
+    while time.monotonic() < end:
+        t0 = time.thread_time()
+        snap = job.snapshot()
+        _, curves = loss_curves(snap)
+        delta = cursor.delta(curves)
+        json.dumps({"curves": delta})
+        json.dumps(status_payload(snap))
+        ticks.append(time.thread_time() - t0)
+        if snap.visuals is not None and snap.visuals_version != version:
+            version = snap.visuals_version
+            t0 = time.thread_time()
+            live_specs(snap, height=CHART_HEIGHT, present=False, overlay=False)
+            specs.append(time.thread_time() - t0)
+        time.sleep(0.4)
+    snap = job.snapshot()
+    job.stop(evaluate=False)
+    return {
+        "tick_ms_median": round(1000 * float(np.median(ticks)), 2),
+        "tick_ms_max": round(1000 * max(ticks), 2),
+        "pictures": len(specs),
+        "picture_specs_ms_median": round(1000 * float(np.median(specs)), 1) if specs else None,
+        "iterations": snap.iteration,
+        "run_seconds": round(snap.elapsed, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", type=Path, default=Path(__file__).resolve().parents[1], help="the checkout to serve")
@@ -172,7 +214,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--query", default="target=moons&adam=3000&autostart=1")
     ap.add_argument("--log", type=Path, default=Path("/tmp/bench_live_channel_server.log"))
+    ap.add_argument("--costs", action="store_true", help="only the stream's CPU cost per tick and per picture")
     args = ap.parse_args()
+    if args.costs:
+        print(json.dumps({**stream_costs(args.seconds), "load_average": os.getloadavg()}, indent=2))
+        return
     port = _free_port()
     proc = serve(args.tree.resolve(), port, args.log)
     try:

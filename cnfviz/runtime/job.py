@@ -421,7 +421,7 @@ class TrainingJob:
         # flow matching's iterations are cheap, so its pictures may take twice the share, twice as often.
         fm = self.config.objective != "likelihood"
         gap = max(self.visual_min_seconds / (2 if fm else 1), vis.seconds / (self.visual_budget * (2 if fm else 1)))
-        gap = min(gap, max(2.0, 2 * vis.seconds, self.visual_min_seconds))  # ...yet every 2 s if under 1 s each
+        gap = min(gap, max(2.0, 4 * vis.seconds, self.visual_min_seconds))  # ...yet every 2 s if 0.5 s or less
         self._next_visual_time = time.perf_counter() + gap
 
     def _on_iteration(self, rec: IterationRecord) -> None:
