@@ -170,6 +170,7 @@ def live_chart(
     key: str,
     height: int,
     stream: dict[str, Any] | None = None,
+    immediate: bool = False,
 ) -> Any:
     """Draw (or update in place) the chart ``spec`` (from :func:`chart_spec`) under ``key``, ``height`` px tall.
 
@@ -177,10 +178,13 @@ def live_chart(
     chart follows its run between script runs (see :mod:`cnfviz.ui.stream`): ``{"url", "role", ...}``. The
     ``loss`` role opens the page's one stream and hands the pictures to the ``density`` and ``flow``
     charts; when the run changes state it sets the component's value, which reruns the page once.
-    Returns that value (None until then).
+    Returns that value (None until then). ``immediate``: a new animation replaces the running one at once,
+    not when its loop starts over (the run paused or ended: the flow must show the density's model).
     """
     rev = hashlib.blake2b(spec.encode(), digest_size=8).hexdigest()
     args: dict[str, Any] = {"spec": spec, "rev": rev, "height": int(height)}
     if stream is not None:
         args["stream"] = stream
+    if immediate:
+        args["immediate"] = True
     return _declared()(**args, key=key, default=None)

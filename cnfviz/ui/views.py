@@ -356,7 +356,8 @@ def _heavy_views(
             flow,
             key=_k(prefix, "flow_chart"),
             height=height,
-            stream=None if live is None else {**live, "role": "flow", "immediate": snap.state != "running"},
+            stream=None if live is None else {**live, "role": "flow"},
+            immediate=snap.state != "running",
         )
         st.toggle(
             "Vector field",

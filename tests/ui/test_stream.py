@@ -281,3 +281,23 @@ def test_the_train_page_hands_its_charts_the_runs_stream(client):
     assert len(live["n"]) >= 1 and json.loads(args["train_loss_chart"]["spec"])["figure"]["data"]
     at.button(key="train_reset_button").click().run()
     assert stream.binding(token) is None, "Reset discards the run: its stream's token is dead"
+
+
+def test_a_paused_or_finished_runs_flow_takes_its_new_model_at_once():
+    from tests.apptest import wait_for
+
+    at = AppTest.from_file(TRAIN, default_timeout=60)
+    at.query_params["target"] = "moons"
+    at.query_params["adam"] = "100000"
+    at.run()
+    at.button(key="train_train_button").click().run()
+
+    def flow_args(a: AppTest) -> dict:
+        found = [json.loads(c.proto.json_args) for c in a.get("component_instance") if c.key == "train_flow_chart"]
+        return found[0] if found else {}
+
+    wait_for(at, lambda a: '"anim": {' in flow_args(a).get("spec", ""))
+    assert not flow_args(at).get("immediate"), "while it trains, a new model waits for the loop to start over"
+    at.button(key="train_pause_button").click().run()
+    wait_for(at, lambda a: bool(flow_args(a).get("immediate")))
+    assert json.loads(flow_args(at)["spec"])["anim"] is not None

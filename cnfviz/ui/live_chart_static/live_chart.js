@@ -234,7 +234,8 @@
     if (args.stream && args.stream.role === "loss") {
       for (const trace of spec.figure.data || []) { trace.x = plainArray(trace.x); trace.y = plainArray(trace.y); }
     }
-    const immediate = args.stream && args.stream.immediate;
+    // Paused, stopped or done: the new model goes in at once, so the flow agrees with the density.
+    const immediate = Boolean(args.immediate);
     if (state.anim && anim && state.playing && div.data && !immediate) {
       // A new model mid-loop: switch when the particles are back at t0, where every model starts from the
       // same base points, so nothing jumps.
