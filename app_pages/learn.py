@@ -6,9 +6,20 @@ import streamlit as st
 
 from cnfviz import default_config
 from cnfviz.features import learn as explain
-from cnfviz.figures import learn as plots
 
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "learn" / "learn_assets.npz"
+# (anchor, title) of every section, in page order: the table of contents links each anchor. (A comment, not a
+# docstring: Streamlit would draw a bare string on the page.)
+LESSONS: tuple[tuple[str, str], ...] = (
+    ("change-of-variables", "1. Change of variables"),
+    ("instantaneous-change-of-variables", "2. The instantaneous change of variables"),
+    ("hutchinson", "3. The exact trace against Hutchinson's estimator"),
+    ("time-span", "4. Why the time span matters"),
+    ("regularizers", "5. Kinetic and Jacobian regularizers"),
+    ("sampling", "6. Sampling by integrating backwards"),
+    ("flow-matching", "7. Two ways to train: likelihood and flow matching"),
+    ("train-one-yourself", "Now train one yourself"),
+)
 AFFINE_SCALES = (-3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -61,9 +72,10 @@ st.markdown(
     "of $\\mathcal{N}(6, 0.7)$, one idea at a time. "
     "Every figure below is computed by the cnfviz library; move the knobs and it is computed again."
 )
+st.markdown("**Contents**  \n" + "  \n".join(f"[{title}](#{anchor})" for anchor, title in LESSONS))
 
 # ---------------------------------------------------------------------------------------------- 1
-st.header("1. Change of variables")
+st.header(LESSONS[0][1], anchor=LESSONS[0][0])
 st.markdown(
     "Push a random variable through an invertible map and its density changes by how much the map "
     "stretches space. For $x = a z + b$ with $z \\sim \\mathcal{N}(0, 1)$, the same probability is spread "
@@ -78,14 +90,14 @@ col_a, col_b = st.columns(2)
 a = col_a.select_slider("scale a", options=AFFINE_SCALES, value=2.0, key="learn_cov_a")
 b = col_b.slider("shift b", min_value=-3.0, max_value=6.0, value=1.0, step=0.5, key="learn_cov_b")
 demo = affine(float(a), float(b))
-st.plotly_chart(plots.change_of_variables_figure(demo), width="stretch", key="learn_chart_cov")
+st.plotly_chart(explain.change_of_variables_figure(demo), width="stretch", key="learn_chart_cov")
 st.caption(
     f"What you see: samples z ~ N(0, 1) (grey dashed density) pushed through x = {a:g}·z + {b:g}; their "
     f"histogram (orange bars) matches the formula's p_x (dark line), which integrates to {demo.integral:.3f}."
 )
 
 # ---------------------------------------------------------------------------------------------- 2
-st.header("2. The instantaneous change of variables")
+st.header(LESSONS[1][1], anchor=LESSONS[1][0])
 st.markdown(
     "A CNF does not apply one big map: it moves every point along an ODE $dz/dt = f(t, z)$. Over an instant "
     "$dt$ the map is $z + f\\,dt$, whose log-determinant is, to first order, "
@@ -106,7 +118,7 @@ col_tr, col_rot = st.columns(2)
 trace = col_tr.slider("tr(A): expansion rate", -2.0, 2.0, 1.0, 0.25, key="learn_lin_trace")
 rotation = col_rot.slider("ω: rotation", 0.0, 3.0, 1.5, 0.25, key="learn_lin_rotation")
 flow = linear_flow(float(trace), float(rotation))
-st.plotly_chart(plots.linear_flow_figure(flow), width="stretch", key="learn_chart_linear")
+st.plotly_chart(explain.linear_flow_figure(flow), width="stretch", key="learn_chart_linear")
 gap = float(abs(flow.logp_ode - flow.logp_exact).max())
 st.caption(
     f"What you see: left, six points carried by dz/dt = A z from t = 0 to 1; right, log p along each path "
@@ -114,7 +126,7 @@ st.caption(
 )
 
 # ---------------------------------------------------------------------------------------------- 3
-st.header("3. The exact trace against Hutchinson's estimator")
+st.header(LESSONS[2][1], anchor=LESSONS[2][0])
 st.markdown(
     "The exact trace needs the whole Jacobian: $d$ Jacobian-vector products, one per dimension. "
     "Hutchinson's estimator needs one: for a random probe $\\varepsilon$ with "
@@ -137,7 +149,7 @@ col_d, col_k = st.columns(2)
 dim = col_d.select_slider("dimension d", options=[1, 2, 4, 8, 16, 32], value=8, key="learn_hutch_dim")
 probes = col_k.select_slider("probes per estimate k", options=[1, 2, 4, 8, 16, 32], value=1, key="learn_hutch_probes")
 hutch = hutchinson(int(dim), int(probes))
-st.plotly_chart(plots.hutchinson_figure(hutch), width="stretch", key="learn_chart_hutchinson")
+st.plotly_chart(explain.hutchinson_figure(hutch), width="stretch", key="learn_chart_hutchinson")
 st.caption(
     f"What you see: 2,000 Hutchinson estimates of tr(∂f/∂z) for a random {dim}-D network at one point, each "
     f"averaging {probes} probe(s), Gaussian (blue) and Rademacher (purple); the dark line is the exact trace."
@@ -153,7 +165,7 @@ st.dataframe(
 )
 
 # ---------------------------------------------------------------------------------------------- 4
-st.header("4. Why the time span matters")
+st.header(LESSONS[3][1], anchor=LESSONS[3][0])
 st.markdown(
     "The tutorial's network, `Chain(Dense(1, 3, tanh), Dense(3, 1, tanh))`, ends in a tanh, so every point "
     "moves at speed $|dz/dt| < 1$: in a time span of length $T$ it travels less than $T$. The data sit around 6, "
@@ -169,7 +181,7 @@ else:
         "time span (0, T): T =", options=ends, value=10.0 if 10.0 in ends else ends[-1], key="learn_tspan"
     )
     run = precomputed.time_span_for(float(t1))
-    st.plotly_chart(plots.time_span_figure(run), width="stretch", key="learn_chart_tspan")
+    st.plotly_chart(explain.time_span_figure(run), width="stretch", key="learn_chart_tspan")
     st.caption(
         f"What you see: left, the density the seed tutorial learns with time span (0, {t1:g}) against the true "
         f"N(6, 0.7); right, p(x, t) as the flow carries N(0, 1) (dark = dense), with the speed limit x = t dashed."
@@ -180,7 +192,7 @@ else:
     col3.metric("seed TV the tutorial reported (T = 10)", "0.0314")
 
 # ---------------------------------------------------------------------------------------------- 5
-st.header("5. Kinetic and Jacobian regularizers")
+st.header(LESSONS[4][1], anchor=LESSONS[4][0])
 st.markdown(
     "Many vector fields carry the base to the same data; most take winding routes that cost the solver "
     "extra steps. RNODE ([Finlay et al., 2020](https://arxiv.org/abs/2002.02798)) adds two penalties, "
@@ -204,7 +216,7 @@ else:
     if names:
         pick = st.radio("regularizer", names, format_func=choices.get, horizontal=True, key="learn_reg")
         reference, other = precomputed.regularizer_for("none"), precomputed.regularizer_for(pick)
-        st.plotly_chart(plots.regularizer_figure(reference, other), width="stretch", key="learn_chart_reg")
+        st.plotly_chart(explain.regularizer_figure(reference, other), width="stretch", key="learn_chart_reg")
         st.caption(
             f"What you see: {min(80, reference.paths.shape[1])} base points carried from t₀ (grey) to t₁ (orange) "
             "by a flow trained on two moons, without a regularizer (left) and with one (right); dots mark equal "
@@ -232,7 +244,7 @@ else:
         )
 
 # ---------------------------------------------------------------------------------------------- 6
-st.header("6. Sampling by integrating backwards")
+st.header(LESSONS[5][1], anchor=LESSONS[5][0])
 st.markdown(
     "The same ODE runs both ways. **Sampling** integrates forward: draw $z \\sim \\mathcal{N}(0, I)$ at $t_0$ "
     "and solve to $t_1$ (`transform`). **Density evaluation** integrates backward: pull $x$ from $t_1$ to "
@@ -251,7 +263,7 @@ else:
         key="learn_sample_t",
     )
     st.plotly_chart(
-        plots.sampling_figure(precomputed.sampling, int(frame)), width="stretch", key="learn_chart_sampling"
+        explain.sampling_figure(precomputed.sampling, int(frame)), width="stretch", key="learn_chart_sampling"
     )
     mean, cov = precomputed.sampling.pulled_mean, precomputed.sampling.pulled_cov
     st.caption(
@@ -261,7 +273,7 @@ else:
     )
 
 # ---------------------------------------------------------------------------------------------- 7
-st.header("7. Two ways to train: likelihood and flow matching")
+st.header(LESSONS[6][1], anchor=LESSONS[6][0])
 st.markdown(
     "Everything above trains by **maximum likelihood**: every iteration solves the ODE with the divergence "
     "and back-propagates through the solve. **Flow matching** ([Lipman et al., 2023]"
@@ -297,12 +309,12 @@ pairing = st.radio(
     key="learn_fm_pairing",
 )
 fm = flow_matching(str(pairing))
-st.plotly_chart(plots.flow_matching_figure(fm), width="stretch", key="learn_chart_fm")
+st.plotly_chart(explain.flow_matching_figure(fm), width="stretch", key="learn_chart_fm")
 st.caption(
     f"What you see: left, {len(fm.x0)} noise points joined to their data points on a ring of 8 Gaussians by "
     f"straight lines, {fm.crossings} pairs of which cross (mean squared length {fm.pair_cost:.1f}); right, the "
-    f"same noise points carried by the exact marginal field of independent flow matching, computed in closed "
-    f"form, ending within {fm.marginal_end_error:.1f} sd of a mode."
+    f"same noise points carried by {fm.marginal_field}: straightness {fm.marginal_straightness:.3f} (1 is a "
+    f"straight line), mean length {fm.marginal_length:.2f}, ending within {fm.marginal_end_error:.1f} sd of a mode."
 )
 st.markdown(
     ":material/compare_arrows: [Watch the same network learn by each objective on the Compare page]"
@@ -311,7 +323,7 @@ st.markdown(
 )
 
 # ---------------------------------------------------------------------------------------------- 8
-st.header("Now train one yourself")
+st.header(LESSONS[7][1], anchor=LESSONS[7][0])
 st.markdown(
     "The Train page runs the whole tutorial live: the 10-parameter network, $\\mathcal{N}(6, 0.7)$, "
     "time span (0, 10), Adam then LBFGS, and the total-variation check at the end."

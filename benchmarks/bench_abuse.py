@@ -29,7 +29,9 @@ import timeit
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_classroom import ROOT, _cpu_s, _free_port, _parents, _tree, start_server, stop_server, wait_healthy
+from harness import ROOT, cpu_seconds, free_port, start_server, stop_server, wait_healthy
+from harness import children_map as _parents
+from harness import process_tree as _tree
 
 sys.path.insert(0, str(ROOT))  # this checkout's cnfviz, as the server it starts uses
 from cnfviz import default_config
@@ -60,7 +62,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _cpu_total(pid: int, ticks: int) -> float:
-    return sum(_cpu_s(p, ticks) for p in _tree(pid, _parents()))
+    return sum(cpu_seconds(p) for p in _tree(pid, _parents()))
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _sample_for(pid: int, seconds: float, trace: Trace, ticks: int, start: float
 def attack(args: argparse.Namespace) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = Path(args.log)
     proc = start_server(port, {"CNFVIZ_RECONNECT_GRACE": "0"}, log, None)
@@ -156,7 +158,8 @@ def attack(args: argparse.Namespace) -> None:
 _CHILD = r"""
 import json, resource, sys
 import torch
-from cnfviz import TrainConfig, Trainer, warm_up
+from cnfviz import TrainConfig, Trainer
+from cnfviz.runtime.housekeeping import warm_up
 torch.set_num_threads(1)
 warm_up()
 cfg = TrainConfig.from_json(sys.argv[1]).replace(adam_iters=1, eval_every=0, n_test=10)

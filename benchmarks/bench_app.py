@@ -16,19 +16,19 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from harness import free_port, launch_options, start_server, stop_server, wait_healthy
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run"]
 
 HEADLESS = """
 import sys, time
-from cnfviz import Trainer, configure_threads, default_config
+from cnfviz import Trainer, default_config
+from cnfviz.runtime.housekeeping import configure_threads
 target, seconds, iters = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 configure_threads(2)  # what the app's job does with the default cap of two jobs
 # Warm-up: the imports and first-iteration costs, which the app's warm-up pays before a run too.
@@ -38,12 +38,6 @@ start = time.perf_counter()
 result = trainer.run(final_metrics=False)
 print(result.iterations / (time.perf_counter() - start))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mib(pid: int) -> float:
@@ -91,28 +85,15 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    flags = [f"--server.port={port}", "--server.headless=true", "--server.address=127.0.0.1"]
-    flags += ["--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", *flags],
-        cwd=ROOT,
-        preexec_fn=_pin(server_cpus),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_server(port, cpus=server_cpus)
     report: dict[str, object] = {"target": args.target, "pinned": args.pin}
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_healthy(server, url)
         report["headless_its_before"] = headless_rate(args.target, args.seconds, server_cpus)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(**launch_options(args.chromium))
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(url)
             page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=60_000)
@@ -164,8 +145,7 @@ def main() -> None:
         headless = (report["headless_its_before"] + report["headless_its_after"]) / 2
         report["watched_over_headless"] = round(report["watched_its"] / headless, 3)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop_server(server)
     print(json.dumps(report, indent=1))
 
 

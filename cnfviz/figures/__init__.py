@@ -5,7 +5,6 @@
 ``views``         arrays computed from a model: densities on grids, trajectories, vector fields
 ``plots``         the Train page's figures: loss, learned against true density, trajectories
 ``compare``       the Compare page's figures, one colour per run
-``learn``         the Learn page's figures
 ================  ==========================================================================
 """
 

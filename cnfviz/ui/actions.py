@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from ..training.trainer import live_update
+from .keys import widget_key as _k
 from .session import JobHolder, job_holder
 from .sidebar import ControlsResult, apply_config_to_state
 from .text import plain
@@ -30,10 +31,6 @@ __all__ = ["FIRST_POINT_WAIT_SECONDS", "run_buttons"]
 
 FIRST_POINT_WAIT_SECONDS = 0.4
 """After Train, how long the page may wait for the first iteration before it draws."""
-
-
-def _k(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}"
 
 
 def _request(prefix: str, what: str) -> None:

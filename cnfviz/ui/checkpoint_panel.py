@@ -27,6 +27,7 @@ from ..targets import SamplesTarget, Target, make_target
 from ..training.checkpoint import load_checkpoint
 from ..training.config import TrainConfig
 from .custom_target import CONFIG_TARGETS
+from .keys import widget_key as _key
 from .session import JobHolder, job_holder
 from .sidebar import WIDTH_MAX, apply_config_to_state
 from .text import plain
@@ -48,10 +49,6 @@ class LoadedCheckpoint:
     config: TrainConfig | None = None
     job_id: str | None = None
     notes: tuple[str, ...] = ()
-
-
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}"
 
 
 def _state_key(prefix: str) -> str:

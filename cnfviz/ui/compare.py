@@ -81,6 +81,7 @@ from ..runtime.job import Snapshot, TrainingJob
 from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS, default_config, target_dim
+from .keys import widget_key
 from .session import JobHolder, job_slots
 from .sidebar import target_choices
 from .status import format_duration
@@ -129,7 +130,7 @@ _FIGURES = f"{PREFIX}__figures"
 
 
 def _k(name: str) -> str:
-    return f"{PREFIX}_{name}"
+    return widget_key(PREFIX, name)
 
 
 @st.cache_data(show_spinner=False)

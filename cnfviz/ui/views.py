@@ -42,6 +42,7 @@ from ..targets import ImageTarget, SamplesTarget, Target
 from ..training.checkpoint import checkpoint_bytes
 from ..training.metrics import Metrics
 from . import stream
+from .keys import widget_key as _k
 from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
 from .status import render_status
@@ -84,10 +85,6 @@ CHECKPOINT_IMAGE_SAMPLES = 10_000
 density from them)."""
 _PLOT_CONFIG = {"displaylogo": False}
 _COSTS_KEY = "__refresh_costs"
-
-
-def _k(prefix: str, name: str) -> str:
-    return f"{prefix}_{name}"
 
 
 def _snapshot(holder: JobHolder, prefix: str) -> tuple[TrainingJob | None, Snapshot | None]:

@@ -15,31 +15,26 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from benchmarks import harness
+from benchmarks.harness import (
+    ServerDied,
+    chromium_executable,
+    free_port,
+    launch_options,
+    stop_server,
+    wait_healthy,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 SERVER_START_SECONDS = 90
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,13 +49,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     setattr(item, f"rep_{report.when}", report)  # lets the page fixture screenshot failures
     return report
-
-
-def chromium_executable() -> str | None:
-    """Debian's Chromium, or any ``chromium`` on PATH."""
-    if os.access("/usr/bin/chromium", os.X_OK):
-        return "/usr/bin/chromium"
-    return shutil.which("chromium")
 
 
 def browser_required() -> bool:
@@ -93,12 +81,6 @@ def artifacts_dir() -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ServerURL(str):
     """A server's base URL that also knows the server's process id (``url.pid``), to look at its threads."""
 
@@ -123,45 +105,18 @@ def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Itera
     Waits for ``/_stcore/health`` (failing the test with the server's log if it does not answer) and
     stops the server afterwards.
     """
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless=true",
-        "--server.address=127.0.0.1",
-        f"--server.port={port}",
-        "--browser.gatherUsageStats=false",
-        "--server.fileWatcherType=none",
-    ]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    port = free_port()
+    proc = harness.start_server(port, env, log_path)
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid = proc.pid
     try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer /_stcore/health in {SERVER_START_SECONDS} s")
-            time.sleep(0.25)
+        try:
+            wait_healthy(proc, url, log_path, timeout=SERVER_START_SECONDS)
+        except ServerDied as err:
+            pytest.fail(str(err))
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +131,7 @@ def browser(chromium_path: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(**launch_options(chromium_path))
         try:
             yield browser
         finally:

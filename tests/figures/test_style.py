@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnfviz.figures import learn as explain_plots
 from cnfviz.figures import style
 from cnfviz.figures.compare import run_density_figure
 from cnfviz.figures.plots import density_figure
@@ -21,14 +20,6 @@ def _view() -> DensityView:
 def test_the_meanings_are_distinct_colours():
     meanings = [style.TRUE_COLOR, style.LEARNED_COLOR, style.BASE_COLOR, style.DATA_COLOR, style.TEST_COLOR]
     assert len({c.lower() for c in [*meanings, style.SECOND_COLOR]}) == 6
-
-
-def test_the_learn_page_gives_orange_and_the_dark_line_the_train_pages_meanings():
-    # Orange used to be the truth on Learn and the model on Train.
-    assert explain_plots.COLORS["model"] == style.LEARNED_COLOR
-    assert explain_plots.COLORS["true"] == explain_plots.COLORS["exact"] == style.TRUE_COLOR
-    assert explain_plots.COLORS["base"] == style.BASE_COLOR
-    assert style.LEARNED_COLOR not in {explain_plots.COLORS[k] for k in ("true", "base", "gaussian", "rademacher")}
 
 
 def test_train_and_compare_draw_truth_and_model_alike():

@@ -1,5 +1,6 @@
 """The Learn page under AppTest: it renders, captions every chart, its knobs move its figures, and it ends in Train."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -148,3 +149,18 @@ def test_the_flow_matching_section_draws_its_demo_and_links_the_comparison():
     crossings = [int(c.value.split(" pairs of which cross")[0].split()[-1]) for c in at.caption if "cross" in c.value]
     assert crossings and crossings[0] < int(caption.split(" pairs of which cross")[0].split()[-1])
     assert any("compare?preset=two_ways" in m.value for m in at.markdown)
+
+
+def test_a_table_of_contents_at_the_top_links_every_section():
+    at = _run()
+    leaves = list(_leaves(at.main))
+    first_header = next(i for i, e in enumerate(leaves) if e.type == "header" or getattr(e, "tag", "") == "h2")
+    contents = [e for e in leaves[:first_header] if e.type == "markdown" and "**Contents**" in e.value]
+    assert len(contents) == 1, "the contents come before the first lesson"
+    # Above the first lesson: the title, the introduction and the contents, nothing else (no stray text).
+    assert [e.type for e in leaves[:first_header]] == ["title", "markdown", "markdown"]
+    links = re.findall(r"\[([^\]]+)\]\(#([a-z0-9-]+)\)", contents[0].value)
+    anchors = [h.proto.anchor for h in at.header]
+    titles = [h.value for h in at.header]
+    assert [title for title, _ in links] == titles and [anchor for _, anchor in links] == anchors
+    assert len(set(anchors)) == len(anchors) == 8 and all(anchors)
