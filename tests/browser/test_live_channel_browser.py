@@ -55,7 +55,7 @@ def test_training_moves_the_page_without_reruns_and_plotly_is_fetched_once(app):
     )
     app.goto("train?target=moons&adam=3000")
     app.click_button("train_train_button")
-    app.until(lambda: page.evaluate(LIVE_JS), lambda v: v is not None and v["open"], 60, "the stream to open")
+    app.until(lambda: page.evaluate(LIVE_JS), lambda v: v is not None and v["open"], 120, "the stream to open")
     first = app.until(lambda: page.evaluate(LOSS_POINTS_JS), lambda n: n >= 1, 60, "the first loss point")
     app.until(lambda: page.evaluate(PICTURES_JS), lambda n: n >= 1, 60, "a picture from the stream")
 
