@@ -236,8 +236,8 @@ class TrainingJob:
         target: Target | None = None,
         slots: JobSlots | None = None,
         visual_every: int = 50,
-        visual_min_seconds: float = 2.0,
-        visual_budget: float = 0.04,
+        visual_min_seconds: float = 1.0,
+        visual_budget: float = 0.1,
         compute_final_metrics: bool = True,
         on_finish: Callable[[TrainResult], None] | None = None,
         init_state: Mapping[str, Any] | None = None,
@@ -428,8 +428,12 @@ class TrainingJob:
             self._visuals = vis
             self._visuals_version += 1
         self._last_visual_iter = iteration
-        # Back off so plotting costs at most `visual_budget` of the time.
-        self._next_visual_time = time.perf_counter() + max(self.visual_min_seconds, vis.seconds / self.visual_budget)
+        # Back off so plotting costs at most `visual_budget` of the time (issue 22: a picture every 1-2 s);
+        # flow matching's iterations are cheap, so its pictures may take twice the share, twice as often.
+        fm = self.config.objective != "likelihood"
+        gap = max(self.visual_min_seconds / (2 if fm else 1), vis.seconds / (self.visual_budget * (2 if fm else 1)))
+        gap = min(gap, max(2.0, 4 * vis.seconds, self.visual_min_seconds))  # ...yet every 2 s if 0.5 s or less
+        self._next_visual_time = time.perf_counter() + gap
 
     def _on_iteration(self, rec: IterationRecord) -> None:
         with self._lock:
@@ -444,7 +448,8 @@ class TrainingJob:
                 log.test_iteration.append(rec.iteration)
                 log.test_nll.append(rec.test_nll)
             self._last = rec
-        due = rec.iteration - self._last_visual_iter >= self.visual_every
+        now = time.perf_counter()
+        due = rec.iteration - self._last_visual_iter >= self.visual_every or now >= self._next_visual_time
         group = self.trainer.stack_group
         if group is not None:
             # In a stack, the members share one budget for their live plots (cnfviz.runtime.stack.VISUAL_SHARE):

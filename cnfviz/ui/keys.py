@@ -37,6 +37,7 @@ SESSION_KEYS: dict[str, str] = {
     "figures": "the last figures drawn, by view",
     "loss_skeleton": "the loss chart's empty figure, kept between polls",
     "samples": "the samples shown in the results, for their download",
+    "stream_rerun": "the live channel's last request for a page rerun (cnfviz.ui.stream), to act on it once",
     "refresh_costs": "what each view's refresh cost (the session's, under the empty prefix: ``__refresh_costs``)",
     # The Compare page (cnfviz.ui.compare)
     "started": "whether a comparison was started",

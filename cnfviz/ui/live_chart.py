@@ -35,7 +35,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from streamlit.components.v1 import declare_component
 
-__all__ = ["COMPONENT_NAME", "Animation", "chart_spec", "live_chart", "static_dir"]
+__all__ = ["COMPONENT_NAME", "Animation", "chart_spec", "hashed_assets", "live_chart", "static_dir"]
 
 COMPONENT_NAME = "cnfviz_live_chart"
 _SOURCE = Path(__file__).with_name("live_chart_static")
@@ -104,7 +104,10 @@ def _b64(a: np.ndarray) -> str:
 
 def static_dir() -> Path:
     """The component's folder: our page and script next to plotly's own ``plotly.min.js``, copied once into
-    a cache directory named after their contents (Streamlit will not follow a link out of the folder)."""
+    a cache directory named after their contents (Streamlit will not follow a link out of the folder).
+
+    The page loads both scripts from the live channel's content-hashed URLs first (cached by the browser for a
+    year: :func:`cnfviz.ui.stream.routes`), and from this folder only where no such route is mounted."""
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     digest = hashlib.sha256(plotly.__version__.encode())
     for name in _FILES:
@@ -113,12 +116,36 @@ def static_dir() -> Path:
     root = cache / f"cnfviz-live-chart-{digest.hexdigest()[:12]}"
     if not (root / "plotly.min.js").exists():
         root.mkdir(parents=True, exist_ok=True)
-        for name in _FILES:
-            shutil.copyfile(_SOURCE / name, root / name)
+        shutil.copyfile(_SOURCE / "live_chart.js", root / "live_chart.js")
+        html = (_SOURCE / "index.html").read_text()
+        for plain, (hashed, _path) in _hashed(plotly_js).items():
+            html = html.replace(f"@{plain}@", f"../../_cnfviz/assets/{hashed}")
+        (root / "index.html").write_text(html)
         partial = root / f"plotly.min.js.{os.getpid()}.part"
         shutil.copyfile(plotly_js, partial)
         os.replace(partial, root / "plotly.min.js")  # last, atomically: its presence means the folder is whole
     return root
+
+
+def _hashed(plotly_js: Path) -> dict[str, tuple[str, Path]]:
+    out = {}
+    for plain, path in (("plotly.min.js", plotly_js), ("live_chart.js", _SOURCE / "live_chart.js")):
+        digest = hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+        stem, ext = plain.split(".", 1)
+        out[plain] = (f"{stem}-{digest}.{ext}", path)
+    return out
+
+
+_hashed_cache: list[dict[str, tuple[str, Path]]] = []
+
+
+def hashed_assets() -> dict[str, tuple[str, Path]]:
+    """The scripts the component's page loads, by plain name: ``(content-hashed name, file)``. A new plotly
+    or a changed script gets a new name, so the browser may keep each name forever."""
+    with _lock:
+        if not _hashed_cache:
+            _hashed_cache.append(_hashed(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"))
+        return _hashed_cache[0]
 
 
 def _declared() -> Any:
@@ -137,10 +164,27 @@ def chart_spec(figure: go.Figure, animation: Animation | None = None) -> str:
     return f'{{"figure": {fig_json}, "anim": {anim}}}'
 
 
-def live_chart(spec: str, *, key: str, height: int) -> None:
+def live_chart(
+    spec: str,
+    *,
+    key: str,
+    height: int,
+    stream: dict[str, Any] | None = None,
+    immediate: bool = False,
+) -> Any:
     """Draw (or update in place) the chart ``spec`` (from :func:`chart_spec`) under ``key``, ``height`` px tall.
 
-    Re-sending the very same spec costs one hash and redraws nothing in the browser.
+    Re-sending the very same spec costs one hash and redraws nothing in the browser. ``stream``: where the
+    chart follows its run between script runs (see :mod:`cnfviz.ui.stream`): ``{"url", "role", ...}``. The
+    ``loss`` role opens the page's one stream and hands the pictures to the ``density`` and ``flow``
+    charts; when the run changes state it sets the component's value, which reruns the page once.
+    Returns that value (None until then). ``immediate``: a new animation replaces the running one at once,
+    not when its loop starts over (the run paused or ended: the flow must show the density's model).
     """
     rev = hashlib.blake2b(spec.encode(), digest_size=8).hexdigest()
-    _declared()(spec=spec, rev=rev, height=int(height), key=key, default=None)
+    args: dict[str, Any] = {"spec": spec, "rev": rev, "height": int(height)}
+    if stream is not None:
+        args["stream"] = stream
+    if immediate:
+        args["immediate"] = True
+    return _declared()(**args, key=key, default=None)

@@ -41,6 +41,7 @@ from ..runtime.job import Snapshot, TrainingJob
 from ..targets import ImageTarget, SamplesTarget, Target
 from ..training.checkpoint import checkpoint_bytes
 from ..training.metrics import Metrics
+from . import stream
 from .keys import widget_key as _k
 from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
@@ -55,7 +56,10 @@ __all__ = [
     "POLL_SECONDS",
     "PRESENT_CHART_HEIGHT",
     "STEADY_POLL_SECONDS",
+    "live_specs",
     "live_views",
+    "loss_chart_spec",
+    "loss_curves",
     "metrics_rows",
     "refresh_costs",
     "respec",
@@ -89,25 +93,34 @@ def _snapshot(holder: JobHolder, prefix: str) -> tuple[TrainingJob | None, Snaps
 
 
 def live_views(prefix: str, holder: JobHolder, *, present: bool = False) -> None:
-    """Draw the status row, then the loss, the density and the flow side by side, polling only while the
-    page's job is active. ``present``: the taller charts and bigger type of presentation mode."""
+    """Draw the status row, then the loss, the density and the flow side by side.
+
+    On a server that mounts the live channel (:mod:`cnfviz.ui.stream`) nothing polls: the charts follow the
+    run on the page's stream and the page reruns only when the run changes state. Elsewhere (AppTest, a
+    page run on its own) the fragments poll while the page's job is active, as they always did.
+    ``present``: the taller charts and bigger type of presentation mode."""
     _, snap = _snapshot(holder, prefix)
     mode = _poll_mode(snap)
     st.session_state[f"{prefix}__drawn"] = mode
     _, active, fast, queued = mode
-    poll = (POLL_SECONDS if fast else STEADY_POLL_SECONDS) if active else None
     height = PRESENT_CHART_HEIGHT if present else CHART_HEIGHT
+    live = None
+    if snap is not None and active and stream.enabled():
+        overlay = bool(st.session_state.get(_k(prefix, "field_overlay"), False))
+        token = stream.stream_token(holder, prefix, snap, height=height, present=present, overlay=overlay)
+        live = {"url": f"../..{stream.STREAM_PREFIX}/{token}", "channel": token, "status": _k(prefix, "status")}
+    poll = (POLL_SECONDS if fast else STEADY_POLL_SECONDS) if active and live is None else None
     with st.container(key=_k(prefix, "status")):
         st.fragment(_status, run_every=poll)(prefix, holder)
     if snap is None:
         return
     c_loss, c_views = st.columns([0.8, 2.7], gap="small")
     with c_loss:
-        st.fragment(_loss, run_every=poll)(prefix, holder, height, present)
+        st.fragment(_loss, run_every=poll)(prefix, holder, height, present, live)
     with c_views:
         # A queued run has no new plots: its page polls only its place in the line.
-        heavy = HEAVY_POLL_SECONDS if active and not queued else None
-        st.fragment(_heavy_views, run_every=heavy)(prefix, holder, height, present)
+        heavy = HEAVY_POLL_SECONDS if active and not queued and live is None else None
+        st.fragment(_heavy_views, run_every=heavy)(prefix, holder, height, present, live)
 
 
 def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool]:
@@ -192,14 +205,40 @@ def respec(layout: str, styles: list[dict[str, Any]], curves: list[tuple[np.ndar
     return f'{{"figure": {{"data": {json.dumps(data)}, "layout": {layout}}}, "anim": null}}'
 
 
-def _loss(prefix: str, holder: JobHolder, height: int, present: bool) -> None:
+def loss_curves(snap: Snapshot) -> tuple[tuple[str, ...], list[tuple[np.ndarray, np.ndarray]]]:
+    """The loss chart's traces as the live channel extends them: their names (and ``"LBFGS"`` once the chart
+    marks that stage: the figure changes then) and each trace's ``(x, y)``, in the chart's trace order."""
+    cfg = snap.config
+    lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
+    names, curves, lbfgs = loss_series(snap.history, lbfgs_from=lbfgs_from)
+    return (*names, *(("LBFGS",) if lbfgs else ())), curves
+
+
+def loss_chart_spec(snap: Snapshot, *, height: int, present: bool, overlay: bool = False) -> str:
+    """The loss chart's whole spec for ``snap`` (what the live channel sends when a curve appears)."""
+    cfg = snap.config
+    lbfgs_from = cfg.adam_iters + 1 if cfg.lbfgs_iters and cfg.adam_iters else None
+    return chart_spec(_loss_figure(snap, lbfgs_from, height, present))
+
+
+def _loss(prefix: str, holder: JobHolder, height: int, present: bool, live: dict[str, Any] | None = None) -> None:
     _, snap = _snapshot(holder, prefix)
     if snap is None:
         return
     start = time.perf_counter()
     spec = _loss_spec(prefix, snap, height, present)
     _record_cost("loss", time.perf_counter() - start)
-    live_chart(spec, key=_k(prefix, "loss_chart"), height=height)
+    if live is not None:
+        _, curves = loss_curves(snap)
+        vis_version = snap.visuals_version if snap.visuals is not None else -1
+        live = {**live, "role": "loss", "n": [len(x) for x, _ in curves], "v": vis_version}
+    asked = live_chart(spec, key=_k(prefix, "loss_chart"), height=height, stream=live)
+    seen = f"{prefix}__stream_rerun"
+    if asked is not None and asked != st.session_state.get(seen):
+        # The stream saw the run change state (or the chart gain a curve): this fragment run was triggered by
+        # that, and the whole page must redraw (buttons, results, the next stream).
+        st.session_state[seen] = asked
+        st.rerun()
 
 
 def _cached_spec(prefix: str, stamp: tuple[Any, ...], name: str, build: Callable[[], str]) -> str:
@@ -240,11 +279,45 @@ def _flow_spec(vis: Visuals, height: int, present: bool, overlay: bool) -> str:
     return chart_spec(_big(flow.figure, present), animation)
 
 
-def _heavy_views(prefix: str, holder: JobHolder, height: int, present: bool) -> None:
+def live_specs(snap: Snapshot, *, height: int, present: bool, overlay: bool) -> tuple[str, str]:
+    """The density and flow charts' specs for ``snap``'s pictures (which must exist), as the page draws them."""
+    vis = snap.visuals
+    assert vis is not None
+    return _density_spec(vis, height, present), _flow_spec(vis, height, present, overlay)
+
+
+def _waiting_spec(what: str, height: int) -> str:
+    fig = go.Figure(layout={"height": height, "title": {"text": f"{what}: the first picture is on its way"}})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return chart_spec(fig)
+
+
+def _heavy_views(
+    prefix: str, holder: JobHolder, height: int, present: bool, live: dict[str, Any] | None = None
+) -> None:
     _, snap = _snapshot(holder, prefix)
     if snap is None:
         return
     vis = snap.visuals
+    if vis is None and live is not None:
+        # The charts wait for their first pictures on the page's stream.
+        c_density, c_flow = st.columns([1.6, 1], gap="small")
+        with c_density:
+            live_chart(
+                _waiting_spec("Density", height),
+                key=_k(prefix, "density_chart"),
+                height=height,
+                stream={**live, "role": "density"},
+            )
+        with c_flow:
+            live_chart(
+                _waiting_spec("Flow", height),
+                key=_k(prefix, "flow_chart"),
+                height=height,
+                stream={**live, "role": "flow"},
+            )
+        return
     if vis is None:
         st.container(height=height, border=False).caption(
             "The density and the flow appear after the first iterations." if snap.active else ""
@@ -261,9 +334,20 @@ def _heavy_views(prefix: str, holder: JobHolder, height: int, present: bool) -> 
     flow = _cached_spec(prefix, stamp, "flow", lambda: _flow_spec(vis, height, present, overlay))
     _record_cost("flow", time.perf_counter() - start)
     with c_density:
-        live_chart(density, key=_k(prefix, "density_chart"), height=height)
+        live_chart(
+            density,
+            key=_k(prefix, "density_chart"),
+            height=height,
+            stream=None if live is None else {**live, "role": "density"},
+        )
     with c_flow:
-        live_chart(flow, key=_k(prefix, "flow_chart"), height=height)
+        live_chart(
+            flow,
+            key=_k(prefix, "flow_chart"),
+            height=height,
+            stream=None if live is None else {**live, "role": "flow"},
+            immediate=snap.state != "running",
+        )
         st.toggle(
             "Vector field",
             key=overlay_key,

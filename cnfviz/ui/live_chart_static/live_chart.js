@@ -1,6 +1,12 @@
 // cnfviz live chart: one Plotly div updated in place with Plotly.react (the layout's uirevision keeps the
 // user's zoom), optionally with particles flowing along precomputed paths. Speaks Streamlit's component
 // protocol (apiVersion 1) by postMessage; no build step.
+//
+// Live channel (cnfviz.ui.stream): with a `stream` argument the chart follows its run between script runs.
+// The "loss" chart opens the page's one EventSource (one connection per tab: a browser allows six per host),
+// extends its curves in place, writes the status row's progress, and hands new pictures to the "density" and
+// "flow" charts of the same page over a BroadcastChannel named after the stream's token. When the run changes
+// state it sets the component's value once, which reruns the page.
 "use strict";
 (function () {
   const div = document.getElementById("chart");
@@ -66,6 +72,149 @@
     });
   }
 
+  // Plotly's typed-array JSON ({dtype, bdata}) as a plain array, so that extendTraces can grow it.
+  const DTYPES = { f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+                   u2: Uint16Array, i1: Int8Array, u1: Uint8Array };
+  function plainArray(v) {
+    if (!v || typeof v !== "object" || !v.bdata || !DTYPES[v.dtype]) return v;
+    const bin = atob(v.bdata);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return Array.from(new DTYPES[v.dtype](bytes.buffer));
+  }
+
+  // ------------------------------------------------------------------ the live channel
+  const live = { source: null, key: null, channel: null, bus: null, events: 0, points: 0, pictures: 0,
+                 lastVisuals: null, asked: false, status: null, errors: 0 };
+  state.live = live;
+
+  function busFor(channel) {
+    if (live.channel === channel && live.bus) return live.bus;
+    if (live.bus) live.bus.close();
+    live.channel = channel;
+    live.bus = typeof BroadcastChannel === "function" ? new BroadcastChannel("cnfviz-" + channel) : null;
+    if (live.bus) live.bus.onmessage = function (e) { onBus(e.data); };
+    return live.bus;
+  }
+
+  function onBus(msg) {
+    if (!msg) return;
+    if (msg.kind === "hello" && state.role === "loss" && live.lastVisuals) live.bus.postMessage(live.lastVisuals);
+    if (msg.kind === "visuals" && (state.role === "density" || state.role === "flow")) applyPicture(msg);
+  }
+
+  function applyPicture(msg) {
+    const spec = msg[state.role];
+    if (!spec || msg.version === state.version) return;
+    state.version = msg.version;
+    live.pictures += 1;
+    const anim = decodeAnim(spec.anim);
+    if (state.anim && anim && state.playing && div.data && !msg.immediate) {
+      state.pending = { figure: spec.figure, anim: anim };
+      return;
+    }
+    // Paused, stopped or done: the new model goes in at once, so the flow agrees with the density.
+    state.pending = null;
+    draw(spec.figure, anim);
+  }
+
+  function applyLoss(data) {
+    const grow = { x: [], y: [] }, growIdx = [];
+    data.curves.forEach(function (c, i) {
+      if (!c || i >= (div.data || []).length) return;
+      if (c[0] === "+") { grow.x.push(c[1]); grow.y.push(c[2]); growIdx.push(i); live.points += c[1].length; }
+      else Plotly.restyle(div, { x: [c[1]], y: [c[2]] }, [i]);
+    });
+    if (growIdx.length) {
+      Plotly.extendTraces(div, grow, growIdx);
+      // An empty chart says "no iterations yet" until its first points: they are here now.
+      const notes = (div.layout && div.layout.annotations) || [];
+      if (notes.some(function (a) { return /no iterations/.test(a.text || ""); })) {
+        Plotly.relayout(div, { annotations: notes.filter(function (a) { return !/no iterations/.test(a.text || ""); }) });
+      }
+    }
+    live.iteration = data.iteration;
+    document.body.dataset.points = String(live.points);
+  }
+
+  // The page's status row is drawn by the server at each script run; between them its progress bar and text
+  // follow the stream (same origin: the component's page may reach its parent's document).
+  function applyStatus(data) {
+    live.status = data;
+    let box = null;
+    try { box = window.parent.document.querySelector(".st-key-" + state.statusKey + " [data-testid='stProgress']"); }
+    catch (err) { return; }
+    if (!box) return;
+    const bar = box.querySelector("[role='progressbar']");
+    if (bar) {
+      bar.setAttribute("aria-valuenow", String(Math.round(data.value * 100)));
+      const fill = bar.querySelector("div > div") || bar.firstElementChild;
+      if (fill && fill.style) fill.style.width = (data.value * 100).toFixed(1) + "%";
+    }
+    const text = box.querySelector("[data-testid='stMarkdownContainer'] p") || box.querySelector("p");
+    if (text) text.textContent = data.text;
+    // The figures line below the bar: rebuilt from words and bold parts (text nodes only, never HTML).
+    const root = window.parent.document.querySelector(".st-key-" + state.statusKey);
+    const lines = root ? root.querySelectorAll("[data-testid='stMarkdownContainer'] p") : [];
+    for (const line of lines) {
+      if (!/^Loss\b/.test(line.textContent) || !data.figures) continue;
+      const doc = line.ownerDocument;
+      line.replaceChildren(...data.figures.map(function (part) {
+        if (!part[1]) return doc.createTextNode(part[0]);
+        const b = doc.createElement("strong");
+        b.textContent = part[0];
+        return b;
+      }));
+    }
+  }
+
+  function askRerun(reason) {
+    if (live.asked) return;
+    live.asked = true;
+    send("streamlit:setComponentValue", { value: Date.now() + ":" + reason, dataType: "json" });
+  }
+
+  function follow(stream) {
+    state.role = stream.role;
+    state.statusKey = stream.status;
+    const bus = busFor(stream.channel);
+    if (stream.role !== "loss") {
+      if (bus) bus.postMessage({ kind: "hello" });
+      return;
+    }
+    const url = stream.url + "?n=" + (stream.n || []).join(",") + "&v=" + stream.v;
+    if (live.source && live.key === url) return;
+    if (live.source) live.source.close();
+    live.key = url;
+    live.asked = false;
+    const source = new EventSource(url);
+    live.source = source;
+    source.addEventListener("loss", function (e) { live.events += 1; applyLoss(JSON.parse(e.data)); });
+    source.addEventListener("lossfigure", function (e) {
+      live.events += 1;
+      const spec = JSON.parse(e.data);
+      for (const trace of spec.figure.data || []) { trace.x = plainArray(trace.x); trace.y = plainArray(trace.y); }
+      draw(spec.figure, null);
+    });
+    source.addEventListener("status", function (e) { live.events += 1; applyStatus(JSON.parse(e.data)); });
+    source.addEventListener("visuals", function (e) {
+      live.events += 1;
+      const msg = Object.assign({ kind: "visuals" }, JSON.parse(e.data));
+      live.lastVisuals = msg;
+      if (bus) bus.postMessage(msg);
+    });
+    source.addEventListener("rerun", function (e) {
+      source.close();
+      askRerun(JSON.parse(e.data).reason);
+    });
+    source.addEventListener("end", function () { source.close(); });
+    source.onerror = function () {
+      live.errors += 1;
+      // 404: the run is gone (discarded, or the server restarted); the page's next script run knows why.
+      if (source.readyState === EventSource.CLOSED) askRerun("lost");
+    };
+  }
+
   function render(args) {
     state.renders += 1;
     if (args.height !== state.height) {
@@ -74,18 +223,31 @@
       send("streamlit:setFrameHeight", { height: args.height });
       if (div.layout) Plotly.relayout(div, { height: args.height });
     }
-    if (args.rev === state.rev) return; // the same figure again: nothing to do, nothing remounts
+    if (args.rev === state.rev) { if (args.stream) follow(args.stream); return; } // nothing remounts
     state.rev = args.rev;
+    if (live.source && args.stream && args.stream.role === "loss") {
+      // A new figure from a script run: the old stream's points are in it already.
+      live.source.close(); live.source = null; live.key = null;
+    }
     const spec = JSON.parse(args.spec);
     const anim = decodeAnim(spec.anim);
-    if (state.anim && anim && state.playing && div.data) {
+    if (args.stream && args.stream.role === "loss") {
+      for (const trace of spec.figure.data || []) { trace.x = plainArray(trace.x); trace.y = plainArray(trace.y); }
+    }
+    // Paused, stopped or done: the new model goes in at once, so the flow agrees with the density.
+    const immediate = Boolean(args.immediate);
+    if (state.anim && anim && state.playing && div.data && !immediate) {
       // A new model mid-loop: switch when the particles are back at t0, where every model starts from the
       // same base points, so nothing jumps.
       state.pending = { figure: spec.figure, anim: anim };
       return;
     }
     state.pending = null;
-    draw(spec.figure, anim);
+    const drawn = draw(spec.figure, anim);
+    if (args.stream) {
+      if (args.stream.role === "loss") drawn.then(function () { follow(args.stream); });
+      else follow(args.stream);
+    }
   }
 
   // The loop: t0 → t1 over `seconds`, a short rest at t1, then again from t0.
