@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -31,7 +30,7 @@ from ..training.config import TrainConfig
 from ..training.device import resolve_device
 from .cluster import HostedRun, RayJob, worker_setup
 from .scheduler import Scheduler
-from .stack import stack_key
+from .stack import plan_stack_key
 
 __all__ = [
     "DEFAULT_STACK_SIZE",
@@ -69,14 +68,7 @@ def planned_stack_key(config: TrainConfig, target: Target, *, evaluate_only: boo
     """
     if evaluate_only:
         return None  # it trains nothing
-    trainer = SimpleNamespace(
-        config=config,
-        train_solver=config.solver,
-        target=target,
-        train_data=None if config.n_train is None else range(config.n_train),  # only its length is read
-        device=resolve_device(config.device),
-    )
-    return stack_key(trainer)
+    return plan_stack_key(config, dim=target.dim, device=resolve_device(config.device))
 
 
 class StackHost:

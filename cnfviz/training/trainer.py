@@ -439,6 +439,27 @@ class Trainer:
             parts["jacobian"] = float(jac.detach().mean())
         return loss, parts
 
+    # The members a stack (cnfviz.runtime.stack) calls in place of a solo iteration's own steps: each
+    # stacked member draws, checks, records and keeps its last good weights exactly as it does alone.
+    @property
+    def noise_generator(self) -> torch.Generator:
+        """The generator of this run's training randomness (Hutchinson probes, flow-matching draws)."""
+        return self._noise
+
+    def loss_terms(
+        self, logpx: torch.Tensor, kinetic: torch.Tensor | None, jac: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The training loss and its parts from a solve's outputs, each (N,), as this run weighs them."""
+        return self._loss_terms(logpx, kinetic, jac)
+
+    def check_loss(self, loss: float) -> None:
+        """Raise ``FloatingPointError`` when ``loss`` is not finite (the run then fails with its last good model)."""
+        self._check_loss(loss)
+
+    def remember_good(self) -> None:
+        """Keep the current weights as the last good ones (the loss they gave was finite)."""
+        self._remember_good()
+
     def _remember_good(self) -> None:
         self._good_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
