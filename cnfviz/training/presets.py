@@ -13,7 +13,17 @@ from ..targets import SCIPY_PREFIX, target_spec
 from .config import TrainConfig
 from .device import resolve_device
 
-__all__ = ["DEFAULT_TARGET", "GPU_BATCH", "PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
+__all__ = [
+    "BUDGET_ITERS",
+    "DEFAULT_TARGET",
+    "GPU_BATCH",
+    "PRESETS",
+    "SEED_CONFIG",
+    "Preset",
+    "budget_decides",
+    "default_config",
+    "target_dim",
+]
 
 # The DiffEqFlux tutorial, step for step: Chain(Dense(1, 3, tanh), Dense(3, 1, tanh)) without a time
 # input, tspan (0, 10), 100 samples of Normal(6, 0.7), Adam(0.01) for 20 iterations, then LBFGS.
@@ -72,6 +82,24 @@ def target_dim(target: str) -> int:
     if target.startswith(SCIPY_PREFIX):
         return 1
     return target_spec(target).dim
+
+
+BUDGET_ITERS = 1_000_000
+"""The Adam iterations of a run whose time budget alone ends it (the most a config accepts)."""
+
+
+def budget_decides(config: TrainConfig) -> TrainConfig:
+    """``config`` with its Adam stage ended by its time budget rather than by an iteration count, when it has a
+    budget: what a run given ``--max-seconds`` and no ``--adam-iters`` means. Its cosine learning rate then
+    follows the clock (:meth:`~cnfviz.training.trainer.Trainer`'s progress is the larger of the two fractions).
+
+    Example:
+        >>> budget_decides(default_config("moons", objective="flow-matching", max_seconds=5.0)).adam_iters
+        1000000
+        >>> budget_decides(default_config("moons")).adam_iters
+        2000
+    """
+    return config.replace(adam_iters=BUDGET_ITERS) if config.max_seconds is not None else config
 
 
 def default_config(target: str = "normal", params: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:

@@ -145,6 +145,31 @@ class TrainResult:
         }
 
 
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel where the device has one: the same update, one kernel for every tensor
+    instead of a Python loop over them (a quarter of a flow-matching iteration on a CPU, by measurement)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # a device without the fused kernel
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _grad_norm(params: list[torch.nn.Parameter], clip: float | None) -> float:
+    """The gradients' total 2-norm before clipping, clipping them to ``clip`` when set, with the numbers of
+    ``torch.nn.utils.clip_grad_norm_`` (which also multiplies every gradient by 1.0 when it does not clip,
+    and costs as much again as the norm on a small network).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if clip is not None:
+        coef = clip / (norm + 1e-6)
+        if bool(coef < 1):
+            torch._foreach_mul_(grads, coef)
+    return float(norm)
+
+
 def _cosine(progress: float, floor: float) -> float:
     """Cosine decay from 1 to ``floor`` as ``progress`` goes from 0 to 1."""
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -284,6 +309,8 @@ class Trainer:
         self._steps = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._good_state: dict[str, torch.Tensor] | None = None
+        self._live_state: dict[str, torch.Tensor] | None = None  # the model's own tensors, by state_dict name
+        self._params = list(self.model.parameters())
         self._iteration = 0
         self._train_seconds = 0.0
         self._eval_seconds = 0.0
@@ -461,7 +488,14 @@ class Trainer:
         self._remember_good()
 
     def _remember_good(self) -> None:
-        self._good_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        # Every iteration keeps a copy, so it is a copy into buffers kept from the first call, not a new state_dict.
+        live = self._live_state
+        if self._good_state is None or live is None:
+            self._live_state = live = {k: v.detach() for k, v in self.model.state_dict(keep_vars=True).items()}
+            self._good_state = {k: v.clone() for k, v in live.items()}
+            return
+        with torch.no_grad():
+            torch._foreach_copy_(list(self._good_state.values()), list(live.values()))
 
     def _restore_good(self) -> None:
         if self._good_state is not None:
@@ -535,7 +569,7 @@ class Trainer:
     # ------------------------------------------------------------------ stages
     def _adam(self) -> None:
         if self._adam_opt is None:
-            self._adam_opt = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+            self._adam_opt = _adam(list(self.model.parameters()), self.config.lr)
         self._stage = "adam"
         while self._adam_done < self.config.adam_iters:
             # Joining, switching or leaving a stack happens here, between iterations: the shape can
@@ -595,7 +629,7 @@ class Trainer:
         opt = self._adam_opt
         assert opt is not None
         it = self._adam_done
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
+        grad_norm = _grad_norm(self._params, cfg.grad_clip)
         if not math.isfinite(grad_norm):
             raise FloatingPointError(f"the gradient became {grad_norm} at iteration {self._iteration + 1}")
         opt.step()
