@@ -480,6 +480,8 @@ class TrainingJob:
             # The final plots and metrics can take seconds of solving: a stop that abandons the run
             # (Reset, a closed tab) ends them too, at the next evaluation of the dynamics.
             self.trainer.model.interrupt = self._abort.is_set
+            with self._lock:  # ended: say so at once; the final pictures next, then the metrics (cheapest first)
+                self._state, self._reason = result.status, result.reason
             it = result.iterations
             if it != self._last_visual_iter or self._visuals is None:
                 self._refresh_visuals(it)
@@ -493,7 +495,6 @@ class TrainingJob:
             with self._lock:
                 self._result = result
                 self._metrics = metrics
-                self._state, self._reason = result.status, result.reason
             if self.on_finish is not None:
                 self.on_finish(result)
         except Exception as err:

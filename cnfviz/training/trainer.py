@@ -30,6 +30,8 @@ from .metrics import EVAL_SOLVER, Metrics, evaluate
 from .objectives import OBJECTIVES, flow_matching_loss, objective_notes
 
 __all__ = [
+    "FINAL_EVAL_MIN_SECONDS",
+    "FINAL_EVAL_SHARE",
     "LIVE_FIELDS",
     "IterationRecord",
     "TrainResult",
@@ -47,6 +49,11 @@ __all__ = [
 # this many nats: the flow has started to exploit the discretisation error.
 SOLVER_GAP_TOLERANCE = 0.05
 _EVAL_POINTS = 1000
+
+FINAL_EVAL_SHARE = 0.1
+"""The share of a run's time budget its final metrics may take, after training has spent the budget."""
+FINAL_EVAL_MIN_SECONDS = 1.0
+"""The least time a budgeted run's final metrics get: enough for the cheap figures (seed TV, test NLL)."""
 
 
 LIVE_FIELDS = ("lr", "lambda_kinetic", "lambda_jacobian")
@@ -749,12 +756,43 @@ class Trainer:
             result.metrics = self.evaluate()
         return result
 
-    def evaluate(self, resolution: int | None = None) -> Metrics | None:
-        """Final metrics of the current model, or None when the model cannot be evaluated."""
+    def evaluate(
+        self,
+        resolution: int | None = None,
+        *,
+        max_seconds: float | str | None = "budget",
+        on_metric: Callable[[Metrics], None] | None = None,
+    ) -> Metrics | None:
+        """Final metrics of the current model, cheapest first, or None when the model cannot be evaluated.
+
+        Arguments:
+            resolution: the grid's points per axis (default: :func:`~cnfviz.training.metrics.grid_metrics`'s).
+            max_seconds: wall seconds the metrics may take; the figures not reached by then are NaN (named in
+                ``Metrics.cut``). ``"budget"`` (the default): :meth:`final_eval_seconds`, so that a run's time
+                budget bounds its final evaluation too. None: no bound.
+            on_metric: called with the figures so far after each one (see :func:`~cnfviz.training.metrics.evaluate`).
+        """
+        seconds = self.final_eval_seconds() if max_seconds == "budget" else max_seconds
+        assert seconds is None or isinstance(seconds, (int, float))
         try:
-            return evaluate(self.model, self.target, self.tv_points, self.test_data, resolution=resolution)
+            return evaluate(
+                self.model,
+                self.target,
+                self.tv_points,
+                self.test_data,
+                resolution=resolution,
+                max_seconds=seconds,
+                on_metric=on_metric,
+            )
         except SolverError:
             return None
+
+    def final_eval_seconds(self) -> float | None:
+        """The wall seconds a run's final metrics may take: with a time budget, :data:`FINAL_EVAL_SHARE` of it
+        (at least :data:`FINAL_EVAL_MIN_SECONDS`), so a ``--max-seconds 60`` run ends in about 66 s; without
+        one, no bound (None)."""
+        budget = self.config.max_seconds
+        return None if budget is None else max(FINAL_EVAL_MIN_SECONDS, FINAL_EVAL_SHARE * budget)
 
 
 def train(
