@@ -170,6 +170,7 @@ class Snapshot:
     notes: tuple[str, ...]
     config: TrainConfig
     loaded: bool = False  # an evaluate-only job: a checkpoint's model, not trained here
+    finishing: bool = False  # ended (done, stopped, failed), its final pictures and metrics still to come: keep polling
 
     @property
     def active(self) -> bool:
@@ -333,7 +334,7 @@ class TrainingJob:
         can train it on."""
         with self._lock:
             state = self._state
-        return state in ("done", "stopped") and not self.evaluate_only and not self._thread.is_alive()
+        return state in ("done", "stopped") and not self.evaluate_only
 
     def continue_training(self) -> bool:
         """Train a run that ended done or stopped on from where it is, in a new worker thread: the model, the
@@ -342,6 +343,9 @@ class TrainingJob:
         the run cannot continue (see :attr:`can_continue`)."""
         if not self.can_continue:
             return False
+        if self._thread.is_alive():  # still on its final pictures and metrics, which a run that trains on drops
+            self._abort.set()
+            self._thread.join()
         trainer = self.trainer
         round_iters = self._first_config.adam_iters
         budget = self._first_config.max_seconds
@@ -554,6 +558,7 @@ class TrainingJob:
             notes=tuple(self.trainer.notes),
             config=self.config,
             loaded=self.evaluate_only,
+            finishing=state in ("done", "stopped", "failed") and self._thread.is_alive(),
         )
 
 
