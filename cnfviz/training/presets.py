@@ -12,6 +12,7 @@ from ..flow.solver import SolverConfig
 from ..targets import SCIPY_PREFIX, target_spec
 from .config import TrainConfig
 from .device import resolve_device
+from .objectives import FLOW_MATCHING
 
 __all__ = [
     "BUDGET_ITERS",
@@ -89,17 +90,21 @@ BUDGET_ITERS = 1_000_000
 
 
 def budget_decides(config: TrainConfig) -> TrainConfig:
-    """``config`` with its Adam stage ended by its time budget rather than by an iteration count, when it has a
-    budget: what a run given ``--max-seconds`` and no ``--adam-iters`` means. Its cosine learning rate then
-    follows the clock (:meth:`~cnfviz.training.trainer.Trainer`'s progress is the larger of the two fractions).
+    """``config`` with its Adam stage ended by its time budget rather than by its default iteration count, for a
+    flow-matching run with a budget: what ``--max-seconds`` without ``--adam-iters`` means for one. Its iterations
+    take milliseconds, so the default 2,000 would end it seconds into any budget; a likelihood run's default count
+    is of the size of the budgets people give, and stays. The cosine learning rate then follows the clock (the
+    trainer's progress is the larger of the two fractions).
 
     Example:
         >>> budget_decides(default_config("moons", objective="flow-matching", max_seconds=5.0)).adam_iters
         1000000
-        >>> budget_decides(default_config("moons")).adam_iters
+        >>> budget_decides(default_config("moons", max_seconds=5.0)).adam_iters
         2000
     """
-    return config.replace(adam_iters=BUDGET_ITERS) if config.max_seconds is not None else config
+    if config.max_seconds is None or config.objective not in FLOW_MATCHING:
+        return config
+    return config.replace(adam_iters=BUDGET_ITERS)
 
 
 def default_config(target: str = "normal", params: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:

@@ -235,3 +235,17 @@ def test_a_time_budget_without_an_iteration_count_is_spent_by_the_clock():
     assert result.reason == "time budget reached" and result.iterations > 5
     assert result.train_seconds == pytest.approx(0.5, abs=0.3)
     assert budget_decides(TrainConfig(target="normal", adam_iters=5)).adam_iters == 5, "no budget: unchanged"
+    likelihood = TrainConfig(target="normal", adam_iters=5, max_seconds=0.5)
+    assert budget_decides(likelihood) == likelihood, "a likelihood run keeps its iteration count"
+
+
+def test_the_command_line_gives_a_flow_matching_budget_to_the_clock_unless_iterations_are_given():
+    from cnfviz.cli import build_parser, config_from_args
+
+    def cli(*tokens: str) -> TrainConfig:
+        return config_from_args(build_parser().parse_args(["train", "--target", "moons", *tokens]))
+
+    assert cli("--objective", "flow-matching", "--max-seconds", "5").adam_iters == 1_000_000
+    assert cli("--objective", "flow-matching", "--max-seconds", "5", "--adam-iters", "300").adam_iters == 300
+    assert cli("--objective", "flow-matching").adam_iters == 2000
+    assert cli("--max-seconds", "5").adam_iters == 2000
