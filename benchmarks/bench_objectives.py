@@ -12,22 +12,31 @@ Budgets and rates are in CPU seconds of the training thread by default (``--cloc
 shared, and wall time would charge each run for whatever else runs beside it. ``--clock wall`` measures
 wall time, as the app does; on an idle core the two agree.
 
+Also, first: flow matching per iteration against torchcfm (``pip install -e '.[bench]'``) on the same network and
+batch (3x64 tanh, time concatenated, batch 256), the two loops alternating in this process, each drawing its
+data as cnfviz's trainer does.
+
     python benchmarks/bench_objectives.py [--quick] [--budgets 5 12 30] [--targets 8gaussians pinwheel moons]
+    python benchmarks/bench_objectives.py --torchcfm [--iterations 2000 --repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import statistics
 import time
 import types
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from common import default_for, heldout_nll, print_table, setup
 
 import cnfviz.training.trainer
-from cnfviz import Trainer
+from cnfviz import Trainer, make_target
+from cnfviz.flow.dynamics import ODENet
 from cnfviz.training.metrics import sampling_nfe
 from cnfviz.training.objectives import OBJECTIVES, OT_MAX_POINTS, ot_pairing
 
@@ -97,6 +106,110 @@ def _anchor(iterations: int) -> list[dict[str, object]]:
     return rows
 
 
+TORCHCFM_NET = {
+    "hidden": (64, 64, 64),
+    "activation": "tanh",
+    "time": "concat",
+    "linear": False,
+    "final_activation": False,
+}
+"""The network of the side-by-side with torchcfm: 3x64 tanh, time concatenated, no output activation, no linear term."""
+
+
+def _torchcfm_rate(
+    iterations: int, clock: Callable[[], float], data: Callable[[], torch.Tensor], *, same_net: bool
+) -> float:
+    """torchcfm's I-CFM training loop (ConditionalFlowMatcher, sigma 0, torch's default Adam, batch 256):
+    iterations per second of ``clock``.
+
+    ``same_net``: the loop drives cnfviz's own network (:class:`~cnfviz.flow.dynamics.ODENet`, 3x64 tanh, the time
+    concatenated to every layer's input): the same maths, so the two rates differ by their loops alone. Otherwise
+    the torch MLP of torchcfm's notebooks at that width (the time concatenated to the input only: less maths).
+    """
+    from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
+
+    torch.manual_seed(0)
+    if same_net:
+        ode = ODENet(2, TORCHCFM_NET["hidden"], "tanh", "concat", generator=torch.Generator().manual_seed(0))
+
+        def field(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return ode(t[:, None], xt)
+
+        params = list(ode.parameters())
+    else:
+        layers: list[torch.nn.Module] = []
+        for a, b in itertools.pairwise([3, 64, 64, 64]):
+            layers += [torch.nn.Linear(a, b), torch.nn.Tanh()]
+        mlp = torch.nn.Sequential(*layers, torch.nn.Linear(64, 2))
+
+        def field(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return mlp(torch.cat([xt, t[:, None]], dim=-1))
+
+        params = list(mlp.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    fm = ConditionalFlowMatcher(sigma=0.0)
+    start = clock()
+    for _ in range(iterations):
+        opt.zero_grad()
+        x1 = data()
+        x0 = torch.randn_like(x1)
+        t, xt, ut = fm.sample_location_and_conditional_flow(x0, x1)
+        loss = torch.mean((field(xt, t) - ut) ** 2)
+        loss.backward()
+        opt.step()
+    return iterations / (clock() - start)
+
+
+def _cnfviz_rate(iterations: int, objective: str = "flow-matching") -> float:
+    """cnfviz's Trainer, its defaults but the network and batch (cosine learning rate, records, checks, last good
+    weights kept every iteration) on the same network and batch: iterations per second of its training clock."""
+    cfg = default_for("8gaussians", objective=objective, batch_size=256, n_train=None, model=TORCHCFM_NET)
+    result = Trainer(cfg.replace(adam_iters=iterations)).run(final_metrics=False)
+    return result.iterations / result.train_seconds
+
+
+def _against_torchcfm(iterations: int, repeats: int, clock: Callable[[], float]) -> list[dict[str, object]]:
+    """Flow matching per iteration, cnfviz against torchcfm, alternating in this process (median of ``repeats``)."""
+    try:
+        import torchcfm  # noqa: F401
+    except ImportError:
+        return [{"note": "torchcfm is not installed: pip install -e '.[bench]'"}]
+    target = make_target("8gaussians")
+    rng = np.random.default_rng(0)
+
+    def data() -> torch.Tensor:  # the data cnfviz's trainer draws, at its cost, for both loops
+        return torch.as_tensor(target.sample(256, seed=int(rng.integers(2**31))), dtype=torch.float32)
+
+    ours, same, mlp = [], [], []
+    _cnfviz_rate(50)
+    _torchcfm_rate(50, clock, data, same_net=True)
+    for _ in range(repeats):
+        ours.append(_cnfviz_rate(iterations))
+        same.append(_torchcfm_rate(iterations, clock, data, same_net=True))
+        mlp.append(_torchcfm_rate(iterations, clock, data, same_net=False))
+    a, b, c = statistics.median(ours), statistics.median(same), statistics.median(mlp)
+    return [
+        {
+            "loop": "cnfviz Trainer (its defaults)",
+            "network": "cnfviz ODENet 3x64 tanh, time concat",
+            "it/s": a,
+            "cnfviz / this": 1.0,
+        },
+        {
+            "loop": "torchcfm I-CFM",
+            "network": "cnfviz ODENet 3x64 tanh, time concat",
+            "it/s": b,
+            "cnfviz / this": a / b,
+        },
+        {
+            "loop": "torchcfm I-CFM",
+            "network": "torch MLP 3x64 tanh, time at the input",
+            "it/s": c,
+            "cnfviz / this": a / c,
+        },
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets and one target: a smoke run")
@@ -108,6 +221,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as the CLI)")
     parser.add_argument("--ot-cost", action="store_true", help="only time the OT assignment")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="what a budget second is")
+    parser.add_argument("--torchcfm", action="store_true", help="only flow matching's speed against torchcfm")
+    parser.add_argument("--iterations", type=int, default=None, help="iterations per torchcfm comparison run")
+    parser.add_argument("--repeats", type=int, default=None, help="alternating torchcfm comparison runs")
     args = parser.parse_args()
     threads = setup(args.threads)
     if args.clock == "cpu":
@@ -118,6 +234,14 @@ def main() -> None:
     n_test = args.n_test or (2_000 if args.quick else 10_000)
 
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+    cfm_rows = _against_torchcfm(args.iterations or (500 if args.quick else 2000), args.repeats or 5, clock)
+    print_table(
+        cfm_rows,
+        f"Flow matching per iteration against torchcfm, batch 256, median of {args.repeats or 5} alternating runs, "
+        f"{args.clock} seconds",
+    )
+    if args.torchcfm:
+        return
     ot_rows = _ot_cost([256, 1024] if args.quick else [256, 1024, 4096], 1 if args.quick else 3, clock)
     print_table(ot_rows, f"Exact minibatch OT pairing (scipy linear_sum_assignment), 2D points, {args.clock} ms")
     if args.ot_cost:

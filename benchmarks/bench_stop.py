@@ -4,7 +4,11 @@
    whose single training iteration takes tens of seconds. Stop is pressed while the forward solve runs,
    then while the backward pass runs; the figure is the time until the worker thread has ended, next to
    how long the iteration would have run on (what a check between iterations only would cost).
-2. Overhead: one training step of the default configuration with the stop check armed vs not, measured
+2. Stop -> "stopped": a default 2D run (the app's Train page) trained for a few seconds, then Stop; the
+   figures are the time until its snapshot says ``stopped`` (what the Stop button waits for), until its final
+   metrics are in, and until its worker has ended. ``--ending-only`` measures just this, e.g. against another
+   tree: ``PYTHONPATH=/path/to/other/tree python benchmarks/bench_stop.py --ending-only``.
+3. Overhead: one training step of the default configuration with the stop check armed vs not, measured
    alternately in one process (the ratio is what matters on a noisy machine).
 
     python benchmarks/bench_stop.py --repeats 3
@@ -18,6 +22,7 @@ import time
 import torch
 from common import median, print_table, setup
 
+import cnfviz
 from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, default_config
 from cnfviz.runtime.job import TrainingJob
 
@@ -70,6 +75,22 @@ def stop_latency(phase: str) -> float:
     return took
 
 
+def stop_to_stopped(train_seconds: float) -> dict[str, float]:
+    """Seconds from Stop to the ``stopped`` state, to the final metrics, and to the end of the worker thread,
+    for the default 2D run after ``train_seconds`` of training."""
+    job = TrainingJob(default_config("8gaussians", adam_iters=1_000_000)).start()
+    _wait(lambda: job.snapshot().iteration >= 3)
+    time.sleep(train_seconds)
+    start = time.perf_counter()
+    job.stop()
+    _wait(lambda: job.snapshot().state == "stopped", 300)
+    stopped = time.perf_counter() - start
+    _wait(lambda: job.snapshot().metrics is not None or not job.alive, 300)
+    metrics = time.perf_counter() - start
+    job.join(300)
+    return {"stopped": stopped, "metrics": metrics, "ended": time.perf_counter() - start}
+
+
 def step_overhead(repeats: int) -> tuple[float, float]:
     """Median seconds per training step of the default 2D config, stop check off and on (alternating)."""
     config = default_config("8gaussians", adam_iters=1_000_000, eval_every=0)
@@ -92,9 +113,30 @@ def step_overhead(repeats: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ending-only", action="store_true", help="only Stop -> stopped on a default run")
+    parser.add_argument("--train-seconds", type=float, default=3.0, help="training before Stop (ending figure)")
     args = parser.parse_args()
     threads = setup()
-    print(f"torch threads: {threads}")
+    print(f"torch threads: {threads}; cnfviz from {cnfviz.__file__}")
+
+    endings = [stop_to_stopped(args.train_seconds) for _ in range(args.repeats)]
+    print_table(
+        [
+            {
+                "after Stop, until": what,
+                "median (s)": f"{median([e[key] for e in endings]):.3f}",
+                "worst (s)": f"{max(e[key] for e in endings):.3f}",
+            }
+            for what, key in (
+                ('the snapshot says "stopped"', "stopped"),
+                ("the final metrics are in", "metrics"),
+                ("the worker has ended", "ended"),
+            )
+        ],
+        f"Stop -> stopped: the default 2D run, Stop after {args.train_seconds:g} s of training ({args.repeats} runs)",
+    )
+    if args.ending_only:
+        return
 
     forward, backward = iteration_seconds()
     rows = []

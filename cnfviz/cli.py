@@ -32,7 +32,7 @@ from .training.checkpoint import load_checkpoint, save_checkpoint
 from .training.config import TrainConfig
 from .training.device import resolve_device
 from .training.fields import NONE, PLAIN_KINDS, Field, config_fields
-from .training.presets import PRESETS, default_config
+from .training.presets import PRESETS, budget_decides, default_config
 from .training.trainer import IterationRecord, Trainer, TrainResult
 
 __all__ = ["MAX_SAMPLES", "MAX_THREADS", "build_parser", "config_from_args", "main"]
@@ -153,7 +153,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                 changes.setdefault(key, {}).update(change)
             else:
                 changes[key] = change
-    return cfg.replace(**changes) if changes else cfg
+    cfg = cfg.replace(**changes) if changes else cfg
+    return budget_decides(cfg) if args.max_seconds is not None and args.adam_iters is None else cfg
 
 
 def _data_dim(args: argparse.Namespace) -> int:

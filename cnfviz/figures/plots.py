@@ -110,9 +110,9 @@ def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_LINE_POINTS) ->
 def nfe_per_iteration(cumulative: np.ndarray, window: int = 5) -> np.ndarray:
     """Forward function evaluations per iteration from the run's cumulative count.
 
-    The count also includes the occasional solves for plots and test NLL, which would show as spikes;
-    a running median over ``window`` iterations removes them and keeps real trends (a solver that
-    needs more and more steps).
+    The count holds training solves only (the trainer counts no plot or test-NLL solve), so each
+    difference is an iteration's own NFE; a running median over ``window`` iterations smooths an adaptive
+    solver's step-to-step jitter and keeps real trends (a solver that needs more and more steps).
 
     Arguments:
         cumulative: the cumulative forward NFE after each iteration, shape (n,).

@@ -177,6 +177,7 @@ class Snapshot:
     paused: bool = False
     stopping: bool = False
     can_continue: bool = False
+    finishing: bool = False  # ended (done, stopped, failed), its final pictures and metrics still to come: keep polling
 
     @property
     def active(self) -> bool:
@@ -344,7 +345,7 @@ class TrainingJob:
         can train it on."""
         with self._lock:
             state = self._state
-        return state in ("done", "stopped") and not self.evaluate_only and not self._thread.is_alive()
+        return state in ("done", "stopped") and not self.evaluate_only
 
     def continue_training(self) -> bool:
         """Train a run that ended done or stopped on from where it is, in a new worker thread: the model, the
@@ -353,6 +354,9 @@ class TrainingJob:
         the run cannot continue (see :attr:`can_continue`)."""
         if not self.can_continue:
             return False
+        if self._thread.is_alive():  # still on its final pictures and metrics, which a run that trains on drops
+            self._abort.set()
+            self._thread.join()
         trainer = self.trainer
         round_iters = self._first_config.adam_iters
         budget = self._first_config.max_seconds
@@ -497,6 +501,8 @@ class TrainingJob:
             # The final plots and metrics can take seconds of solving: a stop that abandons the run
             # (Reset, a closed tab) ends them too, at the next evaluation of the dynamics.
             self.trainer.model.interrupt = self._abort.is_set
+            with self._lock:  # ended: say so at once; the final pictures next, then the metrics (cheapest first)
+                self._state, self._reason = result.status, result.reason
             it = result.iterations
             if it != self._last_visual_iter or self._visuals is None:
                 self._refresh_visuals(it)
@@ -510,7 +516,6 @@ class TrainingJob:
             with self._lock:
                 self._result = result
                 self._metrics = metrics
-                self._state, self._reason = result.status, result.reason
             if self.on_finish is not None:
                 self.on_finish(result)
         except Exception as err:
@@ -574,6 +579,7 @@ class TrainingJob:
             paused=paused and state in ("queued", "running", "paused"),
             stopping=stopping and state in ("queued", "running", "paused"),
             can_continue=self.can_continue,
+            finishing=state in ("done", "stopped", "failed") and self._thread.is_alive(),
         )
 
     def change_key(self) -> tuple[Any, ...]:

@@ -10,7 +10,6 @@ thread as before. The cores are shared between the stacks and the solo runs, nev
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -20,7 +19,7 @@ from ..training.config import TrainConfig
 from ..training.device import resolve_device
 from .housekeeping import configure_threads
 from .job import JobSlots
-from .stack import StackGroup, stack_key
+from .stack import StackGroup, plan_stack_key, stack_key
 
 __all__ = ["DEFAULT_CAPACITY", "Scheduler", "planned_stack_key"]
 
@@ -164,11 +163,4 @@ def planned_stack_key(config: TrainConfig, target: Target, *, evaluate_only: boo
     """
     if evaluate_only:
         return None  # it trains nothing
-    trainer = SimpleNamespace(
-        config=config,
-        train_solver=config.solver,
-        target=target,
-        train_data=None if config.n_train is None else range(config.n_train),  # only its length is read
-        device=resolve_device(config.device),
-    )
-    return stack_key(trainer)
+    return plan_stack_key(config, dim=target.dim, device=resolve_device(config.device))

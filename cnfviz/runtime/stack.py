@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,17 +34,27 @@ from torch import Tensor
 from ..flow.divergence import TRACE_ESTIMATORS, draw_noise
 from ..flow.dynamics import ODENet
 from ..flow.ffjord import standard_normal_logprob
-from ..flow.solver import SolverInterrupted
+from ..flow.solver import SolverConfig, SolverInterrupted
+from ..training.config import TrainConfig
 from ..training.objectives import FLOW_MATCHING, OBJECTIVES, draw_flow_matching
 from .housekeeping import name_native_thread
+
+if TYPE_CHECKING:
+    from ..training.trainer import Trainer
 
 __all__ = [
     "FLOW_MATCHING_STACKS_ON_CPU",
     "STACKABLE_METHODS",
+    "STACKABLE_OBJECTIVES",
+    "STACKABLE_TIMES",
+    "STACKABLE_TRACES",
     "STACK_THREAD_NAME",
     "VISUAL_SHARE",
     "StackGroup",
+    "StackKey",
+    "batch_rows",
     "grid_steps",
+    "plan_stack_key",
     "stack_key",
     "stacked_flow_matching_losses",
     "stacked_losses",
@@ -92,46 +102,109 @@ def grid_steps(step_size: float | None, tspan: tuple[float, float]) -> int:
     return max(1, math.ceil(float(abs(t[-1] - t[0])) / step_size - 1e-9))
 
 
-def _batch_rows(trainer: Any) -> int:
-    cfg = trainer.config
-    if trainer.train_data is None:
-        return cfg.batch_size or 256
-    n = len(trainer.train_data)
-    return n if cfg.batch_size is None or cfg.batch_size >= n else cfg.batch_size
+STACKABLE_TIMES: tuple[str, ...] = ("none", "concat", "concatsquash")
+"""Time conditionings :class:`_StackedNet` reproduces (tests/runtime/test_stack.py proves each against ODENet)."""
+
+STACKABLE_TRACES: tuple[str, ...] = ("exact", "hutchinson-gaussian", "hutchinson-rademacher")
+"""Trace estimators the stacked dynamics reproduce: the forward-mode ones (``exact-autograd`` trains alone)."""
+
+STACKABLE_OBJECTIVES: tuple[str, ...] = ("likelihood", *sorted(FLOW_MATCHING))
+"""Objectives a stack trains: the likelihood solve, and every flow-matching coupling that
+:func:`~cnfviz.training.objectives.draw_flow_matching` draws."""
 
 
-def stack_key(trainer: Any) -> tuple[Any, ...] | None:
-    """What a run must share with its stack-mates, or None when it cannot be stacked now.
+class StackKey(NamedTuple):
+    """What a run must share with its stack-mates: its network's shape, its batch rows, and for a likelihood run the
+    solve (trace estimator, regularizers, fixed-grid method and step count). Equal keys stack; runs of different
+    objectives never share one.
+
+    A typed tuple rather than a dataclass so that it stays what the keys always were to their users (a hashable
+    tuple, e.g. ``key[:3] == (dim, hidden, activation)``), with named fields.
+    """
+
+    dim: int
+    hidden: tuple[int, ...]
+    activation: str
+    time: str
+    final_activation: bool
+    linear: bool
+    batch_rows: int
+    objective: str
+    trace: str | None  # None: flow matching makes no solve
+    regularized: bool
+    method: str | None
+    steps: int
+    device: str
+
+
+def batch_rows(config: TrainConfig, train_rows: int | None) -> int:
+    """Rows of each training batch: the batch size, or the whole training set when it is smaller (or unset).
+
+    Arguments:
+        config: the run.
+        train_rows: rows of the fixed training set (``config.n_train``), or None when every batch is drawn fresh.
+    """
+    if train_rows is None:
+        return config.batch_size or 256
+    return train_rows if config.batch_size is None or config.batch_size >= train_rows else config.batch_size
+
+
+def plan_stack_key(
+    config: TrainConfig,
+    *,
+    dim: int,
+    device: str | torch.device,
+    solver: SolverConfig | None = None,
+) -> StackKey | None:
+    """The :class:`StackKey` of a run, from plain values; None when it cannot be stacked (it then trains alone).
 
     Shape: dimension, widths, activation, time conditioning, final activation, linear term, batch
     rows, trace estimator, regularized or not, fixed-grid method and step count, device. An adaptive
-    solver, the adjoint, an NFE cap the grid exceeds, or the autograd trace train alone.
+    solver, the adjoint, an NFE cap the grid exceeds, or a choice the stack does not reproduce exactly
+    (:data:`STACKABLE_METHODS`, :data:`STACKABLE_TIMES`, :data:`STACKABLE_TRACES`, :data:`STACKABLE_OBJECTIVES`)
+    trains alone.
 
     A flow-matching run makes no solve in training, so its key is the network shape, batch rows,
-    objective and device alone, tagged so that it never equals a likelihood run's key. On a CPU it trains
-    alone unless :data:`FLOW_MATCHING_STACKS_ON_CPU` is set (see there).
+    objective and device alone. On a CPU it trains alone unless :data:`FLOW_MATCHING_STACKS_ON_CPU` is set.
+
+    Arguments:
+        config: the run.
+        dim: the data dimension d.
+        device: the device it trains on.
+        solver: the training solver now (the solver guard may have halved the config's step); default ``config.solver``.
+
+    Example:
+        >>> from cnfviz import TrainConfig
+        >>> cfg = TrainConfig(target="moons", solver={"method": "rk4", "step_size": 0.25})
+        >>> key = plan_stack_key(cfg, dim=2, device="cpu")
+        >>> key.method, key.steps, key.trace
+        ('rk4', 4, 'exact')
+        >>> plan_stack_key(TrainConfig(target="moons", solver={"method": "dopri5"}), dim=2, device="cpu") is None
+        True
     """
-    cfg = trainer.config
-    solver = trainer.train_solver
-    m = cfg.model
-    if cfg.objective in FLOW_MATCHING:
-        if trainer.device.type == "cpu" and not FLOW_MATCHING_STACKS_ON_CPU:
-            return None
-        return ("flow-matching", cfg.objective, *_network_shape(trainer), str(trainer.device))
-    if solver.method not in STACKABLE_METHODS or solver.adjoint or m.trace == "exact-autograd":
+    solver = solver if solver is not None else config.solver
+    device = str(torch.device(device))
+    rows = batch_rows(config, config.n_train)
+    m = config.model
+    if config.objective not in STACKABLE_OBJECTIVES or m.time not in STACKABLE_TIMES:
         return None
-    if cfg.objective != "likelihood":
-        return None  # an objective the stack does not know trains alone
+    shape = (dim, tuple(m.hidden), m.activation, m.time, m.final_activation, m.linear, rows)
+    if config.objective in FLOW_MATCHING:
+        if torch.device(device).type == "cpu" and not FLOW_MATCHING_STACKS_ON_CPU:
+            return None
+        return StackKey(*shape, config.objective, None, False, None, 0, device)
+    if solver.method not in STACKABLE_METHODS or solver.adjoint or m.trace not in STACKABLE_TRACES:
+        return None
     steps = grid_steps(solver.step_size, m.tspan)
     if solver.max_nfe is not None and steps * STACKABLE_METHODS[solver.method] > solver.max_nfe:
         return None  # alone, the solve fails on its NFE cap: let it, with the solo message
-    return (*_network_shape(trainer), m.trace, cfg.regularized, solver.method, steps, str(trainer.device))
+    return StackKey(*shape, config.objective, m.trace, config.regularized, solver.method, steps, device)
 
 
-def _network_shape(trainer: Any) -> tuple[Any, ...]:
-    """What every stacked member shares whatever its objective: the network and the batch rows."""
-    m = trainer.config.model
-    return (trainer.target.dim, m.hidden, m.activation, m.time, m.final_activation, m.linear, _batch_rows(trainer))
+def stack_key(trainer: Trainer) -> StackKey | None:
+    """The :class:`StackKey` of a built run as it stands now (its solver may have been refined), or None when it
+    cannot be stacked now: :func:`plan_stack_key` over the trainer's public state."""
+    return plan_stack_key(trainer.config, dim=trainer.target.dim, device=trainer.device, solver=trainer.train_solver)
 
 
 class _StackedNet:
@@ -335,7 +408,7 @@ def stacked_losses(
         yi = yt[i]
         logpx = standard_normal_logprob(yi[:, :d]) + yi[:, d]
         kinetic, jac = (yi[:, d + 1].abs(), yi[:, d + 2].abs()) if regularize else (None, None)
-        out.append(tr._loss_terms(logpx, kinetic, jac))
+        out.append(tr.loss_terms(logpx, kinetic, jac))
     return out
 
 
@@ -473,11 +546,11 @@ class StackGroup:
         """
         coupling = OBJECTIVES[trainer.config.objective].coupling
         if coupling is not None:
-            draw = draw_flow_matching(x, trainer.model.tspan, coupling=coupling, generator=trainer._noise)
+            draw = draw_flow_matching(x, trainer.model.tspan, coupling=coupling, generator=trainer.noise_generator)
             req = _Request(trainer, x, None, draw)
         else:
             est = TRACE_ESTIMATORS[trainer.config.model.trace]
-            eps = draw_noise(est.noise, x, trainer._noise) if est.noise else None
+            eps = draw_noise(est.noise, x, trainer.noise_generator) if est.noise else None
             req = _Request(trainer, x, eps)
         with self._cond:
             if self._closed or id(trainer) not in self._members:
@@ -487,7 +560,7 @@ class StackGroup:
         req.done.wait()
         if req.error is not None:
             raise req.error
-        trainer._check_loss(req.loss)
+        trainer.check_loss(req.loss)
         return req.loss, req.parts, req.nfe
 
     def _next_round(self) -> list[_Request] | None:
@@ -564,7 +637,7 @@ class StackGroup:
         for req, (loss, parts) in zip(batch, losses, strict=True):
             req.loss, req.parts, req.nfe = float(loss.detach()), parts, (evals, 0)
             if math.isfinite(req.loss):
-                req.trainer._remember_good()
+                req.trainer.remember_good()
                 finite.append(loss)
         # A run whose loss is not finite fails alone: it gets no backward pass, and its mates'
         # gradients never touch its slice of the stacked weights.
@@ -583,7 +656,7 @@ class StackGroup:
             # One evaluation of the field and no solve, counted as the solo iteration counts it.
             req.loss, req.parts, req.nfe = float(loss.detach()), parts, (1, 0)
             if math.isfinite(req.loss):
-                req.trainer._remember_good()
+                req.trainer.remember_good()
                 finite.append(loss)
         if finite:  # a run whose loss is not finite fails alone, as in a likelihood stack
             torch.stack(finite).sum().backward()

@@ -8,7 +8,10 @@ import torch
 
 from .._validation import check_choice
 
-__all__ = ["cpu_cores", "device_label", "resolve_device"]
+__all__ = ["DEVICES", "cpu_cores", "device_label", "resolve_device"]
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+"""The device choices of a run: ``auto`` (CUDA, then MPS, then CPU) or one of them by name."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -18,7 +21,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         >>> resolve_device("cpu").type
         'cpu'
     """
-    check_choice(name, ("auto", "cpu", "cuda", "mps"), "device")
+    check_choice(name, DEVICES, "device")
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name in ("auto", "cuda") and cuda:

@@ -27,6 +27,7 @@ from ..flow.config import TIME_BOUNDS, WIDTHS
 from ..flow.divergence import TRACE_ESTIMATORS
 from ..flow.dynamics import ACTIVATIONS, TIME_CONDITIONING
 from ..flow.solver import SOLVERS
+from .device import DEVICES
 from .objectives import OBJECTIVES
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEVICES", "FIELDS", "KINDS", "NONE", "PLAIN_KINDS", "Field", "config_fields", "field_at", "number_text"]
 
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 KINDS: tuple[str, ...] = ("int", "float", "bool", "choice", "widths", "span", "text", "params")
 """``widths``: a tuple of ints (``model.hidden``); ``span``: a pair of floats (``model.tspan``); ``text`` and

@@ -12,8 +12,19 @@ from ..flow.solver import SolverConfig
 from ..targets import SCIPY_PREFIX, target_spec
 from .config import TrainConfig
 from .device import resolve_device
+from .objectives import FLOW_MATCHING
 
-__all__ = ["DEFAULT_TARGET", "GPU_BATCH", "PRESETS", "SEED_CONFIG", "Preset", "default_config", "target_dim"]
+__all__ = [
+    "BUDGET_ITERS",
+    "DEFAULT_TARGET",
+    "GPU_BATCH",
+    "PRESETS",
+    "SEED_CONFIG",
+    "Preset",
+    "budget_decides",
+    "default_config",
+    "target_dim",
+]
 
 # The DiffEqFlux tutorial, step for step: Chain(Dense(1, 3, tanh), Dense(3, 1, tanh)) without a time
 # input, tspan (0, 10), 100 samples of Normal(6, 0.7), Adam(0.01) for 20 iterations, then LBFGS.
@@ -72,6 +83,28 @@ def target_dim(target: str) -> int:
     if target.startswith(SCIPY_PREFIX):
         return 1
     return target_spec(target).dim
+
+
+BUDGET_ITERS = 1_000_000
+"""The Adam iterations of a run whose time budget alone ends it (the most a config accepts)."""
+
+
+def budget_decides(config: TrainConfig) -> TrainConfig:
+    """``config`` with its Adam stage ended by its time budget rather than by its default iteration count, for a
+    flow-matching run with a budget: what ``--max-seconds`` without ``--adam-iters`` means for one. Its iterations
+    take milliseconds, so the default 2,000 would end it seconds into any budget; a likelihood run's default count
+    is of the size of the budgets people give, and stays. The cosine learning rate then follows the clock (the
+    trainer's progress is the larger of the two fractions).
+
+    Example:
+        >>> budget_decides(default_config("moons", objective="flow-matching", max_seconds=5.0)).adam_iters
+        1000000
+        >>> budget_decides(default_config("moons", max_seconds=5.0)).adam_iters
+        2000
+    """
+    if config.max_seconds is None or config.objective not in FLOW_MATCHING:
+        return config
+    return config.replace(adam_iters=BUDGET_ITERS)
 
 
 def default_config(target: str = "normal", params: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:

@@ -30,6 +30,8 @@ from .metrics import EVAL_SOLVER, Metrics, evaluate
 from .objectives import OBJECTIVES, flow_matching_loss, objective_notes
 
 __all__ = [
+    "FINAL_EVAL_MIN_SECONDS",
+    "FINAL_EVAL_SHARE",
     "LIVE_FIELDS",
     "IterationRecord",
     "TrainResult",
@@ -47,6 +49,11 @@ __all__ = [
 # this many nats: the flow has started to exploit the discretisation error.
 SOLVER_GAP_TOLERANCE = 0.05
 _EVAL_POINTS = 1000
+
+FINAL_EVAL_SHARE = 0.1
+"""The share of a run's time budget its final metrics may take, after training has spent the budget."""
+FINAL_EVAL_MIN_SECONDS = 1.0
+"""The least time a budgeted run's final metrics get: enough for the cheap figures (seed TV, test NLL)."""
 
 
 LIVE_FIELDS = ("lr", "lambda_kinetic", "lambda_jacobian")
@@ -143,6 +150,31 @@ class TrainResult:
             "nfe_backward": last.nfe_backward if last else 0,
             **(self.metrics.to_dict() if self.metrics else {}),
         }
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel where the device has one: the same update, one kernel for every tensor
+    instead of a Python loop over them (a quarter of a flow-matching iteration on a CPU, by measurement)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # a device without the fused kernel
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _grad_norm(params: list[torch.nn.Parameter], clip: float | None) -> float:
+    """The gradients' total 2-norm before clipping, clipping them to ``clip`` when set, with the numbers of
+    ``torch.nn.utils.clip_grad_norm_`` (which also multiplies every gradient by 1.0 when it does not clip,
+    and costs as much again as the norm on a small network).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if clip is not None:
+        coef = clip / (norm + 1e-6)
+        if bool(coef < 1):
+            torch._foreach_mul_(grads, coef)
+    return float(norm)
 
 
 def _cosine(progress: float, floor: float) -> float:
@@ -284,6 +316,8 @@ class Trainer:
         self._steps = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._good_state: dict[str, torch.Tensor] | None = None
+        self._live_state: dict[str, torch.Tensor] | None = None  # the model's own tensors, by state_dict name
+        self._params = list(self.model.parameters())
         self._iteration = 0
         self._train_seconds = 0.0
         self._eval_seconds = 0.0
@@ -439,8 +473,36 @@ class Trainer:
             parts["jacobian"] = float(jac.detach().mean())
         return loss, parts
 
+    # The members a stack (cnfviz.runtime.stack) calls in place of a solo iteration's own steps: each
+    # stacked member draws, checks, records and keeps its last good weights exactly as it does alone.
+    @property
+    def noise_generator(self) -> torch.Generator:
+        """The generator of this run's training randomness (Hutchinson probes, flow-matching draws)."""
+        return self._noise
+
+    def loss_terms(
+        self, logpx: torch.Tensor, kinetic: torch.Tensor | None, jac: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The training loss and its parts from a solve's outputs, each (N,), as this run weighs them."""
+        return self._loss_terms(logpx, kinetic, jac)
+
+    def check_loss(self, loss: float) -> None:
+        """Raise ``FloatingPointError`` when ``loss`` is not finite (the run then fails with its last good model)."""
+        self._check_loss(loss)
+
+    def remember_good(self) -> None:
+        """Keep the current weights as the last good ones (the loss they gave was finite)."""
+        self._remember_good()
+
     def _remember_good(self) -> None:
-        self._good_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        # Every iteration keeps a copy, so it is a copy into buffers kept from the first call, not a new state_dict.
+        live = self._live_state
+        if self._good_state is None or live is None:
+            self._live_state = live = {k: v.detach() for k, v in self.model.state_dict(keep_vars=True).items()}
+            self._good_state = {k: v.clone() for k, v in live.items()}
+            return
+        with torch.no_grad():
+            torch._foreach_copy_(list(self._good_state.values()), list(live.values()))
 
     def _restore_good(self) -> None:
         if self._good_state is not None:
@@ -514,7 +576,7 @@ class Trainer:
     # ------------------------------------------------------------------ stages
     def _adam(self) -> None:
         if self._adam_opt is None:
-            self._adam_opt = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+            self._adam_opt = _adam(list(self.model.parameters()), self.config.lr)
         self._stage = "adam"
         while self._adam_done < self.config.adam_iters:
             # Joining, switching or leaving a stack happens here, between iterations: the shape can
@@ -574,7 +636,7 @@ class Trainer:
         opt = self._adam_opt
         assert opt is not None
         it = self._adam_done
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf))
+        grad_norm = _grad_norm(self._params, cfg.grad_clip)
         if not math.isfinite(grad_norm):
             raise FloatingPointError(f"the gradient became {grad_norm} at iteration {self._iteration + 1}")
         opt.step()
@@ -694,12 +756,43 @@ class Trainer:
             result.metrics = self.evaluate()
         return result
 
-    def evaluate(self, resolution: int | None = None) -> Metrics | None:
-        """Final metrics of the current model, or None when the model cannot be evaluated."""
+    def evaluate(
+        self,
+        resolution: int | None = None,
+        *,
+        max_seconds: float | str | None = "budget",
+        on_metric: Callable[[Metrics], None] | None = None,
+    ) -> Metrics | None:
+        """Final metrics of the current model, cheapest first, or None when the model cannot be evaluated.
+
+        Arguments:
+            resolution: the grid's points per axis (default: :func:`~cnfviz.training.metrics.grid_metrics`'s).
+            max_seconds: wall seconds the metrics may take; the figures not reached by then are NaN (named in
+                ``Metrics.cut``). ``"budget"`` (the default): :meth:`final_eval_seconds`, so that a run's time
+                budget bounds its final evaluation too. None: no bound.
+            on_metric: called with the figures so far after each one (see :func:`~cnfviz.training.metrics.evaluate`).
+        """
+        seconds = self.final_eval_seconds() if max_seconds == "budget" else max_seconds
+        assert seconds is None or isinstance(seconds, (int, float))
         try:
-            return evaluate(self.model, self.target, self.tv_points, self.test_data, resolution=resolution)
+            return evaluate(
+                self.model,
+                self.target,
+                self.tv_points,
+                self.test_data,
+                resolution=resolution,
+                max_seconds=seconds,
+                on_metric=on_metric,
+            )
         except SolverError:
             return None
+
+    def final_eval_seconds(self) -> float | None:
+        """The wall seconds a run's final metrics may take: with a time budget, :data:`FINAL_EVAL_SHARE` of it
+        (at least :data:`FINAL_EVAL_MIN_SECONDS`), so a ``--max-seconds 60`` run ends in about 66 s; without
+        one, no bound (None)."""
+        budget = self.config.max_seconds
+        return None if budget is None else max(FINAL_EVAL_MIN_SECONDS, FINAL_EVAL_SHARE * budget)
 
 
 def train(

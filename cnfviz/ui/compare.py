@@ -441,7 +441,7 @@ def _entries(holder: JobHolder) -> tuple[_Started | None, list[_Entry]]:
 
 
 def _active(entries: list[_Entry]) -> bool:
-    return any(e.snap is not None and e.snap.active for e in entries)
+    return any(e.snap is not None and (e.snap.active or e.snap.finishing) for e in entries)
 
 
 def _start(runs: tuple[Run, ...], holder: JobHolder) -> None:

@@ -102,7 +102,7 @@ def live_views(prefix: str, holder: JobHolder, *, present: bool = False) -> None
     _, snap = _snapshot(holder, prefix)
     mode = _poll_mode(snap)
     st.session_state[f"{prefix}__drawn"] = mode
-    _, active, fast, queued = mode
+    _, active, fast, queued, _ = mode
     height = PRESENT_CHART_HEIGHT if present else CHART_HEIGHT
     live = None
     if snap is not None and active and stream.enabled():
@@ -123,12 +123,13 @@ def live_views(prefix: str, holder: JobHolder, *, present: bool = False) -> None
         st.fragment(_heavy_views, run_every=heavy)(prefix, holder, height, present, live)
 
 
-def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool]:
-    """``(job id, active, fast polling, queued)``: when it changes, the page's polling must change too."""
-    active = snap is not None and snap.active
+def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool, bool]:
+    """``(job id, active, fast polling, queued, training)``: when it changes, the page's polling must change too."""
+    active = snap is not None and (snap.active or snap.finishing)  # finishing: its final pictures and metrics
     queued = active and snap.state == "queued"
     fast = active and not queued and snap.elapsed < FAST_POLL_FOR_SECONDS
-    return (snap.job_id if snap else None, active, fast, queued)
+    # Last, whether it trains: a run that has just ended redraws its buttons while its final metrics come.
+    return (snap.job_id if snap else None, active, fast, queued, bool(snap is not None and snap.active))
 
 
 def _status(prefix: str, holder: JobHolder) -> None:

@@ -7,17 +7,21 @@ run trained alone by :class:`~cnfviz.Trainer`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
 import pytest
 import torch
 
-from cnfviz import ModelConfig, SolverConfig, TrainConfig, Trainer, TrainingJob
+from cnfviz import ConfigError, ModelConfig, SolverConfig, TrainConfig, Trainer, TrainingJob
 from cnfviz.flow.divergence import TRACE_ESTIMATORS, draw_noise
+from cnfviz.flow.dynamics import ACTIVATIONS, TIME_CONDITIONING
+from cnfviz.flow.solver import SOLVERS
 from cnfviz.runtime import stack as stack_module
 from cnfviz.runtime.scheduler import Scheduler
 from cnfviz.runtime.stack import stack_key, stacked_losses
+from cnfviz.training.objectives import OBJECTIVES, check_objective
 
 ATOL = 1e-5
 
@@ -493,3 +497,136 @@ def test_runs_of_mixed_objectives_split_into_one_stack_per_objective():
         assert result.status == "done"
         assert_same_weights(weights(trainer), weights(solo))
         assert [r.loss for r in result.history] == pytest.approx([r.loss for r in solo_result.history], abs=ATOL)
+
+
+# ---------------------------------------------------------------------------------------------- every choice
+# Every choice of every registry that the stack key reads, each varied from one small base run: a choice the
+# key lets stack must give each member its solo loss, gradient and weights (to ATOL), and one it does not
+# must train alone. A new solver, time conditioning, activation, trace estimator or objective lands here by
+# itself, and fails until the stack reproduces it exactly or its key says it trains alone.
+SMALL = BASE_2D.replace(model={"hidden": (8, 8)}, adam_iters=6, batch_size=32)
+
+
+def _choice_cases() -> dict[str, TrainConfig]:
+    cases: dict[str, TrainConfig] = {}
+    for method in SOLVERS:
+        cases[f"method={method}"] = SMALL.replace(solver={"method": method})
+    for time_ in TIME_CONDITIONING:
+        cases[f"time={time_}"] = SMALL.replace(model={"time": time_})
+        # With the Hutchinson trace and the regularizers too: the tangent path of each time conditioning.
+        cases[f"time={time_},hutchinson,regularized"] = SMALL.replace(
+            model={"time": time_, "trace": "hutchinson-gaussian"}, lambda_kinetic=0.1, lambda_jacobian=0.05
+        )
+    for activation in ACTIVATIONS:
+        cases[f"activation={activation}"] = SMALL.replace(model={"activation": activation, "final_activation": True})
+    for trace in TRACE_ESTIMATORS:
+        cases[f"trace={trace}"] = SMALL.replace(model={"trace": trace})
+    for method in STACK_METHODS:
+        cases[f"method={method},no-linear,1d"] = BASE_1D.replace(
+            model={"linear": False, "time": "concat"}, solver={"method": method}, adam_iters=6
+        )
+    cases["regularized"] = SMALL.replace(lambda_kinetic=0.2, lambda_jacobian=0.1)
+    for objective in OBJECTIVES:
+        for time_ in TIME_CONDITIONING:
+            try:
+                config = SMALL.replace(objective=objective, model={"time": time_})
+                check_objective(config)
+            except ConfigError:
+                continue  # e.g. flow matching without a time input: refused before it could stack
+            cases[f"objective={objective},time={time_}"] = config
+    return cases
+
+
+STACK_METHODS = tuple(stack_module.STACKABLE_METHODS)
+CHOICES = _choice_cases()
+
+
+def _key_or_none(config: TrainConfig):
+    """The run's key as a stacking device sees it (flow matching stacks on a GPU; these tests check it here)."""
+    saved = stack_module.FLOW_MATCHING_STACKS_ON_CPU
+    stack_module.FLOW_MATCHING_STACKS_ON_CPU = True
+    try:
+        return stack_key(Trainer(config))
+    finally:
+        stack_module.FLOW_MATCHING_STACKS_ON_CPU = saved
+
+
+def test_every_registry_choice_has_a_case_and_what_stacks_is_exactly_what_the_key_allows():
+    keyed = {name: _key_or_none(c) for name, c in CHOICES.items()}
+    for method in SOLVERS:
+        assert (keyed[f"method={method}"] is not None) == (method in STACK_METHODS), method
+    for trace in TRACE_ESTIMATORS:
+        assert (keyed[f"trace={trace}"] is not None) == (trace in stack_module.STACKABLE_TRACES), trace
+    for time_ in TIME_CONDITIONING:
+        assert keyed[f"time={time_}"] is not None, f"{time_} stacks (and is proven below)"
+    for activation in ACTIVATIONS:
+        assert keyed[f"activation={activation}"] is not None, activation
+    assert {c.objective for c in CHOICES.values()} == set(OBJECTIVES)
+    assert set(stack_module.STACKABLE_OBJECTIVES) == set(OBJECTIVES)
+    # A choice the stacked maths does not know trains alone, whatever the registries grow to hold.
+    assert stack_module.plan_stack_key(SMALL.replace(model={"trace": "exact-autograd"}), dim=2, device="cpu") is None
+    assert (
+        stack_module.plan_stack_key(SMALL.replace(solver={"method": "heun3", "step_size": 0.125}), dim=2, device="cpu")
+        is None
+    )
+
+
+STACKED_CHOICES = [name for name, c in CHOICES.items() if _key_or_none(c) is not None]
+
+
+def _one_solve_parity(configs: list[TrainConfig]) -> None:
+    """Each member's loss and gradient from one stacked solve (or evaluation) equal its solo ones."""
+    trainers = [Trainer(c) for c in configs]
+    xs = [tr._to_tensor(tr.target.sample(32, seed=i)) for i, tr in enumerate(trainers)]
+    coupling = OBJECTIVES[configs[0].objective].coupling
+    est = TRACE_ESTIMATORS[configs[0].model.trace]
+    draws, noises, solo_losses, solo_grads = [], [], [], []
+    for tr, x in zip(trainers, xs, strict=True):
+        state = tr.noise_generator.get_state()
+        if coupling is not None:
+            draws.append(stack_module.draw_flow_matching(x, tr.model.tspan, coupling=coupling, generator=tr._noise))
+        else:
+            noises.append(draw_noise(est.noise, x, tr._noise) if est.noise else None)
+        tr.noise_generator.set_state(state)  # the solo iteration draws the same
+        loss, _ = tr._loss(x, tr._noise)
+        solo_losses.append(float(loss.detach()))
+        solo_grads.append(torch.autograd.grad(loss, list(tr.model.parameters())))
+    if coupling is not None:
+        out = stack_module.stacked_flow_matching_losses(trainers, draws)
+    else:
+        out = stacked_losses(trainers, xs, noises)
+    torch.stack([loss for loss, _ in out]).sum().backward()
+    for tr, (loss, parts), want, grads in zip(trainers, out, solo_losses, solo_grads, strict=True):
+        assert float(loss.detach()) == pytest.approx(want, abs=ATOL) and math.isfinite(want)
+        assert (parts["kinetic"] is None) == (not tr.config.regularized)
+        for (name, p), g in zip(tr.model.named_parameters(), grads, strict=True):
+            assert p.grad is not None and p.grad.shape == p.shape, name
+            torch.testing.assert_close(p.grad, g, atol=ATOL, rtol=1e-4, msg=f"{name}: stacked gradient differs")
+
+
+@pytest.mark.usefixtures("fm_stacks")
+@pytest.mark.parametrize("case", STACKED_CHOICES)
+def test_every_choice_that_stacks_gives_each_member_its_solo_loss_gradient_and_weights(case):
+    """One stacked solve, then training: three runs start together, one leaves half-way, one joins late."""
+    base = CHOICES[case]
+    configs = variants(base)
+    assert len({stack_key(Trainer(c)) for c in configs}) == 1, "the variants share one stack"
+    _one_solve_parity(configs)
+
+    late = threading.Event()
+
+    def first_callback(rec) -> None:
+        if rec.iteration == 2:
+            late.set()
+
+    scheduler = Scheduler()
+    trainers = stacked(configs, scheduler, cb0=first_callback)
+    results = in_threads(trainers, starts={2: late})
+    assert scheduler.stats()["largest_round"] >= 2, "the runs trained in one stack"
+    assert scheduler.stack_sizes() == [], "every run left its stack"
+    for config, trainer, result in zip(configs, trainers, results, strict=True):
+        solo, solo_result = alone(config)
+        assert result.status == solo_result.status == "done" and result.iterations == config.adam_iters
+        assert_same_weights(weights(trainer), weights(solo))
+        assert [r.loss for r in result.history] == pytest.approx([r.loss for r in solo_result.history], abs=ATOL)
+        assert [r.nfe_forward for r in result.history] == [r.nfe_forward for r in solo_result.history]

@@ -74,3 +74,19 @@ def test_unknown_json_fields_are_listed():
         TrainConfig.from_json("{nope")
     with pytest.raises(ConfigError, match=r"model: unknown field\(s\) \['width'\]"):
         TrainConfig.from_dict({"model": {"width": 3}})
+
+
+def test_one_list_of_devices_checks_the_config_the_field_table_and_the_device_choice():
+    import pytest as _pytest
+
+    from cnfviz import ConfigError as _ConfigError
+    from cnfviz.training import config as config_module
+    from cnfviz.training import device, fields
+
+    assert fields.DEVICES is device.DEVICES is config_module.DEVICES
+    assert fields.field_at("device").choices == device.DEVICES
+    for name in device.DEVICES:
+        assert device.resolve_device(name).type in ("cpu", "cuda", "mps")
+    with _pytest.raises(_ConfigError) as err:
+        device.resolve_device("tpu")
+    assert err.value.field == "device" and list(err.value.allowed) == list(device.DEVICES)

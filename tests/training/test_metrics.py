@@ -57,3 +57,54 @@ def test_test_nll_and_evaluate():
     assert metrics.test_nll(identity_flow(1), data) == pytest.approx(0.5 * np.log(2 * np.pi * np.e), abs=0.02)
     m = evaluate(identity_flow(1), t, data[:100], data)
     assert m.density_kind == "exact" and m.tv < 2e-3 and m.seed_tv < 1e-5
+
+
+def _slow_flow(dim: int, seconds: float) -> FFJORD:
+    """The identity flow whose every evaluation of the dynamics sleeps ``seconds`` (a dear model)."""
+    import time
+
+    flow = identity_flow(dim)
+    real = flow.net.forward
+
+    def slow(t, z):
+        time.sleep(seconds)
+        return real(t, z)
+
+    flow.net.forward = slow
+    return flow
+
+
+def test_evaluate_computes_the_cheapest_figures_first_and_reports_each_as_it_comes():
+    target = make_target("gaussian2d")
+    flow = identity_flow(2)
+    seen: list[tuple[str, ...]] = []
+
+    def on_metric(m: metrics.Metrics) -> None:
+        done = tuple(k for k in ("seed_tv", "test_nll", "tv", "kl", "integral") if not np.isnan(getattr(m, k)))
+        seen.append(done + (("sample_nfe",) if m.sample_nfe is not None else ()))
+
+    data = target.sample(50, seed=0)
+    full = evaluate(flow, target, data, target.sample(200, seed=1), resolution=40, on_metric=on_metric)
+    assert seen == [
+        ("seed_tv",),
+        ("seed_tv", "test_nll"),
+        ("seed_tv", "test_nll", "sample_nfe"),
+        ("seed_tv", "test_nll", "tv", "kl", "integral", "sample_nfe"),
+    ]
+    assert full.cut == () and full.integral == pytest.approx(1.0, abs=0.02) and full.tv < 0.02
+
+
+def test_a_deadline_cuts_the_dear_figures_and_keeps_the_cheap_ones():
+    import time
+
+    target = make_target("gaussian2d")
+    data, test = target.sample(20, seed=0), target.sample(20, seed=1)
+    unbounded = evaluate(identity_flow(2), target, data, test, resolution=30)
+    flow = _slow_flow(2, 0.05)
+    start = time.perf_counter()
+    cut = evaluate(flow, target, data, test, resolution=30, max_seconds=0.5)
+    took = time.perf_counter() - start
+    assert took < 0.5 + 1.0, "the solve running at the deadline stopped within an evaluation or so"
+    assert cut.seed_tv == pytest.approx(unbounded.seed_tv, abs=1e-6), "the cheapest figure made it"
+    assert set(cut.cut) >= {"tv", "kl", "integral"} and np.isnan(cut.tv) and np.isnan(cut.integral)
+    assert flow.interrupt is None, "the caller's interrupt is put back"

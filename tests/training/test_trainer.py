@@ -167,3 +167,85 @@ def test_history_can_be_left_to_the_callback():
     trainer = Trainer(TINY.replace(adam_iters=5), callback=seen.append, keep_history=False)
     result = trainer.run(final_metrics=False)
     assert trainer.history == [] and len(seen) == 5 and result.last is seen[-1]
+
+
+# ---------------------------------------------------------------------------------------------- the loop's own costs
+@pytest.mark.parametrize("clip", [None, 0.05, 1e6])
+def test_the_gradient_norm_and_clip_are_torchs_to_the_bit(clip):
+    from cnfviz.training.trainer import _grad_norm
+
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in [(8, 3), (8,), (2, 8)]]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for p, q in zip(ours, ref, strict=True):
+        p.grad = torch.randn(p.shape, generator=gen)
+        q.grad = p.grad.clone()
+    norm = _grad_norm(ours, clip)
+    want = float(torch.nn.utils.clip_grad_norm_(ref, clip if clip is not None else float("inf")))
+    assert norm == want and norm > 0
+    for p, q in zip(ours, ref, strict=True):
+        assert torch.equal(p.grad, q.grad)
+    if clip == 0.05:
+        clipped = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ours])))
+        assert clipped == pytest.approx(0.05, rel=1e-4), "clipped to the bound"
+
+
+def test_the_fused_adam_step_is_torchs_plain_adam_step():
+    """The trainer's Adam (one fused kernel on a CPU) makes the updates of torch's reference Adam."""
+    from cnfviz.training.trainer import _adam
+
+    gen = torch.Generator().manual_seed(1)
+    ours = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in [(16, 2), (16,), (2, 16)]]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt_a, opt_b = _adam(ours, 1e-2), torch.optim.Adam(ref, lr=1e-2, foreach=False)
+    for _ in range(20):
+        for p, q in zip(ours, ref, strict=True):
+            p.grad = torch.randn(p.shape, generator=gen)
+            q.grad = p.grad.clone()
+        for group in (*opt_a.param_groups, *opt_b.param_groups):
+            group["lr"] *= 0.9  # the cosine schedule sets it per iteration
+        opt_a.step()
+        opt_b.step()
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-6)
+        assert not torch.equal(p, torch.zeros_like(p))
+
+
+def test_the_last_good_weights_are_a_copy_taken_at_each_call_not_a_view():
+    trainer = Trainer(TrainConfig(target="normal", adam_iters=2, eval_every=0))
+    trainer._remember_good()
+    first = {k: v.clone() for k, v in trainer._good_state.items()}
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(first[k], v) for k, v in trainer._good_state.items()), "a copy, not the live weights"
+    trainer._remember_good()
+    assert all(torch.equal(v, first[k] + 1.0) for k, v in trainer._good_state.items() if v.is_floating_point())
+    trainer._restore_good()
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, trainer._good_state[k])
+
+
+def test_a_time_budget_without_an_iteration_count_is_spent_by_the_clock():
+    from cnfviz.training.presets import BUDGET_ITERS, budget_decides
+
+    cfg = budget_decides(TrainConfig(target="normal", adam_iters=5, objective="flow-matching", max_seconds=0.5))
+    assert cfg.adam_iters == BUDGET_ITERS
+    result = Trainer(cfg.replace(eval_every=0)).run(final_metrics=False)
+    assert result.reason == "time budget reached" and result.iterations > 5
+    assert result.train_seconds == pytest.approx(0.5, abs=0.3)
+    assert budget_decides(TrainConfig(target="normal", adam_iters=5)).adam_iters == 5, "no budget: unchanged"
+    likelihood = TrainConfig(target="normal", adam_iters=5, max_seconds=0.5)
+    assert budget_decides(likelihood) == likelihood, "a likelihood run keeps its iteration count"
+
+
+def test_the_command_line_gives_a_flow_matching_budget_to_the_clock_unless_iterations_are_given():
+    from cnfviz.cli import build_parser, config_from_args
+
+    def cli(*tokens: str) -> TrainConfig:
+        return config_from_args(build_parser().parse_args(["train", "--target", "moons", *tokens]))
+
+    assert cli("--objective", "flow-matching", "--max-seconds", "5").adam_iters == 1_000_000
+    assert cli("--objective", "flow-matching", "--max-seconds", "5", "--adam-iters", "300").adam_iters == 300
+    assert cli("--objective", "flow-matching").adam_iters == 2000
+    assert cli("--max-seconds", "5").adam_iters == 2000
