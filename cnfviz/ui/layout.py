@@ -14,10 +14,21 @@ Widget keys (prefix ``p``): ``p_present_button`` (enter), ``p_present_exit`` (le
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from typing import Any
 
 import streamlit as st
 
-__all__ = ["CONSOLE_KEYS", "PRESENT_KEY", "console_script", "page_style", "presentation_button", "presentation_mode"]
+__all__ = [
+    "CONSOLE_KEYS",
+    "PRESENT_KEY",
+    "back_row",
+    "console_script",
+    "lesson_style",
+    "page_style",
+    "presentation_button",
+    "presentation_mode",
+]
 
 PRESENT_KEY = "present"
 """The query parameter of presentation mode (``?present=1``)."""
@@ -29,6 +40,16 @@ _COMPACT = """
 .stMainBlockContainer h1 { font-size: 1.7rem; padding: 0.1rem 0 0.2rem 0; }
 .stMainBlockContainer [data-testid="stHeadingWithActionElements"] a { display: none; }
 .st-key-train_status [data-testid="stMarkdownContainer"] p { font-size: 0.92rem; }
+/* The question before a run is discarded floats over the page's corner: in the flow it pushed the charts
+   184 px down, and back up once answered. */
+.st-key-train_discard_prompt { position: fixed; right: 1.2rem; bottom: 1.2rem; z-index: 1000; max-width: 34rem;
+  background: var(--background-color, #fff); box-shadow: 0 4px 18px rgba(0, 0, 0, 0.25); }
+</style>
+"""
+_STUDENT = """
+<style>
+.st-key-train_share, .st-key-train_code, .st-key-train_checkpoint, .st-key-train_present_button,
+.st-key-train_present_exit { display: none !important; }
 </style>
 """
 _PRESENT = """
@@ -94,6 +115,28 @@ def page_style(prefix: str, *, present: bool) -> None:
     st.html(css.replace("train_", f"{prefix}_"))
     if present:
         st.html(console_script(prefix), unsafe_allow_javascript=True)
+
+
+BACK_ROW_PX = 20
+"""The smallest type of a figure in presentation mode: ticks, legends and readouts (the flow's t) the back
+row of a classroom can read."""
+
+
+def back_row(fig: Any) -> Any:
+    """``fig`` (a plotly figure) with every text at least :data:`BACK_ROW_PX`: the figures set their tick and
+    annotation fonts themselves, so the layout's font alone leaves them at 11-13 px."""
+    fig.update_layout(font={"size": BACK_ROW_PX}, title_font={"size": BACK_ROW_PX + 4}, legend_font_size=BACK_ROW_PX)
+    fig.update_xaxes(tickfont_size=BACK_ROW_PX, title_font_size=BACK_ROW_PX)
+    fig.update_yaxes(tickfont_size=BACK_ROW_PX, title_font_size=BACK_ROW_PX)
+    fig.update_annotations(font_size=BACK_ROW_PX)
+    return fig
+
+
+def lesson_style(prefix: str, hidden: Collection[str]) -> None:
+    """On a lesson link (one that hides controls), a student sees the run buttons only: no Share, Code, Load
+    or Present, which are the teacher's."""
+    if hidden:
+        st.html(_STUDENT.replace("train_", f"{prefix}_"))
 
 
 def presentation_mode(prefix: str) -> bool:

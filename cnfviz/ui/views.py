@@ -41,6 +41,7 @@ from ..runtime.job import Snapshot, TrainingJob
 from ..targets import ImageTarget, SamplesTarget, Target
 from ..training.checkpoint import checkpoint_bytes
 from ..training.metrics import Metrics
+from .layout import back_row
 from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
 from .status import render_status
@@ -137,7 +138,7 @@ def _status(prefix: str, holder: JobHolder) -> None:
 
 def _big(fig: go.Figure, present: bool) -> go.Figure:
     if present:
-        fig.update_layout(font={"size": 20}, title_font={"size": 24})  # the back row reads 20 px ticks
+        back_row(fig)  # ticks, legends and the t readout at 20 px
     return fig
 
 
