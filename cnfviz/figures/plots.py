@@ -137,11 +137,12 @@ def nfe_per_iteration(cumulative: np.ndarray, window: int = 5) -> np.ndarray:
 
 
 LOSS_TITLES = {
-    "likelihood": ("Training: negative log-likelihood", "NLL (nats)"),
-    "flow-matching": ("Training: flow-matching loss", "regression loss"),
+    "likelihood": ("Likelihood loss", "NLL (nats)"),
+    "flow-matching": ("Flow-matching loss", "regression loss"),
 }
-"""Per objective: the loss chart's title and its top panel's axis title. Flow matching minimises a regression
-loss, not an NLL: its test NLL gets a panel of its own, on a scale where it can be read."""
+"""Per objective: the loss chart's title (short: the chart is 200-300 px wide) and its top panel's axis title.
+Flow matching minimises a regression loss, not an NLL: its test NLL gets a panel of its own, on a scale where
+it can be read."""
 NFE_AXIS_TITLE = "NFE / iter"
 
 
@@ -231,7 +232,7 @@ def loss_figure(
     if lbfgs:
         fig.add_vline(x=lbfgs_from, line={"dash": "dash", "color": "#888"}, annotation_text="LBFGS")
     fig.update_xaxes(nticks=5, automargin=True)
-    fig.update_xaxes(title_text="iteration", title_standoff=4, row=rows, col=1)
+    fig.update_xaxes(title_text="iteration", title_standoff=10, row=rows, col=1)
     fig.update_yaxes(automargin=True, nticks=5, title_standoff=4)
     fig.update_yaxes(title_text=main_axis, row=1, col=1)
     if regression:
@@ -241,7 +242,10 @@ def loss_figure(
         fig.add_annotation(text="no iterations yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     _finish(fig, title, height)
     # Below the panels, where it wraps onto as many rows as a narrow chart needs and covers no curve.
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.1, "xanchor": "left", "x": 0.0})
+    # (At the figure's foot, not the plot's: the margin grows to hold it, clear of the iteration axis's title.)
+    fig.update_layout(
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "xanchor": "left", "x": 0.0}
+    )
     return fig
 
 

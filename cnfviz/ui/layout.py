@@ -60,10 +60,12 @@ _PRESENT = """
 .st-key-train_buttons > div:not([class*="_button"]) { display: none !important; }
 .st-key-train_buttons button { min-height: 2.6rem; }
 .st-key-train_buttons button p { font-size: 1.2rem; }
-.stMainBlockContainer { max-width: 100%; padding-left: 1.5rem; padding-right: 1.5rem; }
+/* No app header (its menu is the teacher's, not the class's): the console bar takes its height instead. */
+[data-testid="stHeader"] { display: none !important; }
+.stMainBlockContainer { max-width: 100%; padding: 0.8rem 1.5rem 2rem 1.5rem; }
 .st-key-train_status [data-testid="stMarkdownContainer"] p,
 .st-key-train_status [data-testid="stProgress"] p { font-size: 1.35rem !important; }
-.stMainBlockContainer h1 { font-size: 2.1rem; }
+.stMainBlockContainer h1 { font-size: 1.8rem; padding: 0; }
 .cnfviz-keys { position: fixed; right: 1rem; bottom: 0.6rem; z-index: 1000; font-size: 1rem; color: #555;
   background: rgba(255, 255, 255, 0.85); padding: 0.15rem 0.6rem; border-radius: 0.4rem; }
 </style>
