@@ -39,6 +39,8 @@ from cnfviz.ui import (  # noqa: E402
     show_lesson,
     sync_url,
 )
+from cnfviz.ui.layout import lesson_style  # noqa: E402
+from cnfviz.ui.preview import preview_panel  # noqa: E402
 
 if loading is not None:
     loading.empty()
@@ -49,6 +51,7 @@ lesson = follow_link(PREFIX)
 with title:
     presentation_button(PREFIX, present)
 show_lesson(PREFIX, lesson)
+lesson_style(PREFIX, lesson.hidden)  # a student sees no Share, Code, Load or Present
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
 drawing_panel(PREFIX)
 holder = job_holder()
@@ -69,6 +72,7 @@ if present:
         qr_popover(PREFIX, controls, lesson)
 sync_url(PREFIX, controls, lesson)
 live_views(PREFIX, holder, present=present)
+preview_panel(PREFIX, controls, holder, present=present)  # before the first run: a picture at once
 with st.container(key=f"{PREFIX}_page_caption"):
     st.caption(
         "An FFJORD flow learns to carry a standard Gaussian onto the target along an ODE. Change the settings in "

@@ -28,7 +28,8 @@ def _call(name: str, kwargs: dict[str, Any], indent: str) -> str:
 
 
 def config_to_code(config: TrainConfig, *, n_samples: int = 100) -> str:
-    """A runnable script: build the config, train, print the metrics, sample new data.
+    """A runnable script: build the config, cap torch's threads as the app does, train, print the metrics,
+    sample new data.
 
     Only fields that differ from the defaults are written, so the script stays short. Custom
     targets (``samples``, ``image``) read their data from a file named in a comment.
@@ -72,11 +73,15 @@ def config_to_code(config: TrainConfig, *, n_samples: int = 100) -> str:
             "import torch",
             "",
             f"from cnfviz import {', '.join(sorted(imports))}",
+            "from cnfviz.runtime.housekeeping import configure_threads",
             "",
             "config = TrainConfig(",
             *lines,
             ")",
             target_line,
+            "# As the app does: a small network trains fastest on few threads. torch's default, one per core, ran",
+            "# this about 5x slower than the app on a machine whose cores were busy with something else.",
+            "configure_threads()",
             "result = trainer.run()  # Adam, then LBFGS when lbfgs_iters > 0",
             "print(result.status, result.reason, f'{result.iterations} iterations in {result.train_seconds:.1f}s')",
             "m = result.metrics",

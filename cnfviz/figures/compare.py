@@ -37,49 +37,92 @@ def _layout(fig: go.Figure, title: str | None, height: int, *, legend: bool) -> 
     return finish(fig, title, height, legend=legend, top=top, legend_y=1.1, legend_left=True, title_size=15)
 
 
+def _is_regression(history: Mapping[str, np.ndarray]) -> bool:
+    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
+    return bool(len(nll)) and bool(np.isnan(nll).all())
+
+
 def loss_curves_figure(
     curves: Sequence[tuple[str, Mapping[str, np.ndarray]]], *, max_points: int = _MAX_POINTS, height: int = 380
 ) -> go.Figure:
-    """The training NLL of every run (left) and its ODE function evaluations per iteration (right).
+    """Every run of every objective on one chart: the NLL (left), the NFE per iteration (middle), and the
+    flow-matching loss of the runs that minimise it (right, only when there are any).
 
-    A flow-matching run computes no training likelihood (its ``nll`` is NaN), so its curve is its test
-    NLL every k iterations instead, drawn with markers: the figure every objective shares.
+    Left, in nats, one scale for all: a likelihood run's training NLL as a line and its test NLL as dots; a
+    flow-matching run computes no training likelihood (its ``nll`` is NaN), so its line is its test NLL
+    every k iterations. Its own loss, a regression loss on another scale, gets the right-hand panel.
 
     Arguments:
         curves: ``(label, history)`` per run, in order; a history is a :class:`~cnfviz.Snapshot` history
-            with ``iteration`` and ``nll`` (n,) and optionally ``nfe`` (n,, cumulative forward NFE),
-            ``test_iteration`` and ``test_nll`` (k,).
+            with ``iteration`` and ``nll`` (n,) and optionally ``loss`` (n,), ``nfe`` (n,, cumulative
+            forward NFE), ``test_iteration`` and ``test_nll`` (k,).
         max_points: each curve is decimated to at most this many points.
 
     Returns:
         a figure with one legend entry per run, coloured by :func:`run_color`.
     """
+    regression_runs = any(_is_regression(h) for _, h in curves)
+    titles = ["NLL (nats): training —, test ●", "NFE per iteration"]
+    if regression_runs:
+        titles.append("flow-matching loss")
     fig = make_subplots(
         rows=1,
-        cols=2,
-        column_widths=[0.62, 0.38],
+        cols=len(titles),
+        column_widths=[0.5, 0.22, 0.28] if regression_runs else [0.62, 0.38],
         horizontal_spacing=0.07,
-        subplot_titles=("training NLL (nats)", "NFE per iteration"),
+        subplot_titles=tuple(titles),
     )
     any_points = False
     for i, (label, history) in enumerate(curves):
         shown = figure_text(label)  # a label is user text, and plotly reads HTML in legends
         color = run_color(i)
         it = np.asarray(history.get("iteration", np.zeros(0)))
-        nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
         any_points = any_points or len(it) > 0
-        mode = "lines"
-        if len(nll) and np.isnan(nll).all():
-            x = np.asarray(history.get("test_iteration", np.zeros(0)))
-            y = np.asarray(history.get("test_nll", np.zeros(0)))
-            mode, shown = "lines+markers", figure_text(f"{label} (test NLL)")
+        test_x = np.asarray(history.get("test_iteration", np.zeros(0)))
+        test_y = np.asarray(history.get("test_nll", np.zeros(0)))
+        line = {"color": color, "width": 2}
+        if _is_regression(history):
+            fig.add_trace(
+                go.Scatter(
+                    x=test_x,
+                    y=_f32(test_y),
+                    name=figure_text(f"{label} (test NLL)"),
+                    legendgroup=shown,
+                    mode="lines+markers",
+                    line=line,
+                ),
+                row=1,
+                col=1,
+            )
+            loss = history.get("loss")
+            if loss is not None and len(loss) == len(it) and len(it):
+                x, y = decimate(it, np.asarray(loss), max_points)
+                fig.add_trace(
+                    go.Scatter(
+                        x=x, y=_f32(y), name=shown, legendgroup=shown, showlegend=False, mode="lines", line=line
+                    ),
+                    row=1,
+                    col=3,
+                )
         else:
-            x, y = decimate(it, nll, max_points)
-        fig.add_trace(
-            go.Scatter(x=x, y=_f32(y), name=shown, legendgroup=shown, mode=mode, line={"color": color, "width": 2}),
-            row=1,
-            col=1,
-        )
+            x, y = decimate(it, np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64), max_points)
+            fig.add_trace(
+                go.Scatter(x=x, y=_f32(y), name=shown, legendgroup=shown, mode="lines", line=line), row=1, col=1
+            )
+            if len(test_x):
+                fig.add_trace(
+                    go.Scatter(
+                        x=test_x,
+                        y=_f32(test_y),
+                        name=figure_text(f"{label} (test NLL)"),
+                        legendgroup=shown,
+                        showlegend=False,
+                        mode="markers",
+                        marker={"color": color, "size": 8, "line": {"color": "white", "width": 1}},
+                    ),
+                    row=1,
+                    col=1,
+                )
         nfe = history.get("nfe")
         if nfe is not None and len(nfe) == len(it) and len(nfe):
             x, y = decimate(it, nfe_per_iteration(nfe), max_points)
@@ -96,7 +139,8 @@ def loss_curves_figure(
                 row=1,
                 col=2,
             )
-    fig.update_xaxes(title_text="iteration")
+    fig.update_xaxes(title_text="iteration", nticks=5, automargin=True)
+    fig.update_yaxes(automargin=True)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     if not any_points:
         fig.add_annotation(text="no iterations yet", showarrow=False, xref="paper", yref="paper", x=0.3, y=0.5)

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from .views import DensityPathView, DensityView, FieldView, TrajectoryView
 
 __all__ = [
+    "LOSS_TITLES",
     "MAX_LINE_POINTS",
+    "NFE_AXIS_TITLE",
     "FlowFigure",
     "decimate",
     "density_figure",
@@ -134,6 +136,60 @@ def nfe_per_iteration(cumulative: np.ndarray, window: int = 5) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
 
 
+LOSS_TITLES = {
+    "likelihood": ("Likelihood loss", "NLL (nats)"),
+    "flow-matching": ("Flow-matching loss", "regression loss"),
+}
+"""Per objective: the loss chart's title (short: the chart is 200-300 px wide) and its top panel's axis title.
+Flow matching minimises a regression loss, not an NLL: its test NLL gets a panel of its own, on a scale where
+it can be read."""
+NFE_AXIS_TITLE = "NFE / iter"
+
+
+@dataclass(frozen=True)
+class _Curve:
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    row: int
+    style: dict[str, Any]
+
+
+def _loss_curves(
+    history: Mapping[str, np.ndarray], lbfgs_from: int | None, max_points: int
+) -> tuple[bool, list[_Curve], bool]:
+    """``(regression, curves, lbfgs)``: the loss chart's curves in drawing order, each with its panel."""
+    it = np.asarray(history.get("iteration", np.zeros(0)))
+    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
+    loss = history.get("loss")
+    # A flow-matching run computes no training likelihood (NaN NLL): it shows its regression loss instead.
+    regression = bool(len(nll)) and bool(np.isnan(nll).all()) and loss is not None and len(loss) == len(nll)
+    line = {"mode": "lines"}
+    curves: list[_Curve] = []
+    if regression:
+        x, y = decimate(it, np.asarray(loss), max_points)
+        curves.append(_Curve("flow-matching loss", x, y, 1, {**line, "line": {"color": LEARNED_COLOR}}))
+    else:
+        x, y = decimate(it, nll, max_points)
+        curves.append(_Curve("training NLL", x, y, 1, {**line, "line": {"color": LEARNED_COLOR}}))
+    if not regression and loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
+        x, y = decimate(it, np.asarray(loss), max_points)
+        curves.append(_Curve("loss (NLL + λ terms)", x, y, 1, {**line, "line": {"color": "#f4a259"}}))
+    test_it = history.get("test_iteration")
+    if test_it is not None and len(test_it):
+        style = {"mode": "lines+markers", "line": {"color": TEST_COLOR}, "marker": {"size": 6}}
+        curves.append(
+            _Curve("test NLL", np.asarray(test_it), np.asarray(history["test_nll"]), 2 if regression else 1, style)
+        )
+    nfe = history.get("nfe")
+    if nfe is not None and len(nfe) == len(it) and len(nfe):
+        x, y = decimate(it, nfe_per_iteration(nfe), max_points)
+        style = {**line, "line": {"color": NFE_COLOR, "dash": "dot"}}
+        curves.append(_Curve("NFE per iteration", x, y, 3 if regression else 2, style))
+    lbfgs = lbfgs_from is not None and bool(len(it)) and it[-1] >= lbfgs_from
+    return regression, curves, bool(lbfgs)
+
+
 def loss_figure(
     history: Mapping[str, np.ndarray],
     *,
@@ -141,7 +197,13 @@ def loss_figure(
     max_points: int = MAX_LINE_POINTS,
     height: int = 340,
 ) -> go.Figure:
-    """Training NLL per iteration, the test NLL every k iterations, and the NFE per iteration on a second axis.
+    """The training loss per iteration, the test NLL every k iterations and the NFE per iteration, each curve
+    named in a legend below the chart and each panel with its axis title.
+
+    A likelihood run has two panels: the training NLL (and the loss with its λ terms, and the test NLL: all
+    in nats) over the NFE per iteration. A flow-matching run has three: its regression loss, the test NLL
+    (which compares it with likelihood training), and the NFE (of its evaluations only: training solves no
+    ODE). The panels share the iteration axis, titled once at the bottom.
 
     Arguments:
         history: a :class:`~cnfviz.Snapshot` history: ``iteration``, ``nll`` (n,), and optionally
@@ -153,55 +215,38 @@ def loss_figure(
 
     Returns:
         a figure whose first trace is the training NLL, or for a flow-matching run (whose ``nll`` is NaN:
-        it computes no training likelihood) its regression loss; the test NLL is what compares the two.
+        it computes no training likelihood) its regression loss.
     """
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    it = np.asarray(history.get("iteration", np.zeros(0)))
-    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
-    loss = history.get("loss")
-    regression = bool(len(nll)) and bool(np.isnan(nll).all()) and loss is not None and len(loss) == len(nll)
-    if regression:
-        x, y = decimate(it, np.asarray(loss), max_points)
-        fig.add_trace(
-            go.Scatter(x=x, y=_f32(y), name="flow-matching loss", mode="lines", line={"color": LEARNED_COLOR})
-        )
-    else:
-        x, y = decimate(it, nll, max_points)
-        fig.add_trace(go.Scatter(x=x, y=_f32(y), name="training NLL", mode="lines", line={"color": LEARNED_COLOR}))
-    if not regression and loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
-        x, y = decimate(it, np.asarray(loss), max_points)
-        fig.add_trace(go.Scatter(x=x, y=_f32(y), name="loss (NLL + λ terms)", mode="lines", line={"color": "#f4a259"}))
-    test_it = history.get("test_iteration")
-    if test_it is not None and len(test_it):
-        fig.add_trace(
-            go.Scatter(
-                x=np.asarray(test_it),
-                y=_f32(history["test_nll"]),
-                name="test NLL",
-                mode="lines+markers",
-                line={"color": TEST_COLOR},
-                marker={"size": 6},
-            )
-        )
-    nfe = history.get("nfe")
-    if nfe is not None and len(nfe) == len(it) and len(nfe):
-        x, y = decimate(it, nfe_per_iteration(nfe), max_points)
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_f32(y), name="NFE per iteration", mode="lines", line={"color": NFE_COLOR, "dash": "dot"}
-            ),
-            secondary_y=True,
-        )
-    if lbfgs_from is not None and len(it) and it[-1] >= lbfgs_from:
-        fig.add_vline(x=lbfgs_from, line={"dash": "dash", "color": "#888"}, annotation_text="LBFGS")
-    fig.update_xaxes(title_text="iteration")
-    fig.update_yaxes(title_text="loss; test NLL (nats)" if regression else "nats", secondary_y=False)
-    fig.update_yaxes(
-        title_text="NFE per iteration", secondary_y=True, showgrid=False, rangemode="tozero", tickmode="auto", nticks=5
+    regression, curves, lbfgs = _loss_curves(history, lbfgs_from, max_points)
+    title, main_axis = LOSS_TITLES["flow-matching" if regression else "likelihood"]
+    rows = 3 if regression else 2
+    fig = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        row_heights=[0.5, 0.28, 0.22] if regression else [0.72, 0.28],
     )
-    if not len(it):
+    for c in curves:
+        fig.add_trace(go.Scatter(x=c.x, y=_f32(c.y), name=c.name, **c.style), row=c.row, col=1)
+    if lbfgs:
+        fig.add_vline(x=lbfgs_from, line={"dash": "dash", "color": "#888"}, annotation_text="LBFGS")
+    fig.update_xaxes(nticks=5, automargin=True)
+    fig.update_xaxes(title_text="iteration", title_standoff=10, row=rows, col=1)
+    fig.update_yaxes(automargin=True, nticks=5, title_standoff=4)
+    fig.update_yaxes(title_text=main_axis, row=1, col=1)
+    if regression:
+        fig.update_yaxes(title_text="test NLL (nats)", row=2, col=1)
+    fig.update_yaxes(title_text=NFE_AXIS_TITLE, row=rows, col=1, rangemode="tozero", nticks=3)
+    if not len(np.asarray(history.get("iteration", np.zeros(0)))):
         fig.add_annotation(text="no iterations yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    return _finish(fig, "Loss: negative log-likelihood", height)
+    _finish(fig, title, height)
+    # Below the panels, where it wraps onto as many rows as a narrow chart needs and covers no curve.
+    # (At the figure's foot, not the plot's: the margin grows to hold it, clear of the iteration axis's title.)
+    fig.update_layout(
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "xanchor": "left", "x": 0.0}
+    )
+    return fig
 
 
 def loss_series(
@@ -219,28 +264,8 @@ def loss_series(
         >>> names, curves[0][1].tolist(), lbfgs
         (('training NLL',), [3.0, 2.0, 1.5], False)
     """
-    it = np.asarray(history.get("iteration", np.zeros(0)))
-    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
-    loss = history.get("loss")
-    # As loss_figure draws it: a flow-matching run (NaN training NLL) shows its regression loss instead.
-    regression = bool(len(nll)) and bool(np.isnan(nll).all()) and loss is not None and len(loss) == len(nll)
-    if regression:
-        names, curves = ["flow-matching loss"], [decimate(it, np.asarray(loss), max_points)]
-    else:
-        names, curves = ["training NLL"], [decimate(it, nll, max_points)]
-    if not regression and loss is not None and len(loss) == len(nll) and len(loss) and not np.allclose(loss, nll):
-        names.append("loss (NLL + λ terms)")
-        curves.append(decimate(it, np.asarray(loss), max_points))
-    test_it = history.get("test_iteration")
-    if test_it is not None and len(test_it):
-        names.append("test NLL")
-        curves.append((np.asarray(test_it), np.asarray(history["test_nll"])))
-    nfe = history.get("nfe")
-    if nfe is not None and len(nfe) == len(it) and len(nfe):
-        names.append("NFE per iteration")
-        curves.append(decimate(it, nfe_per_iteration(nfe), max_points))
-    lbfgs = lbfgs_from is not None and bool(len(it)) and it[-1] >= lbfgs_from
-    return tuple(names), [(x, _f32(y)) for x, y in curves], bool(lbfgs)
+    _, curves, lbfgs = _loss_curves(history, lbfgs_from, max_points)
+    return tuple(c.name for c in curves), [(c.x, _f32(c.y)) for c in curves], lbfgs
 
 
 # --------------------------------------------------------------------------------------------------

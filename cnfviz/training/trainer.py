@@ -554,8 +554,9 @@ class Trainer:
                         step = self.train_solver.step_size or abs(self.model.tspan[1] - self.model.tspan[0])
                         self.train_solver = replace(self.train_solver, step_size=step / 2)
                         note = (
-                            f"{self.train_solver.method} disagreed with dopri5 by {gap:.3f} nats; "
-                            f"step size halved to {step / 2:g}"
+                            f"The coarse solver ({self.train_solver.method}) was too optimistic here: its test NLL "
+                            f"was {gap:.3f} nats off the accurate dopri5's; now finer (step size halved to "
+                            f"{step / 2:g})"
                         )
                         self.notes.append(note)
         except SolverError:

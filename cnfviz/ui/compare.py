@@ -82,7 +82,7 @@ from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS, default_config, target_dim
 from .keys import widget_key
-from .session import JobHolder, job_slots
+from .session import JobHolder, job_holder, job_slots
 from .sidebar import target_choices
 from .status import format_duration
 from .text import plain
@@ -107,8 +107,12 @@ PREFIX = "compare"
 MODES: dict[str, str] = {"knob": "One knob", "table": "Table of runs", "files": "Config files", "preset": "Preset"}
 """The ways to set up a comparison, by ``compare_mode`` value."""
 _DEFAULT_TARGET = "moons"
-DEFAULT_BUDGET_SECONDS = 20
-"""The default time cap per run: a safety net; the Adam iterations end a run first on most machines."""
+DEFAULT_BUDGET_SECONDS = 120
+"""The default time cap per run: only a safety net. Runs end by their iterations, the same for every run, so
+the machine's load cannot decide the comparison; a cap short enough to bite gave likelihood 45 iterations
+against 1,300 for flow matching on a busy server."""
+SETUP_HEIGHT_WHILE_RUNNING = 170
+"""While a comparison runs, its set-up box scrolls in this many pixels, so the progress is on screen at 768."""
 DEFAULT_ITERATIONS: dict[int, int] = {1: 300, 2: 400}
 """Adam iterations per run by default, by target dimension (the fast defaults' own counts, if lower):
 the same count for every run keeps a comparison fair, and small counts keep it quick."""
@@ -353,7 +357,8 @@ def comparison_setup() -> Setup:
         state[_k("budget")] = DEFAULT_BUDGET_SECONDS
     errors: list[str] = []
     runs: list[Run] = []
-    with st.container(border=True):
+    _, entries = _entries(job_holder())
+    with st.container(border=True, height=SETUP_HEIGHT_WHILE_RUNNING if _active(entries) else "content"):
         mode = st.radio("Set up the runs with", list(MODES), format_func=MODES.get, horizontal=True, key=_k("mode"))
         try:
             runs = _SETUPS[mode]()
@@ -363,13 +368,14 @@ def comparison_setup() -> Setup:
             errors.append(f"{type(err).__name__}: {err}")
         c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
         budget = c1.number_input(
-            "Time cap per run (seconds)",
+            "Safety time cap per run (seconds)",
             min_value=1,
             max_value=600,
             step=5,
             key=_k("budget"),
-            help="A run also stops after this much training. Runs that hit the cap may have done different "
-            "numbers of iterations, which the results table shows.",
+            help="Every run trains for its iterations (the same number for each, so the comparison is fair "
+            "whatever else the machine does); this cap only stops a run that would take far too long. Runs that "
+            "hit it have done fewer iterations, which the results table shows.",
         )
         if runs:
             try:
@@ -384,9 +390,11 @@ def comparison_setup() -> Setup:
                 if rounds == 1
                 else f"This server trains {cap} at a time"
             )
+            iters = sorted({r.config.adam_iters for r in runs})
+            each = f"{iters[0]:,} iterations each" if len(iters) == 1 else f"{iters[0]:,} to {iters[-1]:,} iterations"
             c2.caption(
-                f"{len(runs)} runs: {' · '.join(_label(r.label) for r in runs)}. {when}, so the "
-                f"comparison takes at most about {format_duration(rounds * float(budget))} plus the final metrics."
+                f"{len(runs)} runs: {' · '.join(_label(r.label) for r in runs)}; {each}. {when}; none trains "
+                f"longer than {format_duration(float(budget))}."
             )
         for message in errors:
             st.error(plain(message), icon=":material/error:")  # messages quote file names, labels and values
@@ -473,13 +481,15 @@ def comparison_buttons(setup: Setup, holder: JobHolder) -> None:
     _, entries = _entries(holder)
     if what == "start" and setup.ok and not _active(entries):
         _start(setup.runs, holder)
+        st.rerun()  # the set-up box folds to a few lines, so the progress below is on screen
     elif what == "stop":
         for e in entries:
             if e.job is not None:
                 e.job.stop()
     _, entries = _entries(holder)
     active = _active(entries)
-    c1, c2, _ = st.columns([1, 1, 3])
+    # Buttons as wide as their labels, in one row: a third of a column cut "Start the comparison" short.
+    c1 = c2 = st.container(horizontal=True, gap="small")
     c1.button(
         "Start the comparison",
         key=_k("start_button"),
@@ -488,7 +498,6 @@ def comparison_buttons(setup: Setup, holder: JobHolder) -> None:
         disabled=active or not setup.ok,
         on_click=_request,
         args=("start",),
-        width="stretch",
         help="Stop the runs first" if active else None,
     )
     c2.button(
@@ -498,7 +507,6 @@ def comparison_buttons(setup: Setup, holder: JobHolder) -> None:
         disabled=not active,
         on_click=_request,
         args=("stop",),
-        width="stretch",
     )
 
 
@@ -590,14 +598,37 @@ def _live(holder: JobHolder) -> None:
     curves = [(e.run.label, e.snap.history if e.snap is not None else {}) for e in entries]
     st.plotly_chart(loss_curves_figure(curves), key=_k("loss_chart"), config=_PLOT_CONFIG)
     st.caption(
-        "Left: each run's training negative log-likelihood per iteration (lower is better). Right: the ODE "
-        "function evaluations per iteration, the cost of one step. Colours match the rows above."
+        "Left: the negative log-likelihood, lower is better: a likelihood run's training NLL (line) and every "
+        "run's test NLL (dots; a flow-matching run has only these), one scale for all. Middle: the ODE function "
+        "evaluations per iteration, the cost of one step. Right (flow matching only): its own regression loss. "
+        "Colours match the rows above."
     )
+    if active:
+        _live_densities(started, entries)
 
 
 # --------------------------------------------------------------------------------------------------
 # Results: the densities and the metrics table
 # --------------------------------------------------------------------------------------------------
+
+
+LIVE_DENSITY_HEIGHT = 230
+"""The live densities' height in pixels (one row under the loss chart)."""
+
+
+def _live_densities(started: _Started, entries: list[_Entry]) -> None:
+    """While the runs train: each run's latest density, small, in one row (the results show them large)."""
+    figures = _figures(started, entries)
+    shown = [e for e in entries if str(e.index) in figures]
+    if not shown:
+        return
+    columns = st.columns(max(len(entries), 3))
+    for col, e in zip(columns, shown, strict=False):
+        fig = go.Figure(figures[str(e.index)])
+        fig.update_layout(height=LIVE_DENSITY_HEIGHT, title={"font": {"size": 13}})
+        col.plotly_chart(fig, key=_k(f"live_density_{e.index}"), config=_PLOT_CONFIG)
+        iteration = e.snap.visuals.iteration if e.snap is not None and e.snap.visuals is not None else 0
+        col.caption(f"at iteration {iteration:,}")
 
 
 def _per_row(cells: int, one_d: bool) -> int:

@@ -248,13 +248,18 @@ def link_qr(prefix: str, link: str, *, relative: bool = False, width: int = 200,
 
 
 def qr_popover(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:
-    """A small "QR code" popover: the link to this setup (with the lesson's hidden controls), large enough to
-    scan off a projector. Widget key: ``p_qr`` (the popover)."""
+    """A small "QR code" popover: the lesson link Share builds (this setup, its hidden controls and autostart),
+    large enough to scan off a projector. Widget key: ``p_qr`` (the popover)."""
     with st.popover("QR code", icon=":material/qr_code_2:", key=f"{prefix}_qr", type="tertiary"):
         if not _shareable(controls):
             st.info("A link carries settings, not your data: there is no link to this run.", icon=":material/info:")
             return
-        link = link_url(config_to_query(controls.config, hidden=lesson.hidden))
+        # The lesson link as Share builds it (its hidden controls and autostart), once Share has been set up.
+        state = st.session_state
+        hide = set(state.get(f"{prefix}_share_hide", lesson.hidden))
+        link = link_url(
+            config_to_query(controls.config, hidden=hide, autostart=bool(state.get(f"{prefix}_share_autostart")))
+        )
         st.code(link, language=None, wrap_lines=True)
         link_qr(prefix, link, relative=not link.startswith("http"), width=320, name="present_link")
 

@@ -64,13 +64,17 @@ def run_total(snap: Snapshot) -> int:
 
 def progress_value(snap: Snapshot) -> float:
     """The progress bar's fill in [0, 1]: full once a run is done (a time budget or an LBFGS stage that
-    converged early ends it before its last iteration), else iterations over :func:`run_total`."""
+    converged early ends it before its last iteration), else iterations over :func:`run_total`, or the time
+    spent over a time budget when that is further along."""
     if snap.loaded:
         return 0.0 if snap.active else 1.0
     if snap.state == "done":
         return 1.0
     total = run_total(snap)
-    return min(1.0, snap.iteration / total) if total else 0.0
+    by_iterations = min(1.0, snap.iteration / total) if total else 0.0
+    # A time budget that ends the run first fills the bar by time, as its ETA counts (not 1.6 % at "ETA 3 s").
+    budget = snap.config.max_seconds
+    return max(by_iterations, min(1.0, snap.elapsed / budget)) if budget else by_iterations
 
 
 def _figures(snap: Snapshot) -> str:

@@ -43,6 +43,7 @@ from ..training.checkpoint import checkpoint_bytes
 from ..training.metrics import Metrics
 from . import stream
 from .keys import widget_key as _k
+from .layout import back_row
 from .live_chart import Animation, chart_spec, live_chart
 from .session import JobHolder, job_slots
 from .status import render_status
@@ -148,7 +149,7 @@ def _status(prefix: str, holder: JobHolder) -> None:
 
 def _big(fig: go.Figure, present: bool) -> go.Figure:
     if present:
-        fig.update_layout(font={"size": 17}, title_font={"size": 22})
+        back_row(fig)  # ticks, legends and the t readout at 20 px
     return fig
 
 
@@ -165,12 +166,8 @@ def refresh_costs() -> dict[str, tuple[int, float, float]]:
 
 
 def _loss_figure(snap: Snapshot, lbfgs_from: int | None, height: int, present: bool) -> go.Figure:
-    fig = loss_figure(snap.history, lbfgs_from=lbfgs_from, height=height)
-    # Narrow: no legend or axis titles (the caption below names the curves), more room for the curve.
-    fig.update_layout(title={"text": "Loss: NLL (nats)"}, margin={"t": 50, "l": 35, "r": 30}, showlegend=False)
-    fig.update_yaxes(title_text=None)
-    fig.update_xaxes(title_text=None)
-    return _big(fig, present)
+    # The figure names its curves (legend below) and titles its axes per objective: see loss_figure.
+    return _big(loss_figure(snap.history, lbfgs_from=lbfgs_from, height=height), present)
 
 
 def _typed(a: np.ndarray) -> dict[str, str]:

@@ -142,7 +142,8 @@ def test_presentation_mode_hides_the_controls_and_keeps_the_live_views(projector
     for key in LIVE_CHARTS:
         chart_frame(app, key)
     assert not page.locator('[data-testid="stSidebar"]').is_visible(), "no sidebar"
-    assert not app.key("train_train_button").is_visible(), "no toolbar"
+    # Issue 22: presentation mode is a console: the run buttons stay, the toolbar's panels do not.
+    assert app.key("train_stop_button").is_visible() and not app.key("train_share").is_visible(), "the console only"
     boxes = [app.key(key).bounding_box() for key in LIVE_CHARTS]
     assert all(in_viewport(b) for b in boxes), boxes
     assert min(b["height"] for b in boxes) > 450, "taller charts than with the sidebar (400 px)"

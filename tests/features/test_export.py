@@ -63,3 +63,10 @@ def test_a_flow_matching_snippet_names_its_objective():
     code = config_to_code(TrainConfig(target="moons", objective="flow-matching"))
     assert "objective='flow-matching'" in code
     assert "objective" not in config_to_code(TrainConfig(target="moons"))
+
+
+def test_the_snippet_caps_torchs_threads_as_the_app_does_before_training():
+    code = config_to_code(TrainConfig(target="moons"))
+    assert "from cnfviz.runtime.housekeeping import configure_threads" in code
+    assert code.index("configure_threads()") < code.index("trainer.run()"), "capped before it trains"
+    assert code.index("trainer = Trainer") < code.index("configure_threads()"), "not while the config is built"

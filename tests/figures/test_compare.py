@@ -82,3 +82,22 @@ def test_a_flow_matching_run_is_drawn_by_its_test_nll():
     curve = next(t for t in fig.data if t.name == "flow matching (test NLL)")
     assert list(curve.x) == [50, 100] and list(curve.y) == pytest.approx([3.0, 2.8])
     assert curve.mode == "lines+markers"
+
+
+def test_every_run_of_every_objective_is_on_the_loss_chart_with_its_own_loss_in_its_own_panel():
+    likelihood = {**history(200), "test_iteration": np.array([100, 200]), "test_nll": np.array([2.5, 2.2])}
+    fm = {
+        "iteration": np.arange(1, 201),
+        "nll": np.full(200, np.nan),
+        "loss": np.linspace(30.0, 20.0, 200),
+        "nfe": np.zeros(200),
+        "test_iteration": np.array([100, 200]),
+        "test_nll": np.array([2.8, 2.4]),
+    }
+    fig = loss_curves_figure([("likelihood", likelihood), ("flow matching", fm)])
+    on = lambda axis: [t.name for t in fig.data if t.xaxis == axis]  # noqa: E731
+    assert on("x") == ["likelihood", "likelihood (test NLL)", "flow matching (test NLL)"], "one NLL scale for all"
+    assert on("x3") == ["flow matching"], "the regression loss (20-30) does not squash the NLLs"
+    np.testing.assert_allclose(next(t for t in fig.data if t.name == "flow matching (test NLL)").y, [2.8, 2.4])
+    assert [a.text for a in fig.layout.annotations][2] == "flow-matching loss"
+    assert [t.line.color for t in fig.data if t.showlegend is not False] == list(RUN_COLORS[:2])

@@ -230,7 +230,24 @@ def test_a_flow_matching_loss_figure_shows_the_regression_loss_and_the_test_nll(
     names = [t.name for t in fig.data]
     assert names == ["flow-matching loss", "test NLL", "NFE per iteration"]
     np.testing.assert_allclose(fig.data[0].y, history["loss"], rtol=1e-6)
-    assert fig.layout.yaxis.title.text == "loss; test NLL (nats)"
+    # Issue 22: the regression loss and the test NLL each have their own axis (they were one, "loss; test NLL").
+    assert fig.layout.yaxis.title.text == "regression loss"
+    assert fig.layout.yaxis2.title.text == "test NLL (nats)"
+    assert [t.yaxis for t in fig.data] == ["y", "y2", "y3"]
+    assert fig.layout.title.text == "Flow-matching loss"
+
+
+def test_the_loss_chart_names_every_curve_and_titles_its_axes_per_objective():
+    fig = loss_figure(history(300, regularized=True))
+    assert fig.layout.showlegend is not False and all(t.showlegend is not False for t in fig.data)
+    assert [t.name for t in fig.data] == ["training NLL", "loss (NLL + λ terms)", "test NLL", "NFE per iteration"]
+    assert [t.yaxis for t in fig.data] == ["y", "y", "y", "y2"], "the NFE has its own panel, not a second axis"
+    assert fig.layout.title.text == "Likelihood loss"
+    assert fig.layout.yaxis.title.text == "NLL (nats)" and fig.layout.yaxis2.title.text == "NFE / iter"
+    # One iteration axis, titled once, at the bottom; the legend sits below the panels.
+    assert fig.layout.xaxis2.title.text == "iteration" and not fig.layout.xaxis.title.text
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.yref == "container" and fig.layout.legend.y == 0
+    assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin, "tick labels are never clipped"
 
 
 def test_loss_series_names_the_curves_loss_figure_draws_for_both_objectives():
