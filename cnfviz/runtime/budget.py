@@ -15,13 +15,9 @@ The constants were measured by counting the bytes autograd saves (``tests/runtim
 estimate against that count for several shapes) and the peak RSS of real runs (``benchmarks/bench_abuse.py``).
 
 Environment (read when a budget is built, so a server's operator sets them before ``streamlit run``):
-
-========================  =========================================================  ==================
-variable                  meaning                                                    default
-========================  =========================================================  ==================
-``CNFVIZ_MAX_RUN_MB``     the most memory one run may need, in MB                    server 2048; CLI 80 % of RAM
-``CNFVIZ_MAX_STEP_SECONDS``  the longest one training iteration may be estimated to take  server 20; CLI none
-========================  =========================================================  ==================
+``CNFVIZ_MAX_RUN_MB`` (server 2048; CLI 80 % of RAM) and ``CNFVIZ_MAX_STEP_SECONDS`` (server 20 s; CLI none),
+declared in :mod:`cnfviz._env`. ``none`` lifts a cap; ``0``, ``inf`` and text are errors that name the variable
+(a server logs them at start-up, and refuses runs until they are fixed).
 
 Neither may exceed what the machine has: a limit above its total RAM is lowered to it.
 """
@@ -34,19 +30,22 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .._validation import ConfigError, check_range
+from .._env import read
+from .._validation import ConfigError
 from ..flow.solver import SolverConfig
 from ..targets import SCIPY_PREFIX, SLOW_SCIPY, TARGETS
 from ..training.config import TrainConfig
 
 __all__ = [
     "CLI_MAX_STEP_SECONDS",
+    "MAX_FIXED_STEPS",
     "SERVER_MAX_RUN_MB",
     "SERVER_MAX_STEP_SECONDS",
     "RunBudget",
     "RunEstimate",
     "check_run",
     "estimate_run",
+    "fixed_steps",
     "machine_memory_bytes",
     "run_dim",
 ]
@@ -107,15 +106,6 @@ def machine_memory_bytes() -> int | None:
 _MACHINE = machine_memory_bytes()
 
 
-def _env_number(name: str, default: float | None) -> float | None:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    if raw.strip().lower() in ("none", "off", "0"):
-        return None
-    return check_range(raw, name, lo=0, lo_open=True)
-
-
 @dataclass(frozen=True)
 class RunBudget:
     """The limits a run must fit before it may start.
@@ -143,15 +133,17 @@ class RunBudget:
     def for_server(cls) -> RunBudget:
         """A shared server's limits: :data:`SERVER_MAX_RUN_MB` and :data:`SERVER_MAX_STEP_SECONDS`, or the
         environment's."""
-        mb = _env_number("CNFVIZ_MAX_RUN_MB", SERVER_MAX_RUN_MB)
-        return cls(_capped(mb), _env_number("CNFVIZ_MAX_STEP_SECONDS", SERVER_MAX_STEP_SECONDS), "this server")
+        # A bad value raises, naming the variable: a typo never lifts a limit (logged at start-up too).
+        mb = read("CNFVIZ_MAX_RUN_MB", default=SERVER_MAX_RUN_MB)
+        seconds = read("CNFVIZ_MAX_STEP_SECONDS", default=SERVER_MAX_STEP_SECONDS)
+        return cls(_capped(mb), seconds, "this server")
 
     @classmethod
     def for_cli(cls) -> RunBudget:
         """The command line's looser limits: 80 % of this machine's memory, no time cap (or the environment's)."""
         default = None if _MACHINE is None else 0.8 * _MACHINE / _BYTES_PER_MB
-        mb = _env_number("CNFVIZ_MAX_RUN_MB", default)
-        seconds = _env_number("CNFVIZ_MAX_STEP_SECONDS", CLI_MAX_STEP_SECONDS)
+        mb = read("CNFVIZ_MAX_RUN_MB", default=default)  # a bad value ends the command, naming the variable
+        seconds = read("CNFVIZ_MAX_STEP_SECONDS", default=CLI_MAX_STEP_SECONDS)
         return cls(_capped(mb), seconds, "this machine", slow_targets=True)
 
 
@@ -184,10 +176,48 @@ class RunEstimate:
     step_seconds: float
 
 
+MAX_FIXED_STEPS = 100_000
+"""The most steps one fixed-grid solve may take when no NFE cap bounds it: the solver builds the whole time
+grid before its first evaluation, so ``step_size`` 1e-9 would allocate gigabytes before any check ran."""
+
+
+def fixed_steps(solver: SolverConfig, span: float) -> int:
+    """The steps of one fixed-grid solve over ``span`` (1 where no step size is set): what the time grid holds."""
+    if not solver.is_fixed_grid or solver.step_size is None:
+        return 1
+    return max(1, math.ceil(span / solver.step_size - 1e-9))
+
+
+def _check_grid(config: TrainConfig) -> None:
+    """Refuse a time grid too fine to build or to solve, counted from the span and step before it exists."""
+    solver, tspan = config.solver, config.model.tspan
+    if not solver.is_fixed_grid or solver.step_size is None:
+        return
+    span = abs(tspan[1] - tspan[0])
+    steps = fixed_steps(solver, span)
+    evaluations = steps * STAGES.get(solver.method, 6)
+    if solver.max_nfe is not None and evaluations > solver.max_nfe:
+        fits = span / max(1, solver.max_nfe // STAGES.get(solver.method, 6))
+        raise ConfigError(
+            f"solver.step_size {solver.step_size:g} over model.tspan {list(tspan)} makes {steps:,} {solver.method} "
+            f"steps, {evaluations:,} evaluations per solve, more than solver.max_nfe {solver.max_nfe:,} allows, so "
+            f"every solve would stop at the cap. Use solver.step_size ≥ {fits:.3g}",
+            field="solver.step_size",
+            allowed=f"≥ {fits:.3g} with these settings",
+        )
+    if steps > MAX_FIXED_STEPS:
+        raise ConfigError(
+            f"solver.step_size {solver.step_size:g} over model.tspan {list(tspan)} makes {steps:,} steps per "
+            f"solve; the limit is {MAX_FIXED_STEPS:,}. Use solver.step_size ≥ {span / MAX_FIXED_STEPS:.3g}",
+            field="solver.step_size",
+            allowed=f"≥ {span / MAX_FIXED_STEPS:.3g}",
+        )
+
+
 def _evaluations_per_solve(solver: SolverConfig, span: float) -> int:
     stages = STAGES.get(solver.method, 6)
     if solver.is_fixed_grid:
-        steps = 1 if solver.step_size is None else max(1, math.ceil(span / solver.step_size - 1e-9))
+        steps = fixed_steps(solver, span)
     else:
         steps = TYPICAL_ADAPTIVE_STEPS
     evaluations = steps * stages
@@ -236,7 +266,9 @@ def estimate_run(config: TrainConfig, dim: int) -> RunEstimate:
     if config.n_train is not None:
         data += (FLOAT_BYTES * dim + 8) * config.n_train  # the float32 copy and the shuffling permutation
     evaluation = per_eval * _EVAL_LIVE * min(config.n_test, _EVAL_CHUNK)
-    fixed = data + evaluation
+    # The fixed grid is built whole before the first step (float32 times, and torchdiffeq's copies of them).
+    grid = 3 * FLOAT_BYTES * (fixed_steps(solver, abs(m.tspan[1] - m.tspan[0])) + 1)
+    fixed = data + evaluation + grid
     layers = [dim, *widths, dim]
     macs = sum(a * b for a, b in itertools.pairwise(layers)) * (1 + tangents)
     # Forward, plus a backward pass about twice its cost; the adjoint solves again backwards.
@@ -308,6 +340,7 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
             field="target",
             allowed="the target picker's choices",
         )
+    _check_grid(config)
     est = estimate_run(config, dim)
     field = _batch_field(config)
     if budget.max_bytes is not None and est.peak_bytes > budget.max_bytes:
