@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from .._env import read
 from .._validation import ConfigError
 from ..flow.ffjord import FFJORD
 from ..targets import Target
@@ -210,12 +211,7 @@ class RayBackend:
 
 
 def _stack_size_from_env(cluster_stacks: Any) -> int:
-    raw = os.environ.get(cluster_stacks.STACK_SIZE_ENV, "").strip()
-    if not raw:
-        return cluster_stacks.DEFAULT_STACK_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
-        raise ConfigError(f'{cluster_stacks.STACK_SIZE_ENV}: invalid value "{raw}". Must be an integer in [1, 1024]')
-    return int(raw)
+    return read(cluster_stacks.STACK_SIZE_ENV)  # a bad value raises, naming the variable
 
 
 def make_backend(name: str = "local", address: str | None = None, *, slots: JobSlots | None = None) -> Backend:
@@ -247,7 +243,7 @@ def cli_backend(name: str | None, address: str | None) -> Backend:
         ('local', 'local')
     """
     if name == "ray" or (name is None and address):
-        return make_backend("ray", address or os.environ.get(RAY_ADDRESS_ENV) or None)
+        return make_backend("ray", address or read(RAY_ADDRESS_ENV) or None)
     return make_backend(name or "local")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from .._env import log_environment, read, read_or_default
 from .._validation import ConfigError
 from ..runtime.backend import RAY_ADDRESS_ENV, Backend, LocalBackend, RayBackend
 from ..runtime.housekeeping import limit_malloc_arenas, name_native_thread, release_memory
@@ -65,17 +66,7 @@ def max_jobs(environ: Mapping[str, str] | None = None) -> int:
         >>> max_jobs({"CNFVIZ_MAX_JOBS": "4"}), max_jobs({"CNFVIZ_MAX_JOBS": "lots"}), max_jobs({})
         (4, 32, 32)
     """
-    raw = (os.environ if environ is None else environ).get(MAX_JOBS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_JOBS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        _log.warning("%s=%r is not a positive integer; using %d", MAX_JOBS_ENV, raw, DEFAULT_MAX_JOBS)
-        return DEFAULT_MAX_JOBS
-    return value
+    return read_or_default(MAX_JOBS_ENV, environ)  # a bad value: logged, and the default
 
 
 class JobHolder:
@@ -343,17 +334,7 @@ def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
         >>> reconnect_grace({"CNFVIZ_RECONNECT_GRACE": "5"}), reconnect_grace({"CNFVIZ_RECONNECT_GRACE": "-1"})
         (5.0, 60.0)
     """
-    raw = (os.environ if environ is None else environ).get(RECONNECT_GRACE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RECONNECT_GRACE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 86_400:
-        _log.warning("%s=%r is not a number of seconds; using %g", RECONNECT_GRACE_ENV, raw, DEFAULT_RECONNECT_GRACE)
-        return DEFAULT_RECONNECT_GRACE
-    return value
+    return read_or_default(RECONNECT_GRACE_ENV, environ)  # a bad value: logged, and the default
 
 
 def _session_ttl() -> float | None:
@@ -364,6 +345,7 @@ def _session_ttl() -> float | None:
         return None
 
 
+log_environment()  # the server's first session: every CNFVIZ_* variable, or its error, in the server's log
 # A second before Streamlit's own expiry, which makes the stored session unreachable to close.
 PARKING = ParkingLot(reconnect_grace(), session_ttl=max(0.0, (_session_ttl() or 0.0) - 1.0))
 """The server's one :class:`ParkingLot` (a module global: it must outlive every session's resources)."""
@@ -380,7 +362,7 @@ _backend: list[tuple[Backend, str | None]] = []  # once per process: (backend, w
 
 
 def _choose_backend(environ: Mapping[str, str]) -> tuple[Backend, str | None]:
-    address = environ.get(RAY_ADDRESS_ENV, "").strip()
+    address = read(RAY_ADDRESS_ENV, environ)
     if not address:
         return LocalBackend(job_slots()), None
     try:
