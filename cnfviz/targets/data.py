@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _MIN_SAMPLES = 10
+_MIN_RELATIVE_SPREAD = 1e-5  # a column's standard deviation, relative to its largest |value|
 
 
 class SamplesTarget(Target):
@@ -66,6 +67,18 @@ class SamplesTarget(Target):
         scale = np.maximum(np.abs(data).max(axis=0), 1.0)
         if np.any(spread <= 1e-9 * scale):
             raise ConfigError("samples are degenerate (zero spread); a density cannot be estimated")
+        # The trainer works in float32 (steps of x × 1.2e-7): 1e6 ± 0.01 is a few float32 values wide there,
+        # and would train to garbage without a word. Said with the fix (centre the column) instead.
+        narrow = spread < _MIN_RELATIVE_SPREAD * scale
+        if np.any(narrow):
+            c = int(np.argmax(narrow))
+            raise ConfigError(
+                f"samples: column {c + 1} spreads {spread[c]:.3g} around {data[:, c].mean():.6g}, finer than float32 "
+                "(the trainer's precision) resolves so far from 0; subtract the mean (or a round number near it) "
+                "from that column first",
+                field="samples",
+                allowed=f"a spread of at least {_MIN_RELATIVE_SPREAD:g} × the largest |value|",
+            )
         max_kde_points = check_int_range(_plain_int(max_kde_points), "max_kde_points", lo=_MIN_SAMPLES)
         kde_data = data
         if n > max_kde_points:
