@@ -238,7 +238,7 @@ def _default_text(var: EnvVar) -> str:
 def environment_report(environ: Mapping[str, str] | None = None) -> list[tuple[str, bool, str]]:
     """Each set ``CNFVIZ_*`` variable as ``(name, usable, line)``: its value, or its error and the fallback.
 
-    A ``CNFVIZ_*`` name that no variable declares is reported too (a typo such as ``CNFVIZ_MAX_RUNS_MB``).
+    A ``CNFVIZ_*`` name that no variable declares is reported too (a typo of a name, say).
 
     Example:
         >>> environment_report({"CNFVIZ_MAX_JOBS": "0", "CNFVIZ_MAX_RUN_MB": "512"})[0][:2]

@@ -445,5 +445,5 @@ def image_from_file(
     if side * side > max_pixels:
         s = math.isqrt(max_pixels) / side
         size = (max(1, int(w * s)), max(1, int(h * s)))
-        gray.thumbnail(size, Image.Resampling.LANCZOS)
+        gray = gray.resize(size, Image.Resampling.LANCZOS)  # exactly: thumbnail rounds a thin strip shorter
     return np.clip(np.asarray(gray, dtype=np.float64) / scale, 0.0, 1.0)

@@ -27,6 +27,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from .._env import log_environment, read, read_or_default
 from .._validation import ConfigError
+from ..runtime.admission import Admission
 from ..runtime.backend import RAY_ADDRESS_ENV, Backend, LocalBackend, RayBackend
 from ..runtime.housekeeping import limit_malloc_arenas, name_native_thread, release_memory
 from ..runtime.job import JobSlots, TrainingJob
@@ -34,6 +35,7 @@ from ..runtime.scheduler import DEFAULT_CAPACITY, Scheduler
 from ..targets import Target
 from ..training.config import TrainConfig
 from ..training.trainer import Trainer
+from .identity import browser_id
 
 __all__ = [
     "DEFAULT_MAX_JOBS",
@@ -83,6 +85,7 @@ class JobHolder:
     def __init__(self, slots: JobSlots | None, backend: Backend | None = None) -> None:
         self.slots = slots
         self.backend = backend
+        self.owner: str | None = None  # the browser (cnfviz.ui.identity), for the server's share per student
         self._jobs: dict[str, TrainingJob] = {}
         self._lock = threading.Lock()
 
@@ -105,7 +108,12 @@ class JobHolder:
         ``init_state`` and ``evaluate_only`` go to :class:`~cnfviz.TrainingJob` (a loaded checkpoint)."""
         if self.backend is None:
             job = TrainingJob(
-                config, target=target, slots=self.slots, init_state=init_state, evaluate_only=evaluate_only
+                config,
+                target=target,
+                slots=self.slots,
+                init_state=init_state,
+                evaluate_only=evaluate_only,
+                owner=self.owner,
             )
         else:
             job = self.backend.submit(
@@ -319,7 +327,9 @@ def job_slots() -> Scheduler:
     :class:`~cnfviz.runtime.job.JobSlots` that stacks). Built before the first run: the server's malloc arenas
     are capped here, before its training threads exist."""
     limit_malloc_arenas()
-    return Scheduler(max_jobs())
+    scheduler = Scheduler(max_jobs())
+    scheduler.admission = Admission.for_server()  # the server's memory, a share per student, a time budget
+    return scheduler
 
 
 def _join_all(jobs: list[TrainingJob]) -> None:
@@ -463,4 +473,6 @@ def job_holder() -> JobHolder:
             parked.proceed()
             return parked
     backend = job_backend()
-    return _SessionHolder(job_slots(), session_id, None if backend.name == "local" else backend)
+    holder = _SessionHolder(job_slots(), session_id, None if backend.name == "local" else backend)
+    holder.owner = browser_id() or session_id
+    return holder
