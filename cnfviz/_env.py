@@ -86,7 +86,7 @@ class EnvVar:
             return check_range(text, self.name, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open)
         except ConfigError:
             raise ConfigError(
-                f"{self.name}={raw!r} is not usable: expected {rng}", field=self.name, allowed=rng
+                f'{self.name}: invalid value "{raw}". Must be {rng}', field=self.name, allowed=rng
             ) from None
 
     def allowed(self) -> str:
@@ -200,7 +200,7 @@ def read(name: str, environ: Mapping[str, str] | None = None, *, default: Any = 
         >>> read("CNFVIZ_MAX_RUN_MB", {"CNFVIZ_MAX_RUN_MB": "inf"})
         Traceback (most recent call last):
         ...
-        cnfviz._validation.ConfigError: CNFVIZ_MAX_RUN_MB='inf' is not usable: expected a number in (0, inf) or none
+        cnfviz._validation.ConfigError: CNFVIZ_MAX_RUN_MB: invalid value "inf". Must be a number in (0, inf) or none
     """
     var = VARIABLES[name]
     raw = (os.environ if environ is None else environ).get(name)

@@ -307,6 +307,28 @@ LIBRARY_CASES: dict[str, tuple[Callable[[FFJORD], Any], str, tuple[str, ...]]] =
         "solver.step_size",
         ("1,000,000,000 rk4 steps", "solver.max_nfe 5,000"),
     ),
+    "ot-pairing-past-what-stop-can-wait-for": (
+        lambda f: check_run(TrainConfig(target="moons", objective="ot-flow-matching", batch_size=8192), 2),
+        "batch_size",
+        ("OT pairing", "Stop cannot interrupt", "batch_size ≤ 2,816"),
+    ),
+    "flow-matching-said-in-its-own-terms": (
+        lambda f: check_run(
+            TrainConfig(target="moons", objective="flow-matching", batch_size=10**6), 2, RunBudget(max_bytes=10**9)
+        ),
+        "batch_size",
+        ("flow-matching: one evaluation of the network per sample",),
+    ),
+    "ray-address-port-out-of-range": (
+        lambda f: _ray("127.0.0.1:99999"),
+        "ray_address",
+        ("is not a Ray address", "port 99999 is outside 1-65535"),
+    ),
+    "ray-address-host-not-a-name": (
+        lambda f: _ray("h\u00e9llo\u2028:6379"),
+        "ray_address",
+        ("is not a Ray address", "is not a host name"),
+    ),
     "time-grid-without-a-cap": (
         lambda f: check_run(
             CONFIG.replace(solver={"method": "euler", "step_size": 1e-7, "max_nfe": None}), 1, RunBudget.for_cli()
@@ -319,6 +341,12 @@ LIBRARY_CASES: dict[str, tuple[Callable[[FFJORD], Any], str, tuple[str, ...]]] =
 }
 
 
+def _ray(address: str) -> None:
+    from cnfviz.runtime.backend import make_backend
+
+    make_backend("ray", address)
+
+
 @pytest.mark.parametrize(("call", "field", "fragments"), list(LIBRARY_CASES.values()), ids=list(LIBRARY_CASES))
 def test_the_library_names_the_input_it_refuses(call, field, fragments, flow):
     with pytest.raises(ConfigError) as err:
@@ -327,6 +355,34 @@ def test_the_library_names_the_input_it_refuses(call, field, fragments, flow):
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
     assert "learning rate" not in str(err.value), "bad input is not blamed on stiffness"
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 400 Bad Request\r\n\r\n"], ids=["silent", "a-web-server"])
+def test_an_address_that_accepts_but_is_no_ray_head_answers_in_seconds(answer):
+    # It kept the CLI retrying for 4 minutes, and the app's backend lock with it.
+    import socket
+    import threading
+    import time
+
+    from cnfviz.runtime.backend import ClusterUnreachable, make_backend
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        held.append(conn)
+        if answer:
+            conn.recv(100)
+            conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(ClusterUnreachable) as err:
+        make_backend("ray", f"127.0.0.1:{server.getsockname()[1]}")
+    assert time.monotonic() - start < 10
+    assert "not" in err.value.why and "Ray head" in err.value.why, err.value.why
+    server.close()
 
 
 def test_an_empty_batch_gives_an_empty_result(flow):
@@ -443,16 +499,16 @@ CLI_CASES = {
     ),
     # The operator's variables: a typo is an error naming the variable, and 0 is never "no limit".
     "env-max-run-mb-text": Cli(
-        ("train", TINY_FLAGS), ("CNFVIZ_MAX_RUN_MB='abc' is not usable",), env={"CNFVIZ_MAX_RUN_MB": "abc"}
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_RUN_MB: invalid value "abc"',), env={"CNFVIZ_MAX_RUN_MB": "abc"}
     ),
     "env-max-run-mb-inf": Cli(
-        ("train", TINY_FLAGS), ("CNFVIZ_MAX_RUN_MB='inf' is not usable",), env={"CNFVIZ_MAX_RUN_MB": "inf"}
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_RUN_MB: invalid value "inf"',), env={"CNFVIZ_MAX_RUN_MB": "inf"}
     ),
     "env-max-run-mb-zero-is-not-off": Cli(
-        ("train", TINY_FLAGS), ("CNFVIZ_MAX_RUN_MB='0' is not usable", "or none"), env={"CNFVIZ_MAX_RUN_MB": "0"}
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_RUN_MB: invalid value "0"', "or none"), env={"CNFVIZ_MAX_RUN_MB": "0"}
     ),
     "env-max-step-seconds-zero": Cli(
-        ("train", TINY_FLAGS), ("CNFVIZ_MAX_STEP_SECONDS='0'",), env={"CNFVIZ_MAX_STEP_SECONDS": "0"}
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_STEP_SECONDS: invalid value "0"',), env={"CNFVIZ_MAX_STEP_SECONDS": "0"}
     ),
 }
 

@@ -35,6 +35,7 @@ from .._validation import ConfigError
 from ..flow.solver import SolverConfig
 from ..targets import SCIPY_PREFIX, SLOW_SCIPY, TARGETS
 from ..training.config import TrainConfig
+from ..training.objectives import OBJECTIVES, OT_MAX_POINTS
 
 __all__ = [
     "CLI_MAX_STEP_SECONDS",
@@ -162,7 +163,7 @@ class RunEstimate:
     chunk); ``bytes_per_sample`` what one more sample in the batch adds; ``fixed_bytes`` what does not grow
     with the batch, of which ``data_bytes`` for the training and test points; ``stored_evaluations`` the
     evaluations of the dynamics kept for the backward pass; ``step_seconds`` the estimated time of one
-    iteration on one CPU thread.
+    iteration on one CPU thread, of which ``ot_seconds`` for the OT pairing (one uninterruptible call).
     """
 
     batch: int
@@ -174,6 +175,7 @@ class RunEstimate:
     data_bytes: float
     peak_bytes: float
     step_seconds: float
+    ot_seconds: float = 0.0
 
 
 MAX_FIXED_STEPS = 100_000
@@ -224,6 +226,25 @@ def _evaluations_per_solve(solver: SolverConfig, span: float) -> int:
     return evaluations if solver.max_nfe is None else min(evaluations, solver.max_nfe)
 
 
+OT_CHUNK_SECONDS = 0.09
+"""One exact OT assignment of :data:`~cnfviz.training.objectives.OT_MAX_POINTS` points (scipy's
+``linear_sum_assignment``): 0.09 s measured on a busy 2-core machine (benchmarks/bench_abuse.py)."""
+MAX_OT_SECONDS = 1.0
+"""The longest a server lets one iteration's OT pairing take: it is one call Stop cannot interrupt."""
+
+
+def _flow_matching(config: TrainConfig) -> bool:
+    return OBJECTIVES[config.objective].coupling is not None
+
+
+def _ot_seconds(config: TrainConfig, batch: int) -> float:
+    if OBJECTIVES[config.objective].coupling != "ot":
+        return 0.0
+    chunks = -(-batch // OT_MAX_POINTS)
+    size = min(batch, OT_MAX_POINTS)
+    return chunks * OT_CHUNK_SECONDS * (size / OT_MAX_POINTS) ** 3
+
+
 def _batch(config: TrainConfig) -> int:
     # The trainer's own rule: a batch size, else the whole fixed training set, else 256 fresh points.
     if config.batch_size is not None:
@@ -262,6 +283,16 @@ def estimate_run(config: TrainConfig, dim: int) -> RunEstimate:
     stored = (2 if solver.adjoint else evaluations) + 1
     batch = _batch(config)
     per_sample = per_eval * stored
+    train_eval = per_eval
+    fm = _flow_matching(config)
+    if fm:
+        # Flow matching trains on one evaluation of the network per sample (no solve, no trace); only its
+        # test NLL and pictures solve the likelihood.
+        train_eval = FLOAT_BYTES * (units * _UNIT_FLOATS * _SLACK + _STATE_FLOATS * (dim + 1))
+        evaluations, stored, tangents_train = 1, 2, 0
+        per_sample = train_eval * stored
+    else:
+        tangents_train = tangents
     data = 8 * dim * ((config.n_train or 0) + config.n_test)  # float64 samples
     if config.n_train is not None:
         data += (FLOAT_BYTES * dim + 8) * config.n_train  # the float32 copy and the shuffling permutation
@@ -270,20 +301,23 @@ def estimate_run(config: TrainConfig, dim: int) -> RunEstimate:
     grid = 3 * FLOAT_BYTES * (fixed_steps(solver, abs(m.tspan[1] - m.tspan[0])) + 1)
     fixed = data + evaluation + grid
     layers = [dim, *widths, dim]
-    macs = sum(a * b for a, b in itertools.pairwise(layers)) * (1 + tangents)
+    macs = sum(a * b for a, b in itertools.pairwise(layers)) * (1 + tangents_train)
     # Forward, plus a backward pass about twice its cost; the adjoint solves again backwards.
-    passes = 3 + (2 if solver.adjoint else 0)
+    passes = 3 + (2 if solver.adjoint and not fm else 0)
     seconds = 2 * macs * passes * evaluations * batch / _CPU_FLOPS
+    ot = _ot_seconds(config, batch)
+    seconds += ot
     return RunEstimate(
         batch=batch,
         stored_evaluations=stored,
         evaluations_per_solve=evaluations,
-        bytes_per_sample_evaluation=per_eval,
+        bytes_per_sample_evaluation=train_eval,
         bytes_per_sample=per_sample,
         fixed_bytes=fixed,
         data_bytes=data,
         peak_bytes=per_sample * batch + fixed,
         step_seconds=seconds,
+        ot_seconds=ot,
     )
 
 
@@ -296,6 +330,8 @@ def _mb(n: float) -> str:
 
 def _shape_text(config: TrainConfig, dim: int, est: RunEstimate) -> str:
     m, solver = config.model, config.solver
+    if _flow_matching(config):
+        return f"model.hidden {tuple(m.hidden)}, {config.objective}: one evaluation of the network per sample"
     tangents = dim if m.trace.startswith("exact") else 1
     how = "adjoint" if solver.adjoint else "direct backprop"
     return (
@@ -357,8 +393,10 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
         if fits >= 1:
             raise ConfigError(
                 f"{need}: {field} {est.batch:,} × {_mb(est.bytes_per_sample)} per sample "
-                f"({_shape_text(config, dim, est)}); {limit}. Use {field} ≤ {fits:,}, a smaller network, "
-                "fewer solver steps, the Hutchinson trace or the adjoint method",
+                f"({_shape_text(config, dim, est)}); {limit}. Use {field} ≤ {fits:,} or a smaller network"
+                + (
+                    "" if _flow_matching(config) else ", fewer solver steps, the Hutchinson trace or the adjoint method"
+                ),
                 field=field,
                 allowed=f"{field} ≤ {fits:,} with these settings",
             )
@@ -367,6 +405,15 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
             "layers (model.hidden), fewer solver steps (solver.step_size) or the adjoint method (solver.adjoint)",
             field="model.hidden",
             allowed=limit,
+        )
+    if budget.max_step_seconds is not None and est.ot_seconds > MAX_OT_SECONDS:
+        fits = OT_MAX_POINTS * max(1, int(MAX_OT_SECONDS / OT_CHUNK_SECONDS))
+        raise ConfigError(
+            f"the OT pairing of {field} {est.batch:,} would take about {est.ot_seconds:,.1f} s per iteration, in "
+            f"one call that Stop cannot interrupt; on {budget.where} it may take {MAX_OT_SECONDS:g} s. Use "
+            f"{field} ≤ {fits:,}, or objective flow-matching (independent pairs)",
+            field=field,
+            allowed=f"{field} ≤ {fits:,} for {config.objective}",
         )
     if budget.max_step_seconds is not None and est.step_seconds > budget.max_step_seconds:
         fits = max(1, int(est.batch * budget.max_step_seconds / est.step_seconds))
