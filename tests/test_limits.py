@@ -140,6 +140,11 @@ CHECKPOINT_CASES = {
         lambda f: _payload(f, _with(("dim",), torch.tensor(float("nan")))), ("checkpoint dim must be an integer",)
     ),
     "zip-index-cut": Bad(lambda f: checkpoint_bytes(f, CONFIG)[:-30], ("cut short or damaged", "copy it again")),
+    # Issue 21: a checkpoint from a newer cnfviz is one, said as such (not "not a cnfviz checkpoint").
+    "newer-format": Bad(
+        lambda f: _payload(f, _with(("format",), "cnfviz-checkpoint-v7")),
+        ("made by a newer cnfviz (format 7)", "upgrade cnfviz"),
+    ),
 }
 
 
