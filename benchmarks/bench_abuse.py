@@ -340,7 +340,7 @@ def issue21(before: Path | None) -> None:
     print(f"  after   peak RSS growth {r.get('growth', 0) / 1e9:6.2f} GB, {r.get('state')}")
     if before:
         print(
-            "  before  not run here: it builds a 10,000,001-point grid per solve and trains for minutes "
+            "  before  not run here: it builds a 5,000,001-point grid per solve and trains for minutes "
             "(issue 21 measured a server going from 0.5 to 8.8 GB with step 1e-9)"
         )
     print("Time to an answer from an address that accepts TCP and says nothing (make_backend('ray', ...)):")
