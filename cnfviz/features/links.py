@@ -80,9 +80,10 @@ __all__ = [
 OWN_DATA = {"data": "own"}
 """The query of a setup on the user's own data (an upload or a drawing), which no link can carry."""
 
-MAX_VALUE_CHARS = MAX_LIST_ITEMS * 26
+MAX_VALUE_CHARS = 1_000
 """A longer value in a link is ignored unread: the longest a link writes is a list of
 :data:`~cnfviz.targets.base.MAX_LIST_ITEMS` numbers at full precision (25 characters and a comma each)."""
+assert MAX_LIST_ITEMS * 26 <= MAX_VALUE_CHARS, "every link the app writes, it reads back"
 SHOWN_CHARS = 60
 """How much of a bad value a notice quotes."""
 MAX_NOTICES = 8

@@ -16,9 +16,10 @@ from .._validation import ConfigError, check_choice, check_int_range, check_rang
 
 __all__ = ["MAX_LIST_ITEMS", "Param", "Target"]
 
-MAX_LIST_ITEMS = 64
-"""The most numbers a list parameter holds (a mixture's components): every such list fits in a link
-(:data:`cnfviz.features.links.MAX_VALUE_CHARS`), so a link the app writes, it reads back."""
+MAX_LIST_ITEMS = 32
+"""The most numbers a list parameter holds (a mixture's components): every such list, at full precision
+(25 characters and a comma each), fits a link's value (:data:`cnfviz.features.links.MAX_VALUE_CHARS`), so a
+link the app writes, it reads back."""
 
 
 @dataclass(frozen=True)
