@@ -255,19 +255,19 @@ class TrainingJob:
         # Before anything is allocated: a run that cannot fit this server is refused by name (issue 16).
         # A loaded checkpoint is only evaluated: its training batch does not count, its data does.
         admission = getattr(slots, "admission", None)
-        if admission is not None:
-            config = admission.budgeted(config)  # a shared server's run ends by itself
+        # A shared server's run ends by itself: its trainer gets a time budget; the job keeps the page's config.
+        budgeted = config if admission is None else admission.budgeted(config)
         checked = config.replace(batch_size=1) if evaluate_only else config
         estimate = check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
         self.job_id = f"job-{next(_ids)}"
         if admission is not None:
             admission.register(self.job_id, owner, estimate.peak_bytes)
         self.config = config
-        self._first_config = config
+        self._first_config = budgeted
         self.slots = slots
         self.evaluate_only = evaluate_only
         self.trainer = Trainer(
-            config,
+            budgeted,
             target=target,
             callback=self._on_iteration,
             on_pause=self._on_pause,
