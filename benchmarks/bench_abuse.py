@@ -209,6 +209,161 @@ def check_cost() -> None:
     print(f"  check_run(config, dim) (reads the env)   {from_env * 1e6:8.1f} µs   goal ≤ 1,000 µs")
 
 
+# ---------------------------------------------------------------------------------------------- issue 21
+# Each probe runs in a fresh process on the code at PYTHONPATH (this checkout, or --before's), and prints JSON.
+
+_STRIP = r"""
+import io, json, resource
+from PIL import Image
+from cnfviz.ui.custom_target import image_target
+buf = io.BytesIO(); Image.new("L", (10_000, 1), 0).save(buf, format="PNG")
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096
+base = rss()
+try:
+    t = image_target(buf.getvalue(), invert=True); shape = list(t.image.shape); err = None
+except Exception as e:
+    shape, err = None, f"{type(e).__name__}: {e}"[:120]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"file_bytes": len(buf.getvalue()), "growth": peak - base, "held": rss() - base, "shape": shape,
+                  "error": err}))
+"""
+
+_GRID = r"""
+import json, resource, time
+from cnfviz import default_config
+from cnfviz.runtime.job import TrainingJob
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096
+base = rss()
+cfg = default_config("moons", batch_size=8, solver={"method": "euler", "step_size": 1e-7, "max_nfe": None})
+try:
+    job = TrainingJob(cfg).start(); job.join(20); state = job.snapshot().state; job.stop(evaluate=False)
+except Exception as e:
+    state = f"refused: {e}"[:160]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"growth": peak - base, "state": state}))
+"""
+
+_SILENT = r"""
+import json, socket, sys, time
+server = socket.create_server(("127.0.0.1", 0)); held = []
+import threading
+threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+from cnfviz.runtime.backend import make_backend
+start = time.monotonic()
+try:
+    make_backend("ray", f"127.0.0.1:{server.getsockname()[1]}"); said = "connected?"
+except Exception as e:
+    said = f"{type(e).__name__}: {e}"[:160]
+print(json.dumps({"seconds": time.monotonic() - start, "said": said}))
+"""
+
+_OT_STOP = r"""
+import json, sys, threading, time
+import torch
+from cnfviz import default_config
+from cnfviz.runtime.budget import check_run
+from cnfviz.training.trainer import Trainer
+torch.set_num_threads(1)
+batch = int(sys.argv[1])
+cfg = default_config("moons", objective="ot-flow-matching", batch_size=batch, adam_iters=100, eval_every=0, n_test=100)
+try:
+    check_run(cfg, 2); admitted = True
+except Exception:
+    admitted = False
+trainer = Trainer(cfg)
+done = threading.Event()
+thread = threading.Thread(target=lambda: (trainer.run(final_metrics=False), done.set()), daemon=True)
+thread.start()
+time.sleep(3.0)  # well inside an iteration's pairing for large batches
+start = time.monotonic(); trainer.stop(); done.wait(120)
+print(json.dumps({"batch": batch, "admitted_by_server": admitted, "stop_seconds": time.monotonic() - start}))
+"""
+
+
+def _probe(code: str, root: Path, *args: str, timeout: float = 120) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root, env=env, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"timeout": timeout}
+    lines = out.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {"error": out.stderr.strip().splitlines()[-1:]}
+
+
+def _students(hogs: int, seconds: float, fair: bool) -> float | None:
+    """Seconds until a new student's run trains while one student holds ``hogs`` runs (None: not in ``seconds``)."""
+    from cnfviz.runtime.admission import Admission
+    from cnfviz.runtime.job import TrainingJob
+    from cnfviz.runtime.scheduler import Scheduler
+
+    slots = Scheduler(hogs)
+    slots.admission = Admission(budget_bytes=None, per_student=4) if fair else None
+    cfg = default_config(
+        "moons",
+        model={"hidden": (8,)},
+        solver={"method": "rk4", "step_size": 0.5},
+        batch_size=16,
+        eval_every=0,
+        adam_iters=1_000_000,
+        n_test=50,
+    )
+    jobs = [TrainingJob(cfg, slots=slots, owner="hog", compute_final_metrics=False).start() for _ in range(hogs)]
+    time.sleep(1.0)
+    new = TrainingJob(cfg.replace(seed=7), slots=slots, owner="student-33", compute_final_metrics=False).start()
+    start = time.monotonic()
+    waited = None
+    while time.monotonic() - start < seconds:
+        if new.snapshot().iteration >= 1:
+            waited = time.monotonic() - start
+            break
+        time.sleep(0.05)
+    for job in [*jobs, new]:
+        job.stop(evaluate=False)
+    for job in [*jobs, new]:
+        job.join(10)
+    return waited
+
+
+def issue21(before: Path | None) -> None:
+    """The four figures of issue 21, for this checkout and (with ``--before``) another one's code."""
+    trees = [("after", ROOT)] + ([("before", before)] if before else [])
+    print("\nIssue 21: a hostile 174-byte picture (10,000 × 1 PNG) on the Train page's upload (image_target):")
+    for name, root in trees:
+        r = _probe(_STRIP, root)
+        print(
+            f"  {name:<7} peak RSS growth {r.get('growth', 0) / 1e9:6.2f} GB, "
+            f"held after {r.get('held', 0) / 1e9:6.2f} GB,"
+            f" image {r.get('shape')} {r.get('error') or ''}   goal < +1 GB"
+        )
+    print("A link with a fine fixed grid (euler, step 1e-7, no NFE cap, batch 8) on a server's TrainingJob:")
+    r = _probe(_GRID, ROOT)
+    print(f"  after   peak RSS growth {r.get('growth', 0) / 1e9:6.2f} GB, {r.get('state')}")
+    if before:
+        print(
+            "  before  not run here: it builds a 5,000,001-point grid per solve and trains for minutes "
+            "(issue 21 measured a server going from 0.5 to 8.8 GB with step 1e-9)"
+        )
+    print("Time to an answer from an address that accepts TCP and says nothing (make_backend('ray', ...)):")
+    for name, root in trees:
+        r = _probe(_SILENT, root, timeout=40)
+        said = r.get("said", f"no answer within {r.get('timeout', '?')} s (killed)")
+        print(f"  {name:<7} {r.get('seconds', float('nan')):6.1f} s  {said}   goal < 15 s")
+    print("The 33rd student's wait while one student holds 32 runs (this checkout; 'before' = no admission policy):")
+    for label, fair in (("after", True), ("before", False)):
+        waited = _students(32, 20.0, fair)
+        shown = f"{waited:6.2f} s" if waited is not None else "  > 20 s (still queued)"
+        print(f"  {label:<7} {shown}   goal: trains within 10 s")
+    print("Stop during the OT pairing (library Trainer; the server now refuses batches whose pairing takes > 1 s):")
+    for batch in (2816, 8192):
+        r = _probe(_OT_STOP, ROOT, str(batch), timeout=200)
+        print(
+            f"  batch {batch:>6,}  admitted by a server now: {r.get('admitted_by_server')}, "
+            f"Stop took {r.get('stop_seconds', float('nan')):5.2f} s   goal < 1 s"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer links and no accuracy runs")
@@ -216,7 +371,12 @@ def main() -> int:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--log", default="/tmp/cnfviz-bench-abuse.log")
     parser.add_argument("--skip-server", action="store_true", help="only the check cost and the estimate")
+    parser.add_argument("--issue21", action="store_true", help="only issue 21's four figures (no browser)")
+    parser.add_argument("--before", type=Path, help="with --issue21: a checkout whose code gives the 'before'")
     args = parser.parse_args()
+    if args.issue21:
+        issue21(args.before)
+        return 0
     check_cost()
     if not args.quick:
         accuracy()

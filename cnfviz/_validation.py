@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ __all__ = [
     "check_int_range",
     "check_keys",
     "check_range",
+    "check_writable",
     "lookup",
 ]
 
@@ -201,3 +203,31 @@ def check_keys(d: dict[str, Any], cls: type, what: str) -> None:
     unknown = [k for k in d if k not in valid]
     if unknown:
         raise ConfigError(f"{what}: unknown field(s) {unknown}. Valid fields: {valid}", field=what, allowed=valid)
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done for it (``-`` is stdout for
+    ``--json``).
+
+    Raises:
+        ConfigError: with ``field=flag``, saying why (a directory, a missing folder, no permission).
+    """
+    if path == "-" and flag == "--json":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        problem = "is a directory"
+    elif not os.path.isdir(folder):
+        problem = f"cannot be written: the folder {folder} does not exist"
+    else:
+        existed = os.path.exists(path)
+        try:  # permissions alone do not tell (root, read-only mounts, /proc): try it
+            with open(path, "ab"):
+                pass
+        except OSError as err:
+            problem = f"cannot be written: {err.strerror or err}"
+        else:
+            if not existed:
+                os.remove(path)
+            return
+    raise ConfigError(f"{flag} {path} {problem}", field=flag, allowed="a writable file path")

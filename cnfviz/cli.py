@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._text import printable
-from ._validation import ConfigError, check_int_range
+from ._validation import ConfigError, check_int_range, check_writable
 from .flow.ffjord import FFJORD
 from .runtime.backend import BACKENDS, RAY_ADDRESS_ENV, Backend, LocalBackend, cli_backend, run_placement, run_record
 from .runtime.budget import RunBudget, check_run, run_dim
@@ -172,29 +172,6 @@ def _data(path: str) -> np.ndarray:
     return samples_from_csv(path)
 
 
-def _check_writable(path: str, flag: str) -> None:
-    """Refuse an output path that cannot be written, before any work is done for it."""
-    if path == "-" and flag == "--json":
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        problem = "is a directory"
-    elif not os.path.isdir(folder):
-        problem = f"cannot be written: the folder {folder} does not exist"
-    else:
-        existed = os.path.exists(path)
-        try:  # permissions alone do not tell (root, read-only mounts, /proc): try it
-            with open(path, "ab"):
-                pass
-        except OSError as err:
-            problem = f"cannot be written: {err.strerror or err}"
-        else:
-            if not existed:
-                os.remove(path)
-            return
-    raise ConfigError(f"{flag} {path} {problem}", field=flag, allowed="a writable file path")
-
-
 class _Progress:
     """A one-line progress bar on stderr, redrawn at most 10 times a second."""
 
@@ -236,7 +213,7 @@ def _train(args: argparse.Namespace) -> int:
         target = SamplesTarget(_data(args.data))
     for path, flag in ((args.save, "--save"), (args.json, "--json")):
         if path:
-            _check_writable(path, flag)
+            check_writable(path, flag)
     check_run(cfg, target.dim if target is not None else _config_dim(cfg), RunBudget.for_cli())
     if args.threads is not None:
         torch.set_num_threads(check_int_range(args.threads, "--threads", lo=1, hi=MAX_THREADS))
@@ -328,7 +305,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"-n must be between 1 and {MAX_SAMPLES:,} (got {args.n:,})", field="-n")
     check_int_range(args.seed, "--seed", lo=0, hi=2**63 - 1)
     if args.out:
-        _check_writable(args.out, "--out")
+        check_writable(args.out, "--out")
     model, _, _ = load_checkpoint(args.checkpoint, device=resolve_device("auto"))
     x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).cpu().numpy()
     header = ",".join(f"x{i + 1}" for i in range(x.shape[1]))

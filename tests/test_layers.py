@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cnfviz"
-LAYERS = ["_validation", "_text", "flow", "targets", "training", "figures", "runtime", "features", "cli", "ui"]
+LAYERS = ["_validation", "_text", "_env", "flow", "targets", "training", "figures", "runtime", "features", "cli", "ui"]
 LEVEL = {name: (0 if name == "_text" else i) for i, name in enumerate(LAYERS)}
 LEVEL["__main__"] = LEVEL["cli"]
 

@@ -3,7 +3,11 @@ decode, crash or mislead. Each channel is one table of cases run by one test, as
 
 The causes covered: uploads bounded after decompression (zip bombs, too many entries, a huge pickle), pictures
 decoded only in five formats chosen by content, 16-bit pictures scaled, numbers that are infinite or huge,
-non-finite or empty library input, and the CLI's JSON and output-path errors.
+non-finite or empty library input, and the CLI's JSON and output-path errors. Issue 21 adds memory that no
+budget saw (a picture padded to a square after its size check, the fixed-step time grid, a sweep that never
+asked the budget), a sweep's results lost or mislabelled (``--json`` opened last, ``--vary data``, duplicate
+runs), data float32 cannot resolve, links the app writes but cannot read back, and the operator's
+``CNFVIZ_*`` variables (``abc``, ``inf``, ``0`` that meant "no limit").
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from streamlit.testing.v1 import AppTest
 from cnfviz import FFJORD, ConfigError, ModelConfig, TrainConfig, load_checkpoint, make_target
 from cnfviz.cli import main
 from cnfviz.runtime.budget import RunBudget, check_run
-from cnfviz.targets import SLOW_SCIPY, TARGETS, Param, SamplesTarget, image_from_file, samples_from_csv
+from cnfviz.targets import (
+    SLOW_SCIPY,
+    TARGETS,
+    ImageTarget,
+    Param,
+    SamplesTarget,
+    image_from_file,
+    samples_from_csv,
+)
 from cnfviz.training.checkpoint import MAX_ENTRIES, checkpoint_bytes
 
 CONFIG = TrainConfig(
@@ -128,6 +140,11 @@ CHECKPOINT_CASES = {
         lambda f: _payload(f, _with(("dim",), torch.tensor(float("nan")))), ("checkpoint dim must be an integer",)
     ),
     "zip-index-cut": Bad(lambda f: checkpoint_bytes(f, CONFIG)[:-30], ("cut short or damaged", "copy it again")),
+    # Issue 21: a checkpoint from a newer cnfviz is one, said as such (not "not a cnfviz checkpoint").
+    "newer-format": Bad(
+        lambda f: _payload(f, _with(("format",), "cnfviz-checkpoint-v7")),
+        ("made by a newer cnfviz (format 7)", "upgrade cnfviz"),
+    ),
 }
 
 
@@ -220,6 +237,28 @@ def test_a_16_bit_picture_is_scaled_not_clipped():
     assert big.shape == (256, 256) and 0.45 < float(big.mean()) < 0.55, "shrunk, and still scaled"
 
 
+@pytest.mark.parametrize(("width", "height"), [(10_000, 1), (1, 10_000), (2_000, 30), (300, 200)])
+def test_a_picture_is_bounded_by_the_square_it_becomes(width, height):
+    # A 174-byte 10,000 × 1 strip passed the pixel caps, then the app padded it to 10,000² floats (3.1 GB).
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 0).save(buf, format="PNG")
+    image = image_from_file(buf.getvalue())
+    assert max(image.shape) ** 2 <= 256 * 256, image.shape
+    assert max(image.shape) == min(256, max(width, height)), "shrunk only as far as the square needs"
+
+
+def test_a_strip_picture_uploaded_on_the_train_page_keeps_the_server_small():
+    from cnfviz.ui.custom_target import image_target
+
+    buf = io.BytesIO()
+    Image.new("L", (10_000, 1), 0).save(buf, format="PNG")
+    assert len(buf.getvalue()) < 500
+    before = _rss()
+    target = image_target(buf.getvalue(), invert=True)
+    assert target.image.shape == (256, 256), target.image.shape
+    assert _rss() - before < 100e6
+
+
 # ==================================================================================================
 # The library: numbers and tensors
 # ==================================================================================================
@@ -245,9 +284,72 @@ LIBRARY_CASES: dict[str, tuple[Callable[[FFJORD], Any], str, tuple[str, ...]]] =
     "target-grid-inf": (lambda f: make_target("normal").grid(math.inf), "resolution", ()),
     "csv-rows-inf": (lambda f: samples_from_csv("x\n1\n", max_rows=math.inf), "max_rows", ()),
     "image-pixels-nan": (lambda f: image_from_file(b"x", max_pixels=math.nan), "max_pixels", ()),
+    # Issue 21: the real cause, by name, before anything is allocated.
+    "image-target-over-its-pixels": (lambda f: ImageTarget(np.ones((3000, 3000), np.uint8)), "image", ("pixels",)),
+    "normal-scale-below-float32": (
+        lambda f: make_target("normal", loc=6.0, scale=1e-17),
+        "normal.scale",
+        ("too narrow for float32", "normal.scale ≥"),
+    ),
+    "normal-scale-overflowing-float32": (lambda f: make_target("normal", scale=1e300), "normal.scale", ("float32",)),
+    "mixture-sds-below-float32": (
+        lambda f: make_target("mixture", weights=[1, 1], means=[1e6, 0], sds=[0.01, 1]),
+        "mixture.sds",
+        ("mixture.means 1e+06",),
+    ),
+    "samples-below-float32": (
+        lambda f: SamplesTarget(1e6 + np.linspace(-0.01, 0.01, 50)),
+        "samples",
+        ("column 1", "subtract the mean"),
+    ),
+    "mixture-more-components-than-a-link-holds": (
+        lambda f: make_target("mixture", weights=[1] * 60, means=list(range(60)), sds=[1] * 60),
+        "mixture.weights",
+        ("60 numbers", "limit is 32"),
+    ),
+    "time-grid-past-the-nfe-cap": (
+        lambda f: check_run(CONFIG.replace(solver={"method": "rk4", "step_size": 1e-9}), 1, RunBudget.for_cli()),
+        "solver.step_size",
+        ("1,000,000,000 rk4 steps", "solver.max_nfe 5,000"),
+    ),
+    "ot-pairing-past-what-stop-can-wait-for": (
+        lambda f: check_run(TrainConfig(target="moons", objective="ot-flow-matching", batch_size=8192), 2),
+        "batch_size",
+        ("OT pairing", "Stop cannot interrupt", "batch_size ≤ 2,816"),
+    ),
+    "flow-matching-said-in-its-own-terms": (
+        lambda f: check_run(
+            TrainConfig(target="moons", objective="flow-matching", batch_size=10**6), 2, RunBudget(max_bytes=10**9)
+        ),
+        "batch_size",
+        ("flow-matching: one evaluation of the network per sample",),
+    ),
+    "ray-address-port-out-of-range": (
+        lambda f: _ray("127.0.0.1:99999"),
+        "ray_address",
+        ("is not a Ray address", "port 99999 is outside 1-65535"),
+    ),
+    "ray-address-host-not-a-name": (
+        lambda f: _ray("h\u00e9llo\u2028:6379"),
+        "ray_address",
+        ("is not a Ray address", "is not a host name"),
+    ),
+    "time-grid-without-a-cap": (
+        lambda f: check_run(
+            CONFIG.replace(solver={"method": "euler", "step_size": 1e-7, "max_nfe": None}), 1, RunBudget.for_cli()
+        ),
+        "solver.step_size",
+        ("10,000,000 steps", "limit is 100,000"),
+    ),
     "checkpoint-bytes-inf": (lambda f: load_checkpoint(b"x", max_bytes=math.inf), "max_bytes", ()),
     "model-config-width-numpy-inf": (lambda f: ModelConfig(hidden=(np.float64("inf"),)), "model.hidden[0]", ()),
 }
+
+
+def _ray(address: str) -> None:
+    from cnfviz.runtime.backend import make_backend
+
+    make_backend("ray", address)
 
 
 @pytest.mark.parametrize(("call", "field", "fragments"), list(LIBRARY_CASES.values()), ids=list(LIBRARY_CASES))
@@ -258,6 +360,34 @@ def test_the_library_names_the_input_it_refuses(call, field, fragments, flow):
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
     assert "learning rate" not in str(err.value), "bad input is not blamed on stiffness"
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 400 Bad Request\r\n\r\n"], ids=["silent", "a-web-server"])
+def test_an_address_that_accepts_but_is_no_ray_head_answers_in_seconds(answer):
+    # It kept the CLI retrying for 4 minutes, and the app's backend lock with it.
+    import socket
+    import threading
+    import time
+
+    from cnfviz.runtime.backend import ClusterUnreachable, make_backend
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        held.append(conn)
+        if answer:
+            conn.recv(100)
+            conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(ClusterUnreachable) as err:
+        make_backend("ray", f"127.0.0.1:{server.getsockname()[1]}")
+    assert time.monotonic() - start < 10
+    assert "not" in err.value.why and "Ray head" in err.value.why, err.value.why
+    server.close()
 
 
 def test_an_empty_batch_gives_an_empty_result(flow):
@@ -297,7 +427,11 @@ class Cli:
     argv: tuple[str, ...]
     fragments: tuple[str, ...]
     files: dict[str, str | bytes] | None = None  # written under tmp_path; {name} in argv is replaced by its path
+    env: dict[str, str] | None = None  # the operator's variables for this command
 
+
+TINY_FLAGS = "{tiny}"  # replaced by a run that trains in a blink, should a case's check be missing
+_TINY = ["--hidden", "4", "--solver", "rk4", "--step-size", "0.5", "--adam-iters", "2", "--eval-every", "0"]
 
 CLI_CASES = {
     "config-huge-int": Cli(
@@ -335,12 +469,60 @@ CLI_CASES = {
     "sample-n-huge": Cli(("sample", "--checkpoint", "x.pt", "-n", "9" * 30), ("-n must be between 1 and",)),
     "param-inf": Cli(("train", "--target", "normal", "--param", "loc=inf"), ("normal.loc must be a finite number",)),
     "newline-in-path": Cli(("train", "--data", "a\nb.csv"), ("--data file not found: a b.csv",)),
+    # Issue 21: a sweep asks the budget and checks --json before training, and varies only what varies per run.
+    "sweep-batch-million": Cli(
+        ("sweep", "--vary", "seed=1,2", "--batch", "1000000", "--hidden", "1024,1024,1024,1024", "--quiet"),
+        ("run seed=1: this run would need about", "this machine"),
+    ),
+    "sweep-together-over-the-machine": Cli(
+        ("sweep", "--vary", "seed=" + ",".join(map(str, range(12))), "--target", "moons", "--batch", "4000"),
+        ("the 12 runs of this sweep train at once", "CNFVIZ_MAX_RUN_MB"),
+        env={"CNFVIZ_MAX_RUN_MB": "2000"},  # each run alone (about 0.5 GB) fits
+    ),
+    "sweep-json-unwritable": Cli(
+        ("sweep", "--vary", "seed=1,2", "--json", "/nonexistent/dir/r.json", "--quiet", TINY_FLAGS),
+        ("--json /nonexistent/dir/r.json cannot be written",),
+    ),
+    "sweep-vary-data": Cli(
+        ("sweep", "--vary", "data=a.csv,b.csv", "--quiet"), ("'data' is applied once to the whole sweep",)
+    ),
+    "sweep-vary-backend": Cli(("sweep", "--vary", "backend=local,ray", "--quiet"), ("'backend' is applied once",)),
+    "sweep-vary-ray-address": Cli(
+        ("sweep", "--vary", "ray-address=a:1,b:2", "--quiet"), ("'ray-address' is applied once",)
+    ),
+    "sweep-duplicate-value": Cli(("sweep", "--vary", "seed=1,1", "--quiet"), ("--vary seed: 1 is given twice",)),
+    "sweep-same-run-twice": Cli(
+        ("sweep", "--vary", "lr=1e-3,0.001", "--quiet"), ("'lr=1e-3' and 'lr=0.001' are the same run",)
+    ),
+    # The fixed-step grid is counted before it is built (one such link took a server from 0.5 to 8.8 GB).
+    "step-size-past-the-nfe-cap": Cli(
+        ("train", "--solver", "rk4", "--step-size", "1e-9"), ("solver.step_size 1e-09", "solver.max_nfe")
+    ),
+    "step-size-without-a-cap": Cli(
+        ("train", "--solver", "euler", "--step-size", "1e-8", "--max-nfe", "none"),
+        ("solver.step_size 1e-08", "limit is 100,000"),
+    ),
+    # The operator's variables: a typo is an error naming the variable, and 0 is never "no limit".
+    "env-max-run-mb-text": Cli(
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_RUN_MB: invalid value "abc"',), env={"CNFVIZ_MAX_RUN_MB": "abc"}
+    ),
+    "env-max-run-mb-inf": Cli(
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_RUN_MB: invalid value "inf"',), env={"CNFVIZ_MAX_RUN_MB": "inf"}
+    ),
+    "env-max-run-mb-zero-is-not-off": Cli(
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_RUN_MB: invalid value "0"', "or none"), env={"CNFVIZ_MAX_RUN_MB": "0"}
+    ),
+    "env-max-step-seconds-zero": Cli(
+        ("train", TINY_FLAGS), ('CNFVIZ_MAX_STEP_SECONDS: invalid value "0"',), env={"CNFVIZ_MAX_STEP_SECONDS": "0"}
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CLI_CASES.values()), ids=list(CLI_CASES))
-def test_the_cli_refuses_hostile_input_in_one_line_before_training(case: Cli, tmp_path, capsys):
-    argv = list(case.argv)
+def test_the_cli_refuses_hostile_input_in_one_line_before_training(case: Cli, tmp_path, capsys, monkeypatch):
+    argv = [x for a in case.argv for x in ([*_TINY, "--n-test", "50"] if a == TINY_FLAGS else [a])]
+    for name, value in (case.env or {}).items():
+        monkeypatch.setenv(name, value)
     for name, content in (case.files or {}).items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +530,15 @@ def test_the_cli_refuses_hostile_input_in_one_line_before_training(case: Cli, tm
         top = name.split("/")[0]
         argv = [a.replace("{" + top + "}", str(tmp_path / top)) for a in argv]
     with pytest.raises(SystemExit) as exc:
-        main([*argv, "--quiet"] if argv[0] == "train" else argv)
+        # --adam-iters 2: a sweep whose check is missing trains in a blink rather than for minutes.
+        main(
+            [*argv, "--quiet"]
+            if argv[0] == "train"
+            else [*argv, "--quiet", "--adam-iters", "2"]
+            if argv[0] == "sweep"
+            else argv
+        )
+        pytest.fail("the command ran to the end")
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert err.startswith("cnfviz: error: ") and err.count("\n") == 1, err
@@ -401,6 +591,42 @@ def test_a_link_asks_only_for_what_the_picker_offers(query, fragments):
     for fragment in fragments:
         assert fragment in text, text
     assert not state.config.target.startswith("scipy:") or state.config.target.split(":")[1] not in SLOW_SCIPY
+
+
+@pytest.mark.parametrize("components", [2, 20, 32])
+def test_every_link_the_app_writes_it_reads_back(components):
+    # A 60-component mixture's address was refused on reopening (each list over the reader's 1,000 characters):
+    # the writer now holds at most as many numbers as a link's value can carry (60 is refused, by name).
+    from cnfviz.features.links import MAX_VALUE_CHARS, config_to_query, parse_query
+
+    rng = np.random.default_rng(components)
+    weights = rng.uniform(0.1, 1, components)
+    params = {
+        "weights": (weights / weights.sum()).tolist(),  # full-precision floats: the longest text
+        "means": (-rng.uniform(1, 3, components) * 1e-300).tolist(),  # 24 characters each
+        "sds": rng.uniform(0.1, 1, components).tolist(),
+    }
+    config = TrainConfig(target="mixture", target_params=params)
+    query = config_to_query(config)
+    if components == 32:
+        assert max(len(v) for v in query.values()) > 750, "the case is near the limit"
+    assert max(len(v) for v in query.values()) <= MAX_VALUE_CHARS
+    state = parse_query(query)
+    assert state.notices == (), state.notices
+    assert state.config == config
+
+
+def test_a_link_too_long_for_a_qr_code_gets_words_instead():
+    def page() -> None:
+        from cnfviz.ui.links import link_qr
+
+        link_qr("t", "http://192.168.1.20:8501/train?p.means=" + ",".join(["0.123456789012345"] * 200))
+        link_qr("t", "http://192.168.1.20:8501/train?target=moons", name="short")
+
+    at = AppTest.from_function(page, default_timeout=30).run()
+    assert not at.exception, at.exception
+    assert any("more than a QR code can hold" in i.value for i in at.info), [i.value for i in at.info]
+    assert len(at.get("image")) == 1, "the short link still gets its code"
 
 
 def test_every_target_a_link_accepts_is_one_the_picker_offers():

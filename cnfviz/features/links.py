@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 
 from .._validation import ConfigError
 from ..targets import SCIPY_PREFIX, SLOW_SCIPY, make_target, scipy_params
+from ..targets.base import MAX_LIST_ITEMS
 from ..training.config import TrainConfig
 from ..training.fields import PLAIN_KINDS, Field, config_fields, number_text
 from ..training.presets import DEFAULT_TARGET, PRESETS, default_config
@@ -80,7 +81,9 @@ OWN_DATA = {"data": "own"}
 """The query of a setup on the user's own data (an upload or a drawing), which no link can carry."""
 
 MAX_VALUE_CHARS = 1_000
-"""A longer value in a link is ignored unread: no setting needs a tenth of it."""
+"""A longer value in a link is ignored unread: the longest a link writes is a list of
+:data:`~cnfviz.targets.base.MAX_LIST_ITEMS` numbers at full precision (25 characters and a comma each)."""
+assert MAX_LIST_ITEMS * 26 <= MAX_VALUE_CHARS, "every link the app writes, it reads back"
 SHOWN_CHARS = 60
 """How much of a bad value a notice quotes."""
 MAX_NOTICES = 8

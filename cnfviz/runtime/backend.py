@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._env import read
 from .._validation import ConfigError
 from ..targets import Target
 from ..training.config import TrainConfig
@@ -115,7 +116,7 @@ def cli_backend(name: str | None, address: str | None) -> Backend:
         ('local', 'local')
     """
     if name == "ray" or (name is None and address):
-        return make_backend("ray", address or os.environ.get(RAY_ADDRESS_ENV) or None)
+        return make_backend("ray", address or read(RAY_ADDRESS_ENV) or None)
     return make_backend(name or "local")
 
 

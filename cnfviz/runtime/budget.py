@@ -15,13 +15,9 @@ The constants were measured by counting the bytes autograd saves (``tests/runtim
 estimate against that count for several shapes) and the peak RSS of real runs (``benchmarks/bench_abuse.py``).
 
 Environment (read when a budget is built, so a server's operator sets them before ``streamlit run``):
-
-========================  =========================================================  ==================
-variable                  meaning                                                    default
-========================  =========================================================  ==================
-``CNFVIZ_MAX_RUN_MB``     the most memory one run may need, in MB                    server 2048; CLI 80 % of RAM
-``CNFVIZ_MAX_STEP_SECONDS``  the longest one training iteration may be estimated to take  server 20; CLI none
-========================  =========================================================  ==================
+``CNFVIZ_MAX_RUN_MB`` (server 2048; CLI 80 % of RAM) and ``CNFVIZ_MAX_STEP_SECONDS`` (server 20 s; CLI none),
+declared in :mod:`cnfviz._env`. ``none`` lifts a cap; ``0``, ``inf`` and text are errors that name the variable
+(a server logs them at start-up, and refuses runs until they are fixed).
 
 Neither may exceed what the machine has: a limit above its total RAM is lowered to it.
 """
@@ -34,19 +30,23 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .._validation import ConfigError, check_range
+from .._env import read
+from .._validation import ConfigError
 from ..flow.solver import SolverConfig
 from ..targets import SCIPY_PREFIX, SLOW_SCIPY, TARGETS
 from ..training.config import TrainConfig
+from ..training.objectives import OBJECTIVES, OT_MAX_POINTS
 
 __all__ = [
     "CLI_MAX_STEP_SECONDS",
+    "MAX_FIXED_STEPS",
     "SERVER_MAX_RUN_MB",
     "SERVER_MAX_STEP_SECONDS",
     "RunBudget",
     "RunEstimate",
     "check_run",
     "estimate_run",
+    "fixed_steps",
     "machine_memory_bytes",
     "run_dim",
 ]
@@ -107,15 +107,6 @@ def machine_memory_bytes() -> int | None:
 _MACHINE = machine_memory_bytes()
 
 
-def _env_number(name: str, default: float | None) -> float | None:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    if raw.strip().lower() in ("none", "off", "0"):
-        return None
-    return check_range(raw, name, lo=0, lo_open=True)
-
-
 @dataclass(frozen=True)
 class RunBudget:
     """The limits a run must fit before it may start.
@@ -143,15 +134,17 @@ class RunBudget:
     def for_server(cls) -> RunBudget:
         """A shared server's limits: :data:`SERVER_MAX_RUN_MB` and :data:`SERVER_MAX_STEP_SECONDS`, or the
         environment's."""
-        mb = _env_number("CNFVIZ_MAX_RUN_MB", SERVER_MAX_RUN_MB)
-        return cls(_capped(mb), _env_number("CNFVIZ_MAX_STEP_SECONDS", SERVER_MAX_STEP_SECONDS), "this server")
+        # A bad value raises, naming the variable: a typo never lifts a limit (logged at start-up too).
+        mb = read("CNFVIZ_MAX_RUN_MB", default=SERVER_MAX_RUN_MB)
+        seconds = read("CNFVIZ_MAX_STEP_SECONDS", default=SERVER_MAX_STEP_SECONDS)
+        return cls(_capped(mb), seconds, "this server")
 
     @classmethod
     def for_cli(cls) -> RunBudget:
         """The command line's looser limits: 80 % of this machine's memory, no time cap (or the environment's)."""
         default = None if _MACHINE is None else 0.8 * _MACHINE / _BYTES_PER_MB
-        mb = _env_number("CNFVIZ_MAX_RUN_MB", default)
-        seconds = _env_number("CNFVIZ_MAX_STEP_SECONDS", CLI_MAX_STEP_SECONDS)
+        mb = read("CNFVIZ_MAX_RUN_MB", default=default)  # a bad value ends the command, naming the variable
+        seconds = read("CNFVIZ_MAX_STEP_SECONDS", default=CLI_MAX_STEP_SECONDS)
         return cls(_capped(mb), seconds, "this machine", slow_targets=True)
 
 
@@ -170,7 +163,7 @@ class RunEstimate:
     chunk); ``bytes_per_sample`` what one more sample in the batch adds; ``fixed_bytes`` what does not grow
     with the batch, of which ``data_bytes`` for the training and test points; ``stored_evaluations`` the
     evaluations of the dynamics kept for the backward pass; ``step_seconds`` the estimated time of one
-    iteration on one CPU thread.
+    iteration on one CPU thread, of which ``ot_seconds`` for the OT pairing (one uninterruptible call).
     """
 
     batch: int
@@ -182,16 +175,74 @@ class RunEstimate:
     data_bytes: float
     peak_bytes: float
     step_seconds: float
+    ot_seconds: float = 0.0
+
+
+MAX_FIXED_STEPS = 100_000
+"""The most steps one fixed-grid solve may take when no NFE cap bounds it: the solver builds the whole time
+grid before its first evaluation, so ``step_size`` 1e-9 would allocate gigabytes before any check ran."""
+
+
+def fixed_steps(solver: SolverConfig, span: float) -> int:
+    """The steps of one fixed-grid solve over ``span`` (1 where no step size is set): what the time grid holds."""
+    if not solver.is_fixed_grid or solver.step_size is None:
+        return 1
+    return max(1, math.ceil(span / solver.step_size - 1e-9))
+
+
+def _check_grid(config: TrainConfig) -> None:
+    """Refuse a time grid too fine to build or to solve, counted from the span and step before it exists."""
+    solver, tspan = config.solver, config.model.tspan
+    if not solver.is_fixed_grid or solver.step_size is None:
+        return
+    span = abs(tspan[1] - tspan[0])
+    steps = fixed_steps(solver, span)
+    evaluations = steps * STAGES.get(solver.method, 6)
+    if solver.max_nfe is not None and evaluations > solver.max_nfe:
+        fits = span / max(1, solver.max_nfe // STAGES.get(solver.method, 6))
+        raise ConfigError(
+            f"solver.step_size {solver.step_size:g} over model.tspan {list(tspan)} makes {steps:,} {solver.method} "
+            f"steps, {evaluations:,} evaluations per solve, more than solver.max_nfe {solver.max_nfe:,} allows, so "
+            f"every solve would stop at the cap. Use solver.step_size ≥ {fits:.3g}",
+            field="solver.step_size",
+            allowed=f"≥ {fits:.3g} with these settings",
+        )
+    if steps > MAX_FIXED_STEPS:
+        raise ConfigError(
+            f"solver.step_size {solver.step_size:g} over model.tspan {list(tspan)} makes {steps:,} steps per "
+            f"solve; the limit is {MAX_FIXED_STEPS:,}. Use solver.step_size ≥ {span / MAX_FIXED_STEPS:.3g}",
+            field="solver.step_size",
+            allowed=f"≥ {span / MAX_FIXED_STEPS:.3g}",
+        )
 
 
 def _evaluations_per_solve(solver: SolverConfig, span: float) -> int:
     stages = STAGES.get(solver.method, 6)
     if solver.is_fixed_grid:
-        steps = 1 if solver.step_size is None else max(1, math.ceil(span / solver.step_size - 1e-9))
+        steps = fixed_steps(solver, span)
     else:
         steps = TYPICAL_ADAPTIVE_STEPS
     evaluations = steps * stages
     return evaluations if solver.max_nfe is None else min(evaluations, solver.max_nfe)
+
+
+OT_CHUNK_SECONDS = 0.09
+"""One exact OT assignment of :data:`~cnfviz.training.objectives.OT_MAX_POINTS` points (scipy's
+``linear_sum_assignment``): 0.09 s measured on a busy 2-core machine (benchmarks/bench_abuse.py)."""
+MAX_OT_SECONDS = 1.0
+"""The longest a server lets one iteration's OT pairing take: it is one call Stop cannot interrupt."""
+
+
+def _flow_matching(config: TrainConfig) -> bool:
+    return OBJECTIVES[config.objective].coupling is not None
+
+
+def _ot_seconds(config: TrainConfig, batch: int) -> float:
+    if OBJECTIVES[config.objective].coupling != "ot":
+        return 0.0
+    chunks = -(-batch // OT_MAX_POINTS)
+    size = min(batch, OT_MAX_POINTS)
+    return chunks * OT_CHUNK_SECONDS * (size / OT_MAX_POINTS) ** 3
 
 
 def _batch(config: TrainConfig) -> int:
@@ -232,26 +283,41 @@ def estimate_run(config: TrainConfig, dim: int) -> RunEstimate:
     stored = (2 if solver.adjoint else evaluations) + 1
     batch = _batch(config)
     per_sample = per_eval * stored
+    train_eval = per_eval
+    fm = _flow_matching(config)
+    if fm:
+        # Flow matching trains on one evaluation of the network per sample (no solve, no trace); only its
+        # test NLL and pictures solve the likelihood.
+        train_eval = FLOAT_BYTES * (units * _UNIT_FLOATS * _SLACK + _STATE_FLOATS * (dim + 1))
+        evaluations, stored, tangents_train = 1, 2, 0
+        per_sample = train_eval * stored
+    else:
+        tangents_train = tangents
     data = 8 * dim * ((config.n_train or 0) + config.n_test)  # float64 samples
     if config.n_train is not None:
         data += (FLOAT_BYTES * dim + 8) * config.n_train  # the float32 copy and the shuffling permutation
     evaluation = per_eval * _EVAL_LIVE * min(config.n_test, _EVAL_CHUNK)
-    fixed = data + evaluation
+    # The fixed grid is built whole before the first step (float32 times, and torchdiffeq's copies of them).
+    grid = 3 * FLOAT_BYTES * (fixed_steps(solver, abs(m.tspan[1] - m.tspan[0])) + 1)
+    fixed = data + evaluation + grid
     layers = [dim, *widths, dim]
-    macs = sum(a * b for a, b in itertools.pairwise(layers)) * (1 + tangents)
+    macs = sum(a * b for a, b in itertools.pairwise(layers)) * (1 + tangents_train)
     # Forward, plus a backward pass about twice its cost; the adjoint solves again backwards.
-    passes = 3 + (2 if solver.adjoint else 0)
+    passes = 3 + (2 if solver.adjoint and not fm else 0)
     seconds = 2 * macs * passes * evaluations * batch / _CPU_FLOPS
+    ot = _ot_seconds(config, batch)
+    seconds += ot
     return RunEstimate(
         batch=batch,
         stored_evaluations=stored,
         evaluations_per_solve=evaluations,
-        bytes_per_sample_evaluation=per_eval,
+        bytes_per_sample_evaluation=train_eval,
         bytes_per_sample=per_sample,
         fixed_bytes=fixed,
         data_bytes=data,
         peak_bytes=per_sample * batch + fixed,
         step_seconds=seconds,
+        ot_seconds=ot,
     )
 
 
@@ -264,6 +330,8 @@ def _mb(n: float) -> str:
 
 def _shape_text(config: TrainConfig, dim: int, est: RunEstimate) -> str:
     m, solver = config.model, config.solver
+    if _flow_matching(config):
+        return f"model.hidden {tuple(m.hidden)}, {config.objective}: one evaluation of the network per sample"
     tangents = dim if m.trace.startswith("exact") else 1
     how = "adjoint" if solver.adjoint else "direct backprop"
     return (
@@ -308,6 +376,7 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
             field="target",
             allowed="the target picker's choices",
         )
+    _check_grid(config)
     est = estimate_run(config, dim)
     field = _batch_field(config)
     if budget.max_bytes is not None and est.peak_bytes > budget.max_bytes:
@@ -324,8 +393,10 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
         if fits >= 1:
             raise ConfigError(
                 f"{need}: {field} {est.batch:,} × {_mb(est.bytes_per_sample)} per sample "
-                f"({_shape_text(config, dim, est)}); {limit}. Use {field} ≤ {fits:,}, a smaller network, "
-                "fewer solver steps, the Hutchinson trace or the adjoint method",
+                f"({_shape_text(config, dim, est)}); {limit}. Use {field} ≤ {fits:,} or a smaller network"
+                + (
+                    "" if _flow_matching(config) else ", fewer solver steps, the Hutchinson trace or the adjoint method"
+                ),
                 field=field,
                 allowed=f"{field} ≤ {fits:,} with these settings",
             )
@@ -334,6 +405,15 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
             "layers (model.hidden), fewer solver steps (solver.step_size) or the adjoint method (solver.adjoint)",
             field="model.hidden",
             allowed=limit,
+        )
+    if budget.max_step_seconds is not None and est.ot_seconds > MAX_OT_SECONDS:
+        fits = OT_MAX_POINTS * max(1, int(MAX_OT_SECONDS / OT_CHUNK_SECONDS))
+        raise ConfigError(
+            f"the OT pairing of {field} {est.batch:,} would take about {est.ot_seconds:,.1f} s per iteration, in "
+            f"one call that Stop cannot interrupt; on {budget.where} it may take {MAX_OT_SECONDS:g} s. Use "
+            f"{field} ≤ {fits:,}, or objective flow-matching (independent pairs)",
+            field=field,
+            allowed=f"{field} ≤ {fits:,} for {config.objective}",
         )
     if budget.max_step_seconds is not None and est.step_seconds > budget.max_step_seconds:
         fits = max(1, int(est.batch * budget.max_step_seconds / est.step_seconds))

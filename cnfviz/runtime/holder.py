@@ -40,6 +40,7 @@ class JobHolder:
     def __init__(self, slots: JobSlots | None, backend: Backend | None = None) -> None:
         self.slots = slots
         self.backend = backend if backend is not None else LocalBackend(slots)
+        self.owner: str | None = None  # the browser (cnfviz.ui.identity), for the server's share per student
         self._jobs: dict[str, JobHandle] = {}
         self._lock = threading.Lock()
 
@@ -61,7 +62,12 @@ class JobHolder:
 
         ``init_state`` and ``evaluate_only`` go to :class:`~cnfviz.TrainingJob` (a loaded checkpoint)."""
         job = self.backend.submit(
-            config, target=target, slots=self.slots, init_state=init_state, evaluate_only=evaluate_only
+            config,
+            target=target,
+            slots=self.slots,
+            init_state=init_state,
+            evaluate_only=evaluate_only,
+            owner=self.owner,
         )
         with self._lock:
             old = self._jobs.get(name)

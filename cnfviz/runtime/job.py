@@ -75,6 +75,7 @@ class JobSlots:
         self._capacity = max(1, int(capacity))
         self._running: set[str] = set()
         self._queue: deque[str] = deque()
+        self.admission: Any = None  # a runtime.admission.Admission: memory, a share per student, the order
 
     @property
     def capacity(self) -> int:
@@ -93,7 +94,7 @@ class JobSlots:
             self._queue.append(job_id)
             try:
                 while True:
-                    if self._queue[0] == job_id and len(self._running) < self._capacity:
+                    if self._next() == job_id and len(self._running) < self._capacity:
                         self._queue.popleft()
                         self._running.add(job_id)
                         self._cond.notify_all()
@@ -105,6 +106,19 @@ class JobSlots:
                 if job_id in self._queue:
                     self._queue.remove(job_id)
                     self._cond.notify_all()
+
+    def _next(self) -> str | None:
+        """The waiting job to start next (the first in line, unless an admission policy picks another)."""
+        if self.admission is None:
+            return self._queue[0] if self._queue else None
+        return self.admission.pick(self._queue, self._running)
+
+    def why_waiting(self, job_id: str) -> str | None:
+        """Why a waiting job cannot start yet, in words (None: it waits for a free slot, or does not wait)."""
+        with self._cond:
+            if self.admission is None or job_id in self._running:
+                return None
+            return self.admission.why_not(job_id, self._running)
 
     def release(self, job_id: str) -> None:
         with self._cond:
@@ -216,6 +230,7 @@ class TrainingJob:
         init_state: start from these weights (e.g. a checkpoint's) instead of a fresh initialisation.
         evaluate_only: do not train: compute the plots and metrics of the ``init_state`` model, and end
             ``done`` (how a loaded checkpoint is shown).
+        owner: who started it (one browser), for a server's share per student (``slots.admission``).
 
     :meth:`stop` and :meth:`discard`-style stops take effect within one evaluation of the dynamics,
     even inside a long adaptive solve. Any exception in the worker ends the job ``failed`` with the
@@ -243,18 +258,24 @@ class TrainingJob:
         on_finish: Callable[[TrainResult], None] | None = None,
         init_state: Mapping[str, Any] | None = None,
         evaluate_only: bool = False,
+        owner: str | None = None,
     ) -> None:
         # Before anything is allocated: a run that cannot fit this server is refused by name (issue 16).
         # A loaded checkpoint is only evaluated: its training batch does not count, its data does.
+        admission = getattr(slots, "admission", None)
+        # A shared server's run ends by itself: its trainer gets a time budget; the job keeps the page's config.
+        budgeted = config if admission is None else admission.budgeted(config)
         checked = config.replace(batch_size=1) if evaluate_only else config
-        check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
+        estimate = check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
         self.job_id = f"job-{next(_ids)}"
+        if admission is not None:
+            admission.register(self.job_id, owner, estimate.peak_bytes)
         self.config = config
-        self._first_config = config
+        self._first_config = budgeted
         self.slots = slots
         self.evaluate_only = evaluate_only
         self.trainer = Trainer(
-            config,
+            budgeted,
             target=target,
             callback=self._on_iteration,
             on_pause=self._on_pause,
@@ -544,6 +565,8 @@ class TrainingJob:
             state, reason = self._state, self._reason
             visuals, version, metrics = self._visuals, self._visuals_version, self._metrics
         paused, stopping = self.trainer.paused, self.trainer.stopping
+        if state == "queued" and not reason and self.slots is not None:
+            reason = self.slots.why_waiting(self.job_id) or ""  # a share or the server's memory, in words
         if state == "running" and paused:
             state = "paused"
         total = self.config.adam_iters + self.config.lbfgs_iters

@@ -66,7 +66,8 @@ class Scheduler(JobSlots):
     def acquire(self, job_id: str, cancel: threading.Event, timeout: float | None = None) -> bool:
         """Admit at once while under the cap (no line to wait in); beyond it, wait first come, first served."""
         with self._cond:
-            if not self._queue and len(self._running) < self._capacity:
+            fits = self.admission is None or self.admission.why_not(job_id, self._running) is None
+            if not self._queue and len(self._running) < self._capacity and fits:
                 self._running.add(job_id)
                 return True
         return super().acquire(job_id, cancel, timeout)

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Mapping
 
+from .._env import log_environment, read, read_or_default
 from .._validation import ConfigError
 from .backend import LocalBackend
 from .core import BACKEND_ENV, BACKENDS, RAY_ADDRESS_ENV, Backend
@@ -49,17 +50,7 @@ def max_jobs(environ: Mapping[str, str] | None = None) -> int:
         >>> max_jobs({"CNFVIZ_MAX_JOBS": "4"}), max_jobs({"CNFVIZ_MAX_JOBS": "lots"}), max_jobs({})
         (4, 32, 32)
     """
-    raw = (os.environ if environ is None else environ).get(MAX_JOBS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_JOBS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        _log.warning("%s=%r is not a positive integer; using %d", MAX_JOBS_ENV, raw, DEFAULT_MAX_JOBS)
-        return DEFAULT_MAX_JOBS
-    return value
+    return read_or_default(MAX_JOBS_ENV, environ)  # a bad value: logged, and the default
 
 
 def server_scheduler() -> Scheduler:
@@ -79,10 +70,13 @@ def choose_backend(environ: Mapping[str, str]) -> tuple[Backend, str | None]:
     machine, and the notice says so); else ``$CNFVIZ_BACKEND`` is ``process`` (the default: worker processes)
     or ``local`` (threads of the server). Any other value raises :class:`ConfigError` naming the variable.
     """
-    name = environ.get(BACKEND_ENV, "").strip() or "process"
+    name = read(BACKEND_ENV, environ) or "process"
     if name not in BACKENDS:
-        raise ConfigError(f'{BACKEND_ENV}: invalid value "{name}". Must be one of {list(BACKENDS)}')
-    address = environ.get(RAY_ADDRESS_ENV, "").strip()
+        allowed = list(BACKENDS)
+        raise ConfigError(
+            f'{BACKEND_ENV}: invalid value "{name}". Must be one of {allowed}', field=BACKEND_ENV, allowed=allowed
+        )
+    address = read(RAY_ADDRESS_ENV, environ)
     notice = None
     if address or name == "ray":
         from .ray.backend import RayBackend
@@ -122,6 +116,7 @@ def server_backend(environ: Mapping[str, str] | None = None) -> tuple[Backend, s
 
 def _warm() -> None:
     try:
+        log_environment()  # every CNFVIZ_* variable, or its error and what happens instead, in the server's log
         warm_up()
         backend, _ = server_backend()
         wait = getattr(backend, "warm", None)

@@ -20,21 +20,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import ConfigError, check_int_range
+from .._validation import ConfigError, check_int_range, check_writable
 from ..targets import SamplesTarget, samples_from_csv
 from ..training.trainer import Trainer, TrainResult
 from .backend import Backend, cli_backend, run_placement
+from .budget import RunBudget, check_run, run_dim
 from .housekeeping import warm_up
 from .scheduler import Scheduler
 from .stack import stack_key
 
-__all__ = ["MAX_SWEEP_RUNS", "add_sweep_parser", "parse_vary", "run_sweep", "sweep_configs"]
+__all__ = ["MAX_SWEEP_RUNS", "add_sweep_parser", "check_sweep", "parse_vary", "run_sweep", "sweep_configs"]
 
 MAX_SWEEP_RUNS = 256
 """The most runs one sweep trains (they all hold their models and data at once)."""
 
-# Train options a sweep cannot vary: they describe the sweep's output, not a run.
-_NOT_VARIED = ("json", "save", "quiet", "threads", "config", "help")
+# Train options a sweep cannot vary: they describe the sweep's output, or the sweep applies them once for all
+# runs (one data file is read, one backend is chosen), so a varied value would train under a false label.
+_ONCE_FOR_ALL = ("data", "backend", "ray_address")
+_NOT_VARIED = ("json", "save", "quiet", "threads", "config", "help", *_ONCE_FOR_ALL)
 
 
 def add_sweep_parser(sub: Any, train: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -63,6 +66,13 @@ def _option(train: argparse.ArgumentParser, key: str) -> argparse.Action:
     flag = "--" + key.replace("_", "-")
     for action in train._actions:
         if flag in action.option_strings or f"--no-{key}" in action.option_strings:
+            if action.dest in _ONCE_FOR_ALL:
+                raise ConfigError(
+                    f"--vary: {key!r} is applied once to the whole sweep, so its runs could not differ in it; "
+                    f"run one sweep per {key}",
+                    field="--vary",
+                    allowed="options that differ per run",
+                )
             if action.dest in _NOT_VARIED:
                 break
             return action
@@ -109,6 +119,13 @@ def parse_vary(train: argparse.ArgumentParser, specs: list[str]) -> list[tuple[s
         items = [v.strip() for v in values.split(",")]
         if not items or any(not v for v in items):
             raise ConfigError(f"--vary {key}: expected comma-separated values, got {values!r}")
+        twice = sorted({v for v in items if items.count(v) > 1})
+        if twice:
+            raise ConfigError(
+                f"--vary {key}: {', '.join(twice)} is given twice; each value is one run, so give it once",
+                field="--vary",
+                allowed="distinct values",
+            )
         out.append((key, [_tokens(action, key, v) for v in items]))
     return out
 
@@ -149,6 +166,16 @@ def sweep_configs(
         ns = train.parse_args(tokens, namespace=ns)
         label = " ".join(f"{key}={raw[j][i].strip()}" for j, ((key, _), i) in enumerate(zip(axes, combo, strict=True)))
         runs.append((label, ns, config_from_args(ns)))
+    same: dict[str, str] = {}
+    for label, _, cfg in runs:
+        key = cfg.to_json()
+        if key in same:  # e.g. lr=1e-3,0.001: two labels, one run, and numbers that look like a finding
+            raise ConfigError(
+                f"--vary: {same[key]!r} and {label!r} are the same run; give each value once",
+                field="--vary",
+                allowed="values that make different runs",
+            )
+        same[key] = label
     return runs
 
 
@@ -207,11 +234,14 @@ def run_sweep(train: argparse.ArgumentParser, args: argparse.Namespace, config_f
     if args.save:
         raise ConfigError("--save writes one checkpoint; a sweep does not take it (use cnfviz train for one run)")
     grid = sweep_configs(train, args, config_from_args)
+    if args.json:
+        check_writable(args.json, "--json")  # before training: a bad path must not lose every result
     target = None
     if any(cfg.target == "samples" for _, _, cfg in grid):
         if not args.data:
             raise ConfigError('target "samples" needs --data CSV')
         target = SamplesTarget(samples_from_csv(args.data))
+    check_sweep(grid, target)
     threads = None if args.threads is None else check_int_range(args.threads, "--threads", lo=1, hi=1024)
     backend = cli_backend(args.backend, args.ray_address)  # an unreachable cluster stops here, before training
     if backend.name != "local":
@@ -250,6 +280,31 @@ def run_sweep(train: argparse.ArgumentParser, args: argparse.Namespace, config_f
     for run in runs:
         run.where = {"worker_pid": os.getpid()}  # local runs train in threads of this very process
     return _finish(args, (runs, wall), backend)
+
+
+def check_sweep(grid: list[tuple[str, argparse.Namespace, Any]], target: Any = None) -> None:
+    """Refuse a sweep over this machine's budget before anything is built: each run alone, then all of them at
+    once (a local sweep trains every run together), with :meth:`RunBudget.for_cli`'s limits.
+
+    Raises:
+        ConfigError: naming the run (its ``--vary`` label) and the setting to change.
+    """
+    budget = RunBudget.for_cli()
+    total = 0.0
+    for label, _, cfg in grid:
+        dim = target.dim if target is not None and cfg.target == "samples" else (run_dim(cfg) or 2)
+        try:
+            total += check_run(cfg, dim, budget).peak_bytes
+        except ConfigError as err:
+            raise ConfigError(f"run {label}: {err}", field=err.field, allowed=err.allowed) from None
+    if budget.max_bytes is not None and total > budget.max_bytes:
+        raise ConfigError(
+            f"the {len(grid)} runs of this sweep train at once and would need about {total / 1e9:,.1f} GB together; "
+            f"the limit on {budget.where} is {budget.max_bytes / 1e9:,.1f} GB ({budget.source}). "
+            "Use fewer --vary values or a smaller batch_size",
+            field="--vary",
+            allowed=f"runs needing {budget.max_bytes / 1e9:,.1f} GB together",
+        )
 
 
 def _train_remote(

@@ -14,7 +14,12 @@ import numpy as np
 
 from .._validation import ConfigError, check_choice, check_int_range, check_range
 
-__all__ = ["Param", "Target"]
+__all__ = ["MAX_LIST_ITEMS", "Param", "Target"]
+
+MAX_LIST_ITEMS = 32
+"""The most numbers a list parameter holds (a mixture's components): every such list, at full precision
+(25 characters and a comma each), fits a link's value (:data:`cnfviz.features.links.MAX_VALUE_CHARS`), so a
+link the app writes, it reads back."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,12 @@ class Param:
             items = _split_floats(value, field)
             if self.length is not None and len(items) != self.length:
                 raise ConfigError(f"{field} must be a list of {self.length} numbers (got {len(items)}: {value!r})")
+            if len(items) > MAX_LIST_ITEMS:
+                raise ConfigError(
+                    f"{field} holds {len(items):,} numbers; the limit is {MAX_LIST_ITEMS}",
+                    field=field,
+                    allowed=f"at most {MAX_LIST_ITEMS} numbers",
+                )
             return [
                 check_range(v, f"{field}[{i}]", lo=self.min, hi=self.max, lo_open=self.min_open)
                 for i, v in enumerate(items)

@@ -28,6 +28,38 @@ _ESTIMATE_BINS = 256
 _ESTIMATE_SEED = 0
 
 
+MIN_RELATIVE_SD = 1e-5
+"""The narrowest component, relative to how far it sits from 0: the trainer works in float32, whose steps
+near x are x × 1.2e-7, so a narrower bump is under a hundred float32 values wide and trains to nonsense."""
+MAX_REACH = 1e15
+"""How far from 0 a density may reach (mean ± 4 sd): beyond, float32 squares of the positions overflow."""
+
+
+def _check_resolvable(name: str, mu: np.ndarray, sd: np.ndarray) -> None:
+    """Refuse a mixture that float32 cannot draw, naming the parameter that makes it so (not its bounds)."""
+    field = f"{name}.scale" if name == "normal" else f"{name}.sds"
+    where = f"{name}.loc" if name == "normal" else f"{name}.means"
+    reach = np.abs(mu) + 4 * sd
+    if np.any(reach > MAX_REACH):
+        i = int(np.argmax(reach))
+        raise ConfigError(
+            f"{field} {sd[i]:g} with {where} {mu[i]:g} reaches {reach[i]:.3g} from 0; the trainer works in float32, "
+            f"where its squares overflow. Use values with |mean| + 4 × sd ≤ {MAX_REACH:g} (rescale your units)",
+            field=field,
+            allowed=f"|mean| + 4 sd ≤ {MAX_REACH:g}",
+        )
+    narrow = sd < MIN_RELATIVE_SD * np.maximum(np.abs(mu), 1.0)
+    if np.any(narrow):
+        i = int(np.argmax(narrow))
+        least = MIN_RELATIVE_SD * max(abs(float(mu[i])), 1.0)
+        raise ConfigError(
+            f"{field} {sd[i]:g} is too narrow for float32 (the trainer's precision) at {where} {mu[i]:g}: the bump "
+            f"would be under a hundred representable numbers wide. Use {field} ≥ {least:.3g}, or a mean nearer 0",
+            field=field,
+            allowed=f"≥ {least:.3g}",
+        )
+
+
 class _Mixture1D(Target):
     """A 1D Gaussian mixture; ``normal`` is the one-component case."""
 
@@ -37,6 +69,7 @@ class _Mixture1D(Target):
         self._w = np.asarray(weights, dtype=np.float64)
         self._mu = np.asarray(means, dtype=np.float64)
         self._sd = np.asarray(sds, dtype=np.float64)
+        _check_resolvable(name, self._mu, self._sd)
         # 4 sd on each side leaves ~6e-5 of the mass outside.
         bounds = [[float(np.min(self._mu - 4 * self._sd)), float(np.max(self._mu + 4 * self._sd))]]
         if name == "normal":

@@ -18,9 +18,18 @@ import scipy.stats
 from .._validation import ConfigError, check_int_range, check_range
 from .base import Target, _plain_int, _split_floats
 
-__all__ = ["IMAGE_FORMATS", "MAX_IMAGE_PIXELS", "ImageTarget", "SamplesTarget", "image_from_file", "samples_from_csv"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "MAX_IMAGE_PIXELS",
+    "MAX_TARGET_PIXELS",
+    "ImageTarget",
+    "SamplesTarget",
+    "image_from_file",
+    "samples_from_csv",
+]
 
 _MIN_SAMPLES = 10
+_MIN_RELATIVE_SPREAD = 1e-5  # a column's standard deviation, relative to its largest |value|
 
 
 class SamplesTarget(Target):
@@ -58,6 +67,18 @@ class SamplesTarget(Target):
         scale = np.maximum(np.abs(data).max(axis=0), 1.0)
         if np.any(spread <= 1e-9 * scale):
             raise ConfigError("samples are degenerate (zero spread); a density cannot be estimated")
+        # The trainer works in float32 (steps of x × 1.2e-7): 1e6 ± 0.01 is a few float32 values wide there,
+        # and would train to garbage without a word. Said with the fix (centre the column) instead.
+        narrow = spread < _MIN_RELATIVE_SPREAD * scale
+        if np.any(narrow):
+            c = int(np.argmax(narrow))
+            raise ConfigError(
+                f"samples: column {c + 1} spreads {spread[c]:.3g} around {data[:, c].mean():.6g}, finer than float32 "
+                "(the trainer's precision) resolves so far from 0; subtract the mean (or a round number near it) "
+                "from that column first",
+                field="samples",
+                allowed=f"a spread of at least {_MIN_RELATIVE_SPREAD:g} × the largest |value|",
+            )
         max_kde_points = check_int_range(_plain_int(max_kde_points), "max_kde_points", lo=_MIN_SAMPLES)
         kde_data = data
         if n > max_kde_points:
@@ -100,6 +121,10 @@ class SamplesTarget(Target):
         return (*super()._key(), self.data.shape, hash(self.data.tobytes()))
 
 
+MAX_TARGET_PIXELS = 2048 * 2048
+"""The most pixels an :class:`ImageTarget` holds (32 MB as float64): far above the 256 × 256 the app uses."""
+
+
 class ImageTarget(Target):
     """A grayscale picture as a piecewise-constant 2D density.
 
@@ -125,6 +150,13 @@ class ImageTarget(Target):
         arr = np.asarray(image)
         if arr.ndim != 2 or min(arr.shape) < 1:
             raise ConfigError(f"image must be a 2D grayscale array of shape (H, W) (got shape {arr.shape})")
+        if arr.size > MAX_TARGET_PIXELS:  # before the float64 copies below: 8 bytes a pixel, several times
+            raise ConfigError(
+                f"image has {arr.shape[0]:,} × {arr.shape[1]:,} pixels; a density holds at most "
+                f"{MAX_TARGET_PIXELS:,} (image_from_file shrinks a picture to fit)",
+                field="image",
+                allowed=f"at most {MAX_TARGET_PIXELS:,} pixels",
+            )
         if arr.dtype == np.uint8:
             img = arr.astype(np.float64) / 255.0
         else:
@@ -343,17 +375,19 @@ and a small file can claim a huge size (a "decompression bomb")."""
 def image_from_file(
     data: bytes | os.PathLike | IO, *, max_pixels: int = 256 * 256, max_source_pixels: int = MAX_IMAGE_PIXELS
 ) -> np.ndarray:
-    """Load a picture as grayscale intensities, shrunk to at most ``max_pixels`` pixels.
+    """Load a picture as grayscale intensities, shrunk so that the square on its longest side holds at most
+    ``max_pixels`` pixels.
 
     Transparent areas count as white paper (the picture is composited over white before conversion).
 
     Arguments:
         data: file bytes, a path, or a file object (e.g. an upload).
-        max_pixels: larger pictures are downsampled (aspect ratio kept) to at most this many pixels.
+        max_pixels: larger pictures are downsampled (aspect ratio kept) until their longest side squared, the
+            square they are padded to as a density, is at most this many pixels.
         max_source_pixels: refuse pictures with more pixels than this, before decoding them.
 
     Returns:
-        intensities, shape (H, W), float64 in [0, 1] (0 black, 1 white), H * W <= max_pixels.
+        intensities, shape (H, W), float64 in [0, 1] (0 black, 1 white), max(H, W)² <= max_pixels.
 
     Raises:
         ConfigError: if the data is empty, not a readable image, or too large.
@@ -405,8 +439,11 @@ def image_from_file(
         detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
         raise ConfigError(f"not a readable image: the file is damaged or cut short ({detail})") from None
     w, h = gray.size
-    if w * h > max_pixels:
-        s = math.sqrt(max_pixels / (w * h))
+    # Bounded by the longest side, not the pixel count: a picture becomes a density on a square (the app pads
+    # it with zero weight), so a 10,000 × 1 strip that passes a pixel count would become 10,000² floats.
+    side = max(w, h)
+    if side * side > max_pixels:
+        s = math.isqrt(max_pixels) / side
         size = (max(1, int(w * s)), max(1, int(h * s)))
-        gray.thumbnail(size, Image.Resampling.LANCZOS)
+        gray = gray.resize(size, Image.Resampling.LANCZOS)  # exactly: thumbnail rounds a thin strip shorter
     return np.clip(np.asarray(gray, dtype=np.float64) / scale, 0.0, 1.0)

@@ -394,6 +394,13 @@ def load_checkpoint(
     payload = _unpickle(_read(path, max_bytes), max_tensor_bytes)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else None
+        newer = re.fullmatch(r"cnfviz-checkpoint-v(\d{1,6})", found) if isinstance(found, str) else None
+        if newer and int(newer.group(1)) > int(FORMAT.rsplit("v", 1)[1]):  # a cnfviz checkpoint, from the future
+            raise ConfigError(
+                f"this checkpoint was made by a newer cnfviz (format {newer.group(1)}); this one reads format "
+                f"{FORMAT.rsplit('v', 1)[1]}: upgrade cnfviz to load it",
+                field="checkpoint",
+            )
         seen = f", got {found!r}" if found is not None else ", e.g. a bare state_dict"
         raise ConfigError(
             f"not a cnfviz checkpoint: a torch file, but not in cnfviz's format (expected format {FORMAT!r}{seen})",

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import segno
 import streamlit as st
 
 from .._validation import ConfigError
@@ -243,8 +244,18 @@ def link_qr(prefix: str, link: str, *, relative: bool = False, width: int = 200,
                 "`http://192.168.1.20:8501`), then share that link.",
                 icon=":material/wifi_off:",
             )
+    try:
+        picture = qr_png(link)
+    except segno.DataOverflowError:  # a QR code holds about 2,300 characters of a link at medium correction
+        with st.container(key=f"{prefix}_{name}_qr"):
+            st.info(
+                f"This link is {len(link):,} characters long, more than a QR code can hold: share it as text "
+                "(copy it above), or shorten it (fewer mixture components or custom settings).",
+                icon=":material/qr_code_2:",
+            )
+        return
     with st.container(key=f"{prefix}_{name}_qr"):
-        st.image(qr_png(link), width=width, caption="Scan to open the lesson link.")
+        st.image(picture, width=width, caption="Scan to open the lesson link.")
 
 
 def qr_popover(prefix: str, controls: ControlsResult, lesson: Lesson) -> None:

@@ -35,6 +35,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from streamlit.components.v1 import declare_component
 
+from .._env import read
+
 __all__ = ["COMPONENT_NAME", "Animation", "chart_spec", "hashed_assets", "live_chart", "static_dir"]
 
 COMPONENT_NAME = "cnfviz_live_chart"
@@ -112,7 +114,7 @@ def static_dir() -> Path:
     digest = hashlib.sha256(plotly.__version__.encode())
     for name in _FILES:
         digest.update((_SOURCE / name).read_bytes())
-    cache = Path(os.environ.get("CNFVIZ_CACHE_DIR") or tempfile.gettempdir())
+    cache = Path(read("CNFVIZ_CACHE_DIR") or tempfile.gettempdir())
     root = cache / f"cnfviz-live-chart-{digest.hexdigest()[:12]}"
     if not (root / "plotly.min.js").exists():
         root.mkdir(parents=True, exist_ok=True)

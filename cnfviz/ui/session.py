@@ -23,12 +23,15 @@ from collections.abc import Callable, Mapping
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from .._env import read_or_default
+from ..runtime.admission import Admission
 from ..runtime.core import Backend
 from ..runtime.holder import JobHolder, ParkingLot
 from ..runtime.housekeeping import limit_malloc_arenas
 from ..runtime.job import JobSlots
 from ..runtime.scheduler import Scheduler
 from ..runtime.server import DEFAULT_MAX_JOBS, MAX_JOBS_ENV, choose_backend, max_jobs, server_backend, warm_server
+from .identity import browser_id
 
 __all__ = [
     "DEFAULT_MAX_JOBS",
@@ -58,7 +61,9 @@ def job_slots() -> Scheduler:
     :class:`~cnfviz.runtime.job.JobSlots` that stacks). Built before the first run: the server's malloc arenas
     are capped here, before its training threads exist."""
     limit_malloc_arenas()
-    return Scheduler(max_jobs())
+    scheduler = Scheduler(max_jobs())
+    scheduler.admission = Admission.for_server()  # the server's memory, a share per student, a time budget
+    return scheduler
 
 
 def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
@@ -68,17 +73,7 @@ def reconnect_grace(environ: Mapping[str, str] | None = None) -> float:
         >>> reconnect_grace({"CNFVIZ_RECONNECT_GRACE": "5"}), reconnect_grace({"CNFVIZ_RECONNECT_GRACE": "-1"})
         (5.0, 60.0)
     """
-    raw = (os.environ if environ is None else environ).get(RECONNECT_GRACE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RECONNECT_GRACE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 86_400:
-        _log.warning("%s=%r is not a number of seconds; using %g", RECONNECT_GRACE_ENV, raw, DEFAULT_RECONNECT_GRACE)
-        return DEFAULT_RECONNECT_GRACE
-    return value
+    return read_or_default(RECONNECT_GRACE_ENV, environ)  # a bad value: logged, and the default
 
 
 def _session_ttl() -> float | None:
@@ -198,5 +193,6 @@ def job_holder() -> JobHolder:
         if parked is not None:
             parked.proceed()
             return parked
-    backend = job_backend()
-    return _SessionHolder(job_slots(), session_id, backend)
+    holder = _SessionHolder(job_slots(), session_id, job_backend())
+    holder.owner = browser_id() or session_id  # one browser, for the server's share per student
+    return holder

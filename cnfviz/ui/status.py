@@ -106,7 +106,8 @@ def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: in
             cap = (
                 " (this server trains one run at a time)" if capacity == 1 else f" ({capacity} runs train at once here)"
             )
-        st.info(f"Waiting for a free training slot: you are {where}{cap}. Training starts by itself.")
+        why = f" Waiting because {snap.reason}." if snap.reason else ""
+        st.info(f"Waiting for a free training slot: you are {where}{cap}.{why} Training starts by itself.")
     left, right = st.columns([1.5, 1], vertical_alignment="top")
     left.progress(progress_value(snap), text=progress_text(snap, stopping=stopping))
     left.markdown(

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from ..._env import read
 from ..._validation import check_int_range
 from ...flow.ffjord import FFJORD
 from ...targets import Target
@@ -75,9 +76,9 @@ def default_workers(cores: int | None = None, environ: Mapping[str, str] | None 
         >>> default_workers(2, {}), default_workers(16, {}), default_workers(2, {"CNFVIZ_WORKERS": "3"})
         (1, 8, 3)
     """
-    raw = (os.environ if environ is None else environ).get(WORKERS_ENV, "").strip()
-    if raw:
-        return check_int_range(int(raw) if raw.lstrip("-").isdigit() else raw, WORKERS_ENV, lo=1, hi=64)
+    chosen = read(WORKERS_ENV, environ)  # a bad value raises, naming the variable
+    if chosen is not None:
+        return chosen
     cores = cpu_cores() if cores is None else cores
     return max(1, min(8, cores - 1))
 

@@ -10,7 +10,7 @@ import threading
 import weakref
 from typing import Any
 
-from ..._validation import ConfigError
+from ..._env import read
 from ...targets import Target
 from ...training.config import TrainConfig
 from ...training.trainer import build_target
@@ -111,9 +111,4 @@ class RayBackend:
 
 
 def _stack_size_from_env(cluster_stacks: Any) -> int:
-    raw = os.environ.get(cluster_stacks.STACK_SIZE_ENV, "").strip()
-    if not raw:
-        return cluster_stacks.DEFAULT_STACK_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
-        raise ConfigError(f'{cluster_stacks.STACK_SIZE_ENV}: invalid value "{raw}". Must be an integer in [1, 1024]')
-    return int(raw)
+    return read(cluster_stacks.STACK_SIZE_ENV)  # a bad value raises, naming the variable

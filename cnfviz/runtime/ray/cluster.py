@@ -65,16 +65,44 @@ _connect_lock = threading.Lock()
 _address: list[str] = []  # the one cluster this process talks to, once connected
 
 
+def _bad_address(address: str, why: str) -> ClusterUnreachable:
+    """A malformed address: said as such, not as "nothing answers there" (still a ClusterUnreachable)."""
+    err = ClusterUnreachable(address, why)
+    err.args = (f"ray_address {address!r} is not a Ray address: {why}",)
+    return err
+
+
+# HTTP/2's client preface and an empty SETTINGS frame: a Ray head's GCS (a gRPC server) answers with a SETTINGS
+# frame at once; anything else (a web server, a database, a silent listener) does not.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def _check_port(address: str) -> None:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ClusterUnreachable(address, "expected host:port, e.g. 10.0.0.5:6379")
+        raise _bad_address(address, "expected host:port, e.g. 10.0.0.5:6379")
+    if not 1 <= int(port) <= 65535:
+        raise _bad_address(address, f"port {port} is outside 1-65535 (expected host:port, e.g. 10.0.0.5:6379)")
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
-            pass
+        host.encode("idna")
+    except UnicodeError:
+        raise _bad_address(address, f"{host!r} is not a host name (expected host:port, e.g. 10.0.0.5:6379)") from None
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT) as sock:
+            # Before Ray: its own connect retries for minutes against a port that accepts but is no Ray head.
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.sendall(_H2_PREFACE)
+            reply = sock.recv(9)
+    except TimeoutError:
+        raise ClusterUnreachable(
+            address,
+            f"something accepts connections there but does not answer as a Ray head within {CONNECT_TIMEOUT:g} s",
+        ) from None
     except OSError as err:
         why = err.strerror or type(err).__name__
         raise ClusterUnreachable(address, f"nothing answers there ({why}); is `ray start --head` running?") from None
+    if len(reply) < 4 or reply[3] != 0x04:  # the frame type of SETTINGS
+        raise ClusterUnreachable(address, "something answers there, but it is not a Ray head (it does not speak gRPC)")
 
 
 def connect(address: str | None = None) -> str:
