@@ -27,7 +27,7 @@ from .backend import Backend, cli_backend, run_placement
 from .budget import RunBudget, check_run, run_dim
 from .housekeeping import warm_up
 from .scheduler import Scheduler
-from .stack import stack_key
+from .stack import StackKey, stack_key
 
 __all__ = ["MAX_SWEEP_RUNS", "add_sweep_parser", "check_sweep", "parse_vary", "run_sweep", "sweep_configs"]
 
@@ -408,18 +408,6 @@ def _notes(run: _Run) -> list[str]:
 
 
 def _shape(key: tuple[Any, ...]) -> dict[str, Any]:
-    names = (
-        "dim",
-        "hidden",
-        "activation",
-        "time",
-        "final_activation",
-        "linear",
-        "batch",
-        "trace",
-        "regularized",
-        "method",
-        "steps",
-        "device",
-    )
-    return dict(zip(names, [list(v) if isinstance(v, tuple) else v for v in key], strict=True))
+    """A stack's key as JSON: its fields by name (the widths as a list); ``batch`` is the key's ``batch_rows``."""
+    fields = {("batch" if name == "batch_rows" else name): value for name, value in StackKey(*key)._asdict().items()}
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in fields.items()}

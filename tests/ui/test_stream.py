@@ -7,6 +7,7 @@ content-hashed names, cached for a year."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import gzip
 import json
@@ -88,7 +89,10 @@ class Client:
         self.app = app
 
     def get(self, url: str, headers: dict[str, str] | None = None, limit: int = 1000) -> Reply:
-        return asyncio.run(self._get(url, headers or {}, limit))
+        # A loop of its own in a thread of its own: Playwright's sync API (the browser tests, earlier in the same
+        # session) leaves an event loop running in the main thread, where asyncio.run() refuses to start.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._get(url, headers or {}, limit)).result()
 
     async def _get(self, url: str, headers: dict[str, str], limit: int) -> Reply:
         path, _, query = url.partition("?")
