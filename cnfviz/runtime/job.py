@@ -356,7 +356,10 @@ class TrainingJob:
     def update_config(self, config: TrainConfig) -> None:
         """Apply a new learning rate or λ weights from the next iteration on (see
         :meth:`~cnfviz.Trainer.update_config`; raises ``ValueError`` for any other change)."""
-        self.trainer.update_config(config)
+        trained = config
+        if config.max_seconds is None and self.config.max_seconds is None:  # a shared server's budget stays
+            trained = config.replace(max_seconds=self.trainer.config.max_seconds)
+        self.trainer.update_config(trained)
         with self._lock:
             self.config = config
 

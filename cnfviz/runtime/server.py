@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from .._env import log_environment, read, read_or_default
 from .._validation import ConfigError
+from .admission import Admission
 from .backend import LocalBackend
 from .core import BACKEND_ENV, BACKENDS, RAY_ADDRESS_ENV, Backend
 from .housekeeping import limit_malloc_arenas, warm_up
@@ -94,7 +95,8 @@ def choose_backend(environ: Mapping[str, str]) -> tuple[Backend, str | None]:
         return LocalBackend(server_scheduler()), notice
     from .process import ProcessBackend
 
-    return ProcessBackend(capacity=max_jobs(environ)), notice
+    # The server's memory, a share per student and a time budget, decided here over every worker's runs.
+    return ProcessBackend(capacity=max_jobs(environ), admission=Admission.for_server()), notice
 
 
 def server_backend(environ: Mapping[str, str] | None = None) -> tuple[Backend, str | None]:

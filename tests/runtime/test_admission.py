@@ -91,6 +91,11 @@ def test_a_run_without_a_time_budget_gets_one_on_a_shared_server():
     job = TrainingJob(default_config("moons", adam_iters=2, eval_every=0, n_test=50), slots=slots, owner="ann")
     assert job.trainer.config.max_seconds == 600.0
     assert job.config.max_seconds is None, "the page's config stays as the student set it"
+    job.update_config(job.config.replace(lr=0.002))  # a live learning rate still lands, the budget stays
+    assert job.config.lr == job.trainer.config.lr == 0.002 and job.config.max_seconds is None
+    assert job.trainer.config.max_seconds == 600.0
+    with pytest.raises(ValueError, match="only the learning rate"):
+        job.update_config(job.config.replace(max_seconds=5.0))
     kept = TrainingJob(default_config("moons", max_seconds=30.0, adam_iters=2), slots=slots, owner="ann")
     assert kept.trainer.config.max_seconds == 30.0
 

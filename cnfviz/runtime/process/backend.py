@@ -12,6 +12,10 @@ The handle (:class:`ProcessJob`) never asks its worker for a snapshot: the worke
 :meth:`ProcessJob.snapshot` is a read of memory, however many pages poll it. Controls go down the same pipe
 and land at once. A worker that dies fails its runs only, each with its last snapshot; the next run gets a
 new worker.
+
+A shared server's :class:`~cnfviz.runtime.admission.Admission` (``ProcessBackend(admission=...)``) is decided
+here, in the server, which sees every worker: a started run the policy does not admit yet stays ``queued`` in
+the server, saying why, and is started in its worker only once admitted (:class:`_Gate`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from ...targets import Target
 from ...training.config import TrainConfig
 from ...training.device import cpu_cores
 from ...training.trainer import TrainResult, build_target
+from ..admission import Admission
 from ..budget import RunBudget, check_run, run_dim
 from ..core import WORKER_DIED_REASON
 from ..hosted import empty_history, merge_history
@@ -240,6 +245,67 @@ class _Worker:
             self.process.wait(5)
 
 
+class _Gate:
+    """The server's :class:`~cnfviz.runtime.admission.Admission` over every worker's runs: a non-blocking
+    :meth:`~cnfviz.runtime.job.JobSlots.acquire`. A started run waits here until the policy admits it, then
+    is started in its worker; it holds its admission while it is alive (a run that ends, fails, is closed or
+    suspended frees it, and one that continues holds it again)."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self._lock = threading.Lock()
+        self._jobs: weakref.WeakValueDictionary[str, ProcessJob] = weakref.WeakValueDictionary()
+        self._waiting: list[str] = []  # in arrival order
+
+    def register(self, job: ProcessJob, owner: str | None, peak_bytes: float) -> None:
+        with self._lock:
+            self.admission.register(job.job_id, owner, peak_bytes)
+            self._jobs[job.job_id] = job
+        weakref.finalize(job, self.leave, job.job_id)
+
+    def enter(self, job_id: str) -> None:
+        """Queue a started run; it starts at once if the policy admits it."""
+        with self._lock:
+            self._waiting.append(job_id)
+        self.admit()
+
+    def leave(self, job_id: str) -> None:
+        """Forget a run for good (closed, or garbage): whatever waited behind it may start."""
+        with self._lock:
+            if job_id in self._waiting:
+                self._waiting.remove(job_id)
+            self._jobs.pop(job_id, None)
+            self.admission.forget(job_id)
+        self.admit()
+
+    def waiting(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._waiting
+
+    def why(self, job_id: str) -> str | None:
+        """Why a waiting run cannot start yet, in words (see :meth:`Admission.why_not`)."""
+        with self._lock:
+            return self.admission.why_not(job_id, self._running())
+
+    def _running(self) -> list[str]:
+        return [i for i, job in list(self._jobs.items()) if i not in self._waiting and job._alive]
+
+    def admit(self) -> None:
+        """Start every waiting run the policy admits now, the order its :meth:`Admission.pick` gives."""
+        admitted: list[ProcessJob] = []
+        with self._lock:
+            while True:
+                chosen = self.admission.pick(self._waiting, self._running())
+                if chosen is None:
+                    break
+                self._waiting.remove(chosen)
+                job = self._jobs.get(chosen)
+                if job is not None:
+                    admitted.append(job)
+        for job in admitted:  # outside the lock: a send never waits, but keep the lock for bookkeeping
+            job._launch()
+
+
 class ProcessBackend:
     """Runs train in warm worker processes of this machine, runs of one shape as one stack in one worker.
 
@@ -250,6 +316,8 @@ class ProcessBackend:
             served.
         stack_size: runs of one shape a worker takes before the next goes to another worker.
         push_seconds: how often a worker pushes its runs' news (see :mod:`cnfviz.runtime.process.worker`).
+        admission: a shared server's policy (the server's memory, a share per student, a time budget),
+            decided here over every worker's runs; None: every run is sent to its worker at once.
 
     The workers start here, in the background: the first run does not wait for them to be built, it shows
     ``queued`` until its worker is warm.
@@ -273,6 +341,7 @@ class ProcessBackend:
         capacity: int | None = None,
         stack_size: int = DEFAULT_STACK_SIZE,
         push_seconds: float = worker_module.PUSH_SECONDS,
+        admission: Admission | None = None,
     ) -> None:
         self.workers = default_workers() if workers is None else check_int_range(workers, "workers", lo=1, hi=64)
         cores = cpu_cores()
@@ -280,6 +349,8 @@ class ProcessBackend:
         self.capacity = capacity if capacity is not None else DEFAULT_CAPACITY
         self.stack_size = max(1, stack_size)
         self.push_seconds = push_seconds
+        self.admission = admission
+        self._gate = None if admission is None else _Gate(admission)
         self._lock = threading.Lock()
         self._started = itertools.count(1)
         self._pool: list[_Worker] = [self._spawn() for _ in range(self.workers)]
@@ -303,15 +374,27 @@ class ProcessBackend:
 
     def submit(self, config: TrainConfig, *, target: Target | None = None, **job_kwargs: Any) -> ProcessJob:
         """A new, not yet started run in a worker; ``job_kwargs`` go to its :class:`~cnfviz.TrainingJob` there
-        (``slots`` is dropped: each worker's scheduler is the cap). A run that cannot be built raises here, as
-        on the local backend, unless its worker is still starting (then it ends ``failed``)."""
+        (``slots`` is dropped: each worker's scheduler is the cap; ``owner`` stays here, for :attr:`admission`).
+        A run that cannot be built raises here, as on the local backend, unless its worker is still starting
+        (then it ends ``failed``)."""
         job_kwargs.pop("slots", None)
+        owner = job_kwargs.pop("owner", None)
         built = target if target is not None else build_target(config)  # a bad target fails here, at once
         evaluate_only = bool(job_kwargs.get("evaluate_only"))
         checked = config.replace(batch_size=1) if evaluate_only else config
-        check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
+        estimate = check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
         key = planned_stack_key(config, built, evaluate_only=evaluate_only)
-        return ProcessJob(config, self._pick(key), target=built, shipped_target=target, key=key, job_kwargs=job_kwargs)
+        return ProcessJob(
+            config,
+            self._pick(key),
+            target=built,
+            shipped_target=target,
+            key=key,
+            job_kwargs=job_kwargs,
+            gate=self._gate,
+            owner=owner,
+            peak_bytes=estimate.peak_bytes,
+        )
 
     def warm(self, timeout: float | None = None) -> bool:
         """Wait until every worker has imported torch and is ready (a server start-up); True if all are."""
@@ -361,9 +444,17 @@ class ProcessJob:
         shipped_target: Target | None,
         key: Any,
         job_kwargs: Mapping[str, Any],
+        gate: _Gate | None = None,
+        owner: str | None = None,
+        peak_bytes: float = 0.0,
     ) -> None:
         self.job_id = f"proc-job-{next(_ids)}"
         self.config = config
+        # A shared server's run ends by itself: its worker trains it with a time budget, the page keeps its config.
+        sent = config if gate is None else gate.admission.budgeted(config)
+        self._budget = sent.max_seconds if sent is not config else None
+        self._trained_seconds = sent.max_seconds  # the worker's time budget (Continue raises it)
+        self._gate = gate
         self.target = target
         self.stack_key = key
         kwargs = dict(job_kwargs)
@@ -392,12 +483,14 @@ class ProcessJob:
         worker.attach(self)
         self._finalizer = weakref.finalize(self, worker.detach, self.job_id)
         if worker.ready.is_set():
-            _, _, error = worker.request("add", self.job_id, config, shipped_target, kwargs, timeout=_READY_WAIT)
+            _, _, error = worker.request("add", self.job_id, sent, shipped_target, kwargs, timeout=_READY_WAIT)
             if error is not None:
                 self._finalizer()
                 raise error
         else:  # a worker still importing torch: the run waits, and a build error ends it failed
-            worker.send("add", self.job_id, config, shipped_target, kwargs)
+            worker.send("add", self.job_id, sent, shipped_target, kwargs)
+        if gate is not None:
+            gate.register(self, owner, peak_bytes)
 
     # ------------------------------------------------------------------ controls
     def start(self) -> ProcessJob:
@@ -405,11 +498,20 @@ class ProcessJob:
             if self._started or self._closed or self._snap.state == "failed":
                 return self
             self._started = self._alive = True
-        self._worker.send("start", self.job_id)
+        if self._gate is not None:
+            self._gate.enter(self.job_id)  # sent to its worker once the server's admission admits it
+        else:
+            self._launch()
         return self
+
+    def _launch(self) -> None:
+        self._worker.send("start", self.job_id)
 
     def stop(self, *, evaluate: bool = True) -> None:
         """Ask the run to stop after the current iteration (``evaluate=False``: skip the final metrics)."""
+        if self._gate is not None and self._gate.waiting(self.job_id):  # never admitted: nothing trained to keep
+            self.close()
+            return
         self._local(stopping=True)
         self._worker.send("stop", self.job_id, evaluate)
 
@@ -426,8 +528,10 @@ class ProcessJob:
         self._worker.send("step", self.job_id)
 
     def suspend(self) -> None:
-        # Called on Streamlit's event loop when a tab's connection drops: send, never wait.
-        self._worker.send("suspend", self.job_id)
+        # Called on Streamlit's event loop when a tab's connection drops: send, never wait. A run the server's
+        # admission holds back holds nothing to free: it keeps its place.
+        if self._gate is None or not self._gate.waiting(self.job_id):
+            self._worker.send("suspend", self.job_id)
 
     def proceed(self) -> bool:
         answered, ok, _ = self._worker.request("proceed", self.job_id, timeout=10.0)
@@ -439,7 +543,10 @@ class ProcessJob:
     def update_config(self, config: TrainConfig) -> None:
         """Apply a new learning rate or λ weights from the next iteration on (see
         :meth:`~cnfviz.TrainingJob.update_config`; raises ``ValueError`` for any other change)."""
-        _, _, error = self._worker.request("update_config", self.job_id, config, timeout=5.0)
+        # The worker's trainer keeps the time budget the server gave it (a live change may not touch it).
+        budgeted = self._budget is not None and config.max_seconds is None
+        sent = config.replace(max_seconds=self._trained_seconds) if budgeted else config
+        _, _, error = self._worker.request("update_config", self.job_id, sent, timeout=5.0)
         if error is not None:
             raise error
         with self._cond:
@@ -474,6 +581,8 @@ class ProcessJob:
             self._cond.notify_all()
         self._worker.send("stop", self.job_id, False)
         self._finalizer()
+        if self._gate is not None:
+            self._gate.leave(self.job_id)
 
     def join(self, timeout: float | None = None) -> ProcessJob:
         """Wait until the run has ended and its result has arrived (or ``timeout`` seconds)."""
@@ -525,8 +634,13 @@ class ProcessJob:
 
     # ------------------------------------------------------------------ observer side
     def snapshot(self) -> Snapshot:
-        """The run's latest snapshot, from the mirror its worker keeps up to date (no message is sent)."""
-        return self._snap
+        """The run's latest snapshot, from the mirror its worker keeps up to date (no message is sent); a run
+        the server's admission holds back is ``queued``, with the reason."""
+        snap = self._snap
+        if self._gate is not None and snap.state in _ACTIVE and self._gate.waiting(self.job_id):
+            reason = self._gate.why(self.job_id) or snap.reason
+            return replace(snap, state="queued", reason=reason, paused=False)
+        return snap
 
     # ------------------------------------------------------------------ the receiver's side
     def _active(self) -> bool:
@@ -549,6 +663,7 @@ class ProcessJob:
         with self._cond:
             if self._closed:
                 return
+            was_alive = self._alive
             if data["where"]:
                 self._where = dict(data["where"])
             snap: Snapshot = data["snapshot"]
@@ -560,13 +675,19 @@ class ProcessJob:
             if data["result"] is not None:
                 self._result = data["result"]
             if snap.config is not None:
-                self.config = snap.config
+                # The worker trains with the server's time budget; while that is all that differs, show the page's.
+                self._trained_seconds = snap.config.max_seconds
+                budgeted = self._budget is not None and snap.config.max_seconds == self._budget
+                self.config = snap.config.replace(max_seconds=None) if budgeted else snap.config
             if self._started:  # (a run built but not started is alive in its worker, not here)
                 self._alive = bool(data["alive"])
             self._snap = replace(
                 snap, job_id=self.job_id, history=dict(self._history), visuals=self._visuals, config=self.config
             )
             self._cond.notify_all()
+            ended = was_alive and not self._alive
+        if ended and self._gate is not None:
+            self._gate.admit()  # its admission is free: a waiting run may start
 
     def _fail(self, reason: str, *, died: bool = True) -> None:
         with self._cond:
@@ -579,6 +700,8 @@ class ProcessJob:
             if self._result is None:
                 self._result = TrainResult("failed", reason, snap.iteration, snap.elapsed, 0.0, last=None)
             self._cond.notify_all()
+        if self._gate is not None:
+            self._gate.leave(self.job_id)
 
 
 def _shutdown_all() -> None:
