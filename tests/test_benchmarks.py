@@ -177,7 +177,9 @@ def test_stream_url_is_resolved_against_the_iframe_page():
     assert stream_url(page, {"spec": "/not-a-stream-key"}) is None
     assert stream_url(page, {"src": "http://other:2/s"}) == "http://other:2/s"
     loss = {"stream": {"url": "../../_cnfviz/stream/tok", "role": "loss"}}
-    assert stream_url(page, loss) == "http://h:1/_cnfviz/stream/tok"
+    assert stream_url(page, loss) == "http://h:1/_cnfviz/stream/tok?n=&v=-1"
+    drawn = {"stream": {"url": "../../_cnfviz/stream/tok", "role": "loss", "n": [12, 3], "v": 4}}
+    assert stream_url(page, drawn) == "http://h:1/_cnfviz/stream/tok?n=12,3&v=4", "the page's cursor, as the iframe"
     assert stream_url(page, {"stream": {"url": "../../_cnfviz/stream/tok", "role": "density"}}) is None
 
 

@@ -106,7 +106,12 @@ def stream_url(page: str, args: dict[str, Any]) -> str | None:
         if isinstance(value, dict):
             if value.get("role", "loss") != "loss":
                 continue
+            # As live_chart.js opens it: the page's drawn points and pictures' version as the stream's cursor.
+            version = value.get("v")
+            cursor = {"n": ",".join(str(n) for n in value.get("n") or []), "v": -1 if version is None else version}
             value = value.get("url")
+            if isinstance(value, str) and value and "?" not in value:
+                value += "?" + urllib.parse.urlencode(cursor, safe=",")
         if isinstance(value, str) and value and not value.startswith("{"):
             return urllib.parse.urljoin(page, value)
     return None
@@ -207,6 +212,8 @@ class EventStream:
         except Exception as err:  # a stream that fails is a figure of the run
             if not self.closed:
                 self.errors.append(f"{url}: {type(err).__name__}: {err}"[:300])
+        finally:
+            self.open.pop(url, None)  # ended (a rerun, the end): the next script run's arguments may open it again
 
     def close(self) -> None:
         self.closed = True

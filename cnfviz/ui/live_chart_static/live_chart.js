@@ -203,15 +203,18 @@
       live.lastVisuals = msg;
       if (bus) bus.postMessage(msg);
     });
+    // A stream that ended is forgotten, so that the next script run's arguments open a new one even when they
+    // name the same URL (a run that left the queue before any point was drawn).
+    function closed() { source.close(); if (live.source === source) { live.source = null; live.key = null; } }
     source.addEventListener("rerun", function (e) {
-      source.close();
+      closed();
       askRerun(JSON.parse(e.data).reason);
     });
-    source.addEventListener("end", function () { source.close(); });
+    source.addEventListener("end", closed);
     source.onerror = function () {
       live.errors += 1;
       // 404: the run is gone (discarded, or the server restarted); the page's next script run knows why.
-      if (source.readyState === EventSource.CLOSED) askRerun("lost");
+      if (source.readyState === EventSource.CLOSED) { closed(); askRerun("lost"); }
     };
   }
 
