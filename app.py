@@ -2,8 +2,8 @@
 
 This one file is two things. Imported as a module (``streamlit run`` finds ``app = st.App(...)`` and serves it
 as an ASGI app), it adds the live channel's routes (:mod:`cnfviz.ui.stream`: each run's Server-Sent Events
-stream and the content-hashed scripts) to Streamlit's own on the same port, and warms the server. Run as
-Streamlit's script (``__main__``: every page view, and AppTest), it declares the four pages.
+stream and the content-hashed scripts) to Streamlit's own on the same port, and warms the server before it
+answers. Run as Streamlit's script (``__main__``: every page view, and AppTest), it declares the four pages.
 """
 
 import streamlit as st
@@ -25,5 +25,7 @@ else:
     from cnfviz.runtime.server import warm_server
     from cnfviz.ui.stream import routes
 
-    warm_server()  # in the background: torch, the optimizer's lazy imports, the worker processes, gc.freeze
+    # torch, the optimizer's lazy imports, the worker processes, gc.freeze: before the server answers, so that
+    # the first students of a class meet a warm server (a warm-up that hangs is given up on after a minute).
+    warm_server().join(60)
     app = st.App("app.py", routes=routes())
