@@ -11,7 +11,7 @@ routes=routes())`` in ``app.py``), and a script reruns only when a person acts o
 - Each tick reads one snapshot (at most :data:`TICK_SECONDS` apart, a few a second) and sends only what
   changed: the loss curves' new points (``loss``), the status line (``status``), new density and flow figures
   when ``visuals_version`` changes (``visuals``), and ``rerun`` when the page must redraw (the run finished,
-  failed, stopped, left the queue, was paused or continued).
+  failed, stopped, left the queue, was paused or continued, or its final metrics came in).
 - :func:`asset_route` serves plotly.js and the component's script under content-hashed names with
   ``Cache-Control: immutable``: a browser downloads them once, not per chart per page open.
 
@@ -66,13 +66,13 @@ _enabled = threading.Event()
 class StreamBinding:
     """What a token grants: the run ``name`` of one session's ``holder`` (held weakly), while it is job
     ``job_id``, drawn with ``options`` (chart height, presentation mode, vector-field overlay). ``drawn`` is
-    ``(active, queued, paused)`` as the page last drew it: when the run's differs, the page must rerun."""
+    ``(active, queued, paused, finishing)`` as the page last drew it: when the run's differs, the page must rerun."""
 
     holder: weakref.ReferenceType[Any]
     name: str
     job_id: str
     options: dict[str, Any]
-    drawn: tuple[bool, bool, bool]
+    drawn: tuple[bool, bool, bool, bool]
     created: float = field(default_factory=time.monotonic)
 
     def job(self) -> Any | None:
@@ -93,10 +93,11 @@ def enabled() -> bool:
     return _enabled.is_set()
 
 
-def drawn_mode(snap: Any) -> tuple[bool, bool, bool]:
-    """``(active, queued, paused)`` of a snapshot: what a page draws differently (buttons, results)."""
-    paused = snap.paused
-    return (bool(snap.active), snap.state == "queued", paused)
+def drawn_mode(snap: Any) -> tuple[bool, bool, bool, bool]:
+    """``(active, queued, paused, finishing)`` of a snapshot: what a page draws differently (buttons, results).
+    ``finishing``: a stopped run ends at once and its final metrics come a moment later; the page that redrew
+    at the stop must redraw again when they are in, or its results never appear."""
+    return (bool(snap.active), snap.state == "queued", bool(snap.paused), bool(getattr(snap, "finishing", False)))
 
 
 def stream_token(holder: Any, name: str, snap: Any, **options: Any) -> str:

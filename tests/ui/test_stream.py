@@ -185,6 +185,35 @@ def test_events_carry_new_points_only_with_rising_iterations(client, base_snapsh
     assert events[-1] == ("rerun", {"reason": "done"}), "the finished run asks its page to redraw once"
 
 
+class StoppingJob(ScriptedJob):
+    """Stopped at once (Stop ends a run before its final metrics): ``finishing`` for ``finishing_reads``
+    snapshot reads, then its metrics are in."""
+
+    def __init__(self, base, finishing_reads: int) -> None:
+        super().__init__(base)
+        self.finishing_reads = finishing_reads
+
+    def snapshot(self):
+        snap = super().snapshot()
+        return dataclasses.replace(snap, state="stopped", finishing=self.reads <= self.finishing_reads)
+
+
+def test_a_stopped_run_asks_for_a_second_redraw_when_its_metrics_are_in(client, base_snapshot):
+    holder = Holder()
+    job = StoppingJob(base_snapshot, finishing_reads=4)
+    holder.jobs["train"] = job
+    # The page drew it running: the stop itself asks for a redraw (buttons), while the metrics still come.
+    token = stream.stream_token(holder, "train", base_snapshot, height=300, present=False, overlay=False)
+    events = client.get(f"{stream.STREAM_PREFIX}/{token}?n=0&v=-1").events()
+    assert events[-1] == ("rerun", {"reason": "stopped"}) and job.reads == 1
+    # That redraw saw it stopped and finishing: its stream stays quiet until the metrics are in, then asks again.
+    drawn = dataclasses.replace(base_snapshot, state="stopped", finishing=True)
+    assert stream.stream_token(holder, "train", drawn, height=300, present=False, overlay=False) == token
+    events = client.get(f"{stream.STREAM_PREFIX}/{token}?n=3&v=-1").events()
+    assert events[-1] == ("rerun", {"reason": "stopped"}) and [n for n, _ in events].count("rerun") == 1
+    assert job.reads == 5, "the redraw came with the first snapshot that holds the final metrics, not before"
+
+
 def test_a_new_curve_comes_as_a_whole_figure_without_a_rerun(client, base_snapshot):
     holder = Holder()
     holder.jobs["train"] = ScriptedJob(base_snapshot, step=2, finish_after=5, test_from=3)
