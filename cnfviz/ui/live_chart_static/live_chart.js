@@ -84,7 +84,7 @@
   }
 
   // ------------------------------------------------------------------ the live channel
-  const live = { source: null, key: null, channel: null, bus: null, events: 0, points: 0, pictures: 0,
+  const live = { source: null, key: null, channel: null, bus: null, events: 0, points: 0, pictures: 0, updates: 0,
                  lastVisuals: null, asked: false, status: null, errors: 0 };
   state.live = live;
 
@@ -134,6 +134,7 @@
       }
     }
     live.iteration = data.iteration;
+    live.updates += 1;  // an in-place update of the drawn figure (extendTraces/restyle, no Plotly.react)
     document.body.dataset.points = String(live.points);
   }
 
