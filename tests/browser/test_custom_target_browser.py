@@ -21,6 +21,13 @@ def train_and_stop(app, name: str) -> None:
     app.until(lambda: app.page.get_by_text("Stopped", exact=False).count(), lambda n: n > 0, 60, "the run to stop")
 
 
+def current_preview(app) -> object:
+    """The sidebar preview's plot as the latest script run drew it. While a rerun replaces the chart (a new
+    stroke, a new upload), Streamlit briefly keeps the previous one on the page, marked stale, beside the
+    new one: two plots under the one key, of which only the fresh one tells what the flow will learn."""
+    return app.page.locator('.st-key-train_custom_preview:not([data-stale="true"]) .js-plotly-plot')
+
+
 def test_upload_a_csv_and_train(app):
     app.goto("train")
     app.pick("train_target", "Upload", "Upload samples (CSV)")
@@ -32,7 +39,7 @@ def test_upload_a_csv_and_train(app):
     app.key("train_csv_upload").locator('input[type="file"]').set_input_files(
         files=[{"name": "ring.csv", "mimeType": "text/csv", "buffer": content.encode()}]
     )
-    app.key("train_custom_preview").locator(".js-plotly-plot").wait_for(state="visible", timeout=30_000)
+    current_preview(app).wait_for(state="visible", timeout=30_000)
     app.wait_idle()
     assert app.errors() == []
     app.screenshot("custom-01-csv-uploaded")
@@ -62,7 +69,7 @@ def test_draw_a_target_and_train(app):
     app.wait_idle()
     loop(0.7, 0.65, 55)
     app.until(lambda: page.get_by_text("2 strokes.").count(), lambda n: n > 0, 30, "the second stroke")
-    app.key("train_custom_preview").locator(".js-plotly-plot").wait_for(state="visible", timeout=30_000)
+    current_preview(app).wait_for(state="visible", timeout=30_000)
     app.wait_idle()
     app.screenshot("custom-03-drawn")
     train_and_stop(app, "custom-04-drawing-training")
