@@ -126,6 +126,13 @@
       else Plotly.restyle(div, { x: [c[1]], y: [c[2]] }, [i]);
     });
     if (growIdx.length) {
+      // A figure drawn without a stream (a stopped run's page, before Continue) still holds its arrays in
+      // Plotly's packed form ({dtype, bdata}), which extendTraces cannot grow: unpack them first.
+      growIdx.forEach(function (i) {
+        const t = div.data[i];
+        t.x = ArrayBuffer.isView(t.x) ? Array.from(t.x) : plainArray(t.x);
+        t.y = ArrayBuffer.isView(t.y) ? Array.from(t.y) : plainArray(t.y);
+      });
       Plotly.extendTraces(div, grow, growIdx);
       // An empty chart says "no iterations yet" until its first points: they are here now.
       const notes = (div.layout && div.layout.annotations) || [];
