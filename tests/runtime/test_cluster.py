@@ -258,7 +258,9 @@ def test_polls_are_incremental_and_controls_reach_a_training_actor(backend):
         _wait(lambda: job.snapshot().iteration > frozen + 3)
         before = job.snapshot()
         job.stop()
-        assert job.snapshot().stopping  # shown at once, and acknowledged by the actor while its run trained
+        shown = job.snapshot()
+        # Shown at once: still stopping, or (a stopped run now says so before its final metrics) stopped already.
+        assert shown.stopping or shown.state == "stopped"
         job.join(60)
         after = job.snapshot()
         assert after.state == "stopped" and after.reason == "stopped by the user"
