@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -104,3 +106,30 @@ def test_the_train_page_trains_on_the_process_backend(monkeypatch):
         st.cache_resource.clear()
         page_session["PARKING"].clear()
         backend.shutdown()
+
+
+def test_a_worker_hands_dropped_runs_memory_back_once_after_a_burst(monkeypatch):
+    from cnfviz.runtime.process import worker
+
+    trims = []
+    monkeypatch.setattr(worker, "release_memory", lambda: trims.append(1))
+    monkeypatch.setattr(worker, "TRIM_AFTER_SECONDS", 0.05)
+
+    class Empty:
+        def runs(self):
+            return {}
+
+    pusher = worker._Pusher(Empty(), lambda message: None, interval=0.01)
+    thread = threading.Thread(target=pusher.loop, daemon=True)
+    thread.start()
+    try:
+        for _ in range(30):  # a class's tabs close in a burst
+            pusher.dropped()
+        time.sleep(0.5)
+        assert trims == [1], "one trim after the burst, not thirty, and not none"
+        pusher.dropped()
+        time.sleep(0.3)
+        assert trims == [1, 1]
+    finally:
+        pusher.closed = True
+        thread.join(5)

@@ -19,9 +19,12 @@ import gc
 import os
 import pickle
 import threading
+import time
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
+
+from ..housekeeping import release_memory
 
 __all__ = ["PUSH_SECONDS", "main", "serve"]
 
@@ -29,6 +32,10 @@ PUSH_SECONDS = 0.1
 """How often a worker pushes what moved: a live chart's newest point is at most this much older than the run."""
 
 _SLOW_OPS = frozenset({"proceed", "continue_training", "join"})  # may wait seconds: never in the command loop
+
+TRIM_AFTER_SECONDS = 1.0
+"""A dropped run's memory goes back to the operating system this long after the last drop: a class's tabs
+close in a burst, and one trim after the burst is as good as thirty (measured: issue 19's class)."""
 
 
 class _Pusher:
@@ -42,6 +49,7 @@ class _Pusher:
         self._keys: dict[str, Any] = {}
         self._configs: dict[str, Any] = {}
         self.wake = threading.Event()
+        self.trim_at: float | None = None  # when to hand dropped runs' memory back (see TRIM_AFTER_SECONDS)
         # Held while a push is built and sent, and while a reply is sent: a push built before a command took
         # effect never arrives after that command's answer (a handle would read Continue's run as ended).
         self.lock = threading.Lock()
@@ -55,6 +63,14 @@ class _Pusher:
                 self.push()
             except (BrokenPipeError, EOFError, OSError):
                 return
+            if self.trim_at is not None and time.monotonic() >= self.trim_at:
+                self.trim_at = None
+                release_memory()
+
+    def dropped(self) -> None:
+        """A run left this worker: hand its memory back soon. Without it a worker that held a class's stack
+        keeps its heap at the class's peak for as long as it lives (issue 19: 368 → 624 MiB after the class)."""
+        self.trim_at = time.monotonic() + TRIM_AFTER_SECONDS
 
     def push(self) -> None:
         with self.lock:
@@ -103,9 +119,10 @@ def main(conn: Connection, threads: int, capacity: int, push_seconds: float = PU
     """Serve one worker process: warm torch up, then run commands and push updates until ``exit`` or until
     the server's end of the pipe closes (the server died: every run stops)."""
     from ..hosted import RunStack
-    from ..housekeeping import name_native_thread, warm_up
+    from ..housekeeping import limit_malloc_arenas, name_native_thread, warm_up
 
     name_native_thread("cnfviz-worker")
+    limit_malloc_arenas()  # before any training thread exists: see SERVER_ARENAS
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -138,6 +155,7 @@ def main(conn: Connection, threads: int, capacity: int, push_seconds: float = PU
                     error, value = value.pop("error"), None
             elif op == "drop":
                 stack.drop(run_id)
+                pusher.dropped()
             else:  # commands come in order, after their run's add: never wait for one that is gone
                 value = getattr(stack.run(run_id, wait=0), op)(*args)
         except Exception as err:
