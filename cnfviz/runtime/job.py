@@ -54,6 +54,19 @@ def _stop_live_jobs() -> None:
 
 SUSPENDED_REASON = "the connection dropped; training continues when the page reconnects"
 
+_ENDINGS = threading.Semaphore(1)
+"""One run at a time in a process draws its final pictures and computes its final metrics. A class's runs
+end within seconds of each other; their endings at once (accurate solves, seconds each, all in Python) took
+the GIL from the stack still training the others: issue 19's update gaps of 4-7 s came from there."""
+
+
+def _ending_turn(abort: threading.Event) -> bool:
+    """Wait for this run's turn to end (see :data:`_ENDINGS`); False when the run was abandoned meanwhile."""
+    while not _ENDINGS.acquire(timeout=0.05):
+        if abort.is_set():
+            return False
+    return True
+
 
 class JobSlots:
     """A first-come, first-served cap on concurrent training jobs, with queue positions.
@@ -528,14 +541,18 @@ class TrainingJob:
             with self._lock:  # ended: say so at once; the final pictures next, then the metrics (cheapest first)
                 self._state, self._reason = result.status, result.reason
             it = result.iterations
-            if it != self._last_visual_iter or self._visuals is None:
-                self._refresh_visuals(it)
             metrics = None
-            if self.compute_final_metrics:
+            if _ending_turn(self._abort):
                 try:
-                    metrics = self.trainer.evaluate()
-                except SolverInterrupted:
-                    metrics = None
+                    if it != self._last_visual_iter or self._visuals is None:
+                        self._refresh_visuals(it)
+                    if self.compute_final_metrics:
+                        try:
+                            metrics = self.trainer.evaluate()
+                        except SolverInterrupted:
+                            metrics = None
+                finally:
+                    _ENDINGS.release()
             result.metrics = metrics
             with self._lock:
                 self._result = result
