@@ -16,7 +16,8 @@ web-server process and its worker processes apart. ``uptime``'s load is printed 
 machine the figures mean little without it.
 
 ``--calibrate`` instead opens the page once in a real headless Chromium and once with the protocol client,
-each on a fresh server for the same seconds, and compares requests per second and the message mix.
+each on a fresh server for the same seconds, and compares the websocket's message mix, the HTTP fetches, and
+the live channel as each tab saw it: events per second, loss updates applied, first loss point, largest gap.
 
 Run from the repository root::
 
@@ -193,12 +194,14 @@ def per_student(tab: Tab, total: int | None = None) -> dict[str, Any]:
     first = run0[0][0] if run0 else None
     times = [x[0] for x in run0]
     span = (times[-1] - times[0]) if len(times) > 1 else 0.0
-    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # (length, when it began since the run started, the iteration shown when it began)
+    start0 = r.runs_started[0] if r.runs_started else 0.0
+    gaps = [(b[0] - a[0], a[0] - start0, a[2]) for a, b in itertools.pairwise(run0)]
     trained_out = total is not None and run0 and run0[-1][2] is not None and run0[-1][2] >= total
     if first is not None and not trained_out:
-        gaps.append(
-            end0 - times[-1]
-        )  # silence until the run ended or the tab closed counts, unless it had no more to do
+        # silence until the run ended or the tab closed counts, unless it had no more to do
+        gaps.append((end0 - times[-1], times[-1] - start0, run0[-1][2]))
+    largest = max(gaps) if gaps else (None, None, None)
     iters = [it for t, it in r.progress if t <= end0]
     iters += [x[2] for x in run0 if x[2] is not None]
     second = [s for s in r.static if s[1] == 1]
@@ -207,7 +210,9 @@ def per_student(tab: Tab, total: int | None = None) -> dict[str, Any]:
         "first_density_s": r.pictures.get("density#0"),
         "loss_updates": len(run0),
         "updates_per_s": (len(run0) - 1) / span if span > 0 else None,
-        "largest_gap_s": max(gaps) if gaps else None,
+        "largest_gap_s": largest[0],
+        "largest_gap_at_s": largest[1],
+        "largest_gap_iteration": largest[2],
         "iterations": max(iters) if iters else 0,
         "run_seconds": (r.run_ended[0] - r.runs_started[0]) if r.run_ended else None,
         "last_iteration_s": next((t - r.runs_started[0] for t, _, it, _ in run0 if total and it and it >= total), None),
@@ -258,6 +263,8 @@ def summarize(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "first_density_s": dist(vals("first_density_s")),
         "updates_per_s": dist(vals("updates_per_s")),
         "largest_gap_s": dist(vals("largest_gap_s")),
+        "largest_gap_at_s": dist(vals("largest_gap_at_s")),
+        "largest_gap_iteration": dist(vals("largest_gap_iteration")),
         "iterations": sorted(s["iterations"] for s in students),
         "runs_ended": sum(s["ended"] for s in students),
         "run_seconds": dist(vals("run_seconds")),
@@ -374,20 +381,47 @@ def print_report(rep: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------- calibration
 
 
+def _live_figures(updates: list[float], pictures: int, events: int, seconds: float) -> dict[str, Any]:
+    """What a tab saw of its run's live channel: ``updates`` are the times (s since page open) of each loss
+    update, ``pictures`` the pictures drawn, ``events`` the Server-Sent Events received."""
+    span = updates[-1] - updates[0] if len(updates) > 1 else 0.0
+    return {
+        "first_loss_s": updates[0] if updates else None,
+        "loss_updates_per_s": (len(updates) - 1) / span if span > 0 else 0.0,
+        "largest_gap_s": max((b - a for a, b in itertools.pairwise(updates)), default=None),
+        "pictures_per_s": pictures / seconds,
+        "events_per_s": events / seconds,
+    }
+
+
 async def _protocol_once(base: str, seconds: float, page: str) -> dict[str, Any]:
+    from harness.live import EventStream
+
     tab = Tab(base, page, "train")
     await tab.open()
     await asyncio.sleep(seconds)
+    streams = [r for r in tab.readers or [] if isinstance(r, EventStream)]
+    events = sum(r.events for r in streams)
     await tab.close()
     r = tab.record
+    pictures = len(r.pictures)  # each chart's first picture: the client keeps no count of the others
     return {
         "up": dict(r.msgs_out),
         "down": dict(r.msgs_in),
         "http": Counter(s[2].rsplit("/", 1)[-1].split("?")[0] for s in r.static if s[3] != 0),
-        "first_loss_s": r.loss[0][0] if r.loss else None,
-        "loss_updates": len(r.loss),
+        "live": _live_figures([x[0] for x in r.loss], pictures, events, seconds),
         "fragment_times": r.fragment_times,
     }
+
+
+_READ_LIVE = """() => {
+  for (const f of document.querySelectorAll("iframe")) {
+    const w = f.contentWindow, live = w && w.liveChart && w.liveChart.live;
+    if (live && live.source) return {events: live.events, updates: live.updates, pictures: live.pictures};
+  }
+  return null;
+}"""
+"""The loss chart's own counters (``live_chart.js``): the iframe that holds the page's one EventSource."""
 
 
 def _chromium_once(base: str, seconds: float, chromium: str | None, path: str) -> dict[str, Any]:
@@ -429,6 +463,8 @@ def _chromium_once(base: str, seconds: float, chromium: str | None, path: str) -
         if not path.startswith(("/static/", "/_stcore/")) and resp.request.resource_type != "eventsource":
             http[path.rsplit("/", 1)[-1]] += 1  # the page, the iframes' pages and their scripts
 
+    updates: list[float] = []
+    last = {"events": 0, "updates": 0, "pictures": 0}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(**launch_options(chromium))
         try:
@@ -436,10 +472,27 @@ def _chromium_once(base: str, seconds: float, chromium: str | None, path: str) -
             page.on("websocket", on_ws)
             page.on("response", on_response)
             page.goto(base + path, wait_until="commit")
-            page.wait_for_timeout(seconds * 1000)
+            # Read the chart's counters every 0.1 s: a loss update is when its count moves (the protocol
+            # client records the same moment as it applies an event).
+            while (now := time.monotonic() - start) < seconds:
+                try:
+                    seen = page.evaluate(_READ_LIVE)
+                except Exception:  # the page is between two documents
+                    seen = None
+                if seen is not None:
+                    if seen["updates"] > last["updates"]:
+                        updates.append(now)
+                    last = {k: max(last[k], seen[k]) for k in last}
+                page.wait_for_timeout(100)
         finally:
             browser.close()
-    return {"up": dict(up), "down": dict(down), "http": http, "fragment_times": times}
+    return {
+        "up": dict(up),
+        "down": dict(down),
+        "http": http,
+        "live": _live_figures(updates, last["pictures"], last["events"], seconds),
+        "fragment_times": times,
+    }
 
 
 def calibrate(args: argparse.Namespace) -> None:
@@ -460,23 +513,29 @@ def calibrate(args: argparse.Namespace) -> None:
         finally:
             stop_server(server)
     kinds = sorted({k for r in results.values() for d in ("up", "down") for k in r[d]})
-    print(f"\nOne tab on {args.page}, {args.stay:g} s each on a fresh server (messages per second)\n")
-    print("| direction / message | Chromium | protocol client | ratio |")
+    print(f"\nOne tab on {args.page}, {args.stay:g} s each on a fresh server\n")
+    print("| what (per second unless named) | Chromium | protocol client | protocol / Chromium |")
     print("|---|---|---|---|")
+
+    def row(name: str, a: float | None, b: float | None, unit: str = "") -> None:
+        ratio = f"{b / a:.2f}" if a and b is not None else "–"
+        fa = "–" if a is None else f"{a:.2f}{unit}"
+        fb = "–" if b is None else f"{b:.2f}{unit}"
+        print(f"| {name} | {fa} | {fb} | {ratio} |")
+
     for d in ("up", "down"):
         for k in kinds:
             a, b = results["chromium"][d].get(k, 0), results["protocol"][d].get(k, 0)
             if a or b:
-                ratio = f"{b / a:.2f}" if a else "–"
-                print(f"| {d} {k} | {a / args.stay:.2f} | {b / args.stay:.2f} | {ratio} |")
+                row(f"websocket {d}: {k}", a / args.stay, b / args.stay)
+    lc, lp = results["chromium"]["live"], results["protocol"]["live"]
+    row("live channel: Server-Sent Events", lc["events_per_s"], lp["events_per_s"])
+    row("live channel: loss updates applied", lc["loss_updates_per_s"], lp["loss_updates_per_s"])
+    row("first loss point after page open", lc["first_loss_s"], lp["first_loss_s"], " s")
+    row("largest gap between loss updates", lc["largest_gap_s"], lp["largest_gap_s"], " s")
     for who, r in results.items():
-        ts = r["fragment_times"]
-        rate = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else 0.0
-        first = f"{ts[0]:.1f} s" if ts else "never"
-        print(
-            f"  {who}: first fragment rerun sent at {first}, then {rate:.2f}/s; "
-            f"component fetches {dict(r['http'])}; load {r['load']}"
-        )
+        print(f"  {who}: HTTP fetches besides Streamlit's own {dict(r['http'])}; load {r['load']}")
+    print("  (pictures: Chromium counts every one drawn; the protocol client records each chart's first)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=dict))
 

@@ -217,7 +217,7 @@ class EventStream:
 
     def close(self) -> None:
         self.closed = True
-        for resp in self.open.values():
+        for resp in list(self.open.values()):  # readers drop their own entries as they end
             if resp is not None:
                 try:
                     resp.close()
