@@ -3,8 +3,8 @@
 For each M, M runs of one shape (other seeds and learning rates) train K Adam iterations each, first one
 after another with :class:`~cnfviz.Trainer` alone, then all at once through a
 :class:`~cnfviz.runtime.scheduler.Scheduler` (one stack, the app's code path: a thread per run and one worker for the
-stack), side by side in one process at one thread. Then one run alone, timed with the Trainer before this change
-(``git show REV:cnfviz/training/trainer.py``) and after it, alternately, to check that a solo run did not get slower.
+stack), side by side in one process at one thread. Then one default run alone, timed at ``--before REV`` (a
+temporary git worktree) and in this tree, in alternating fresh processes, to check that a solo run did not get slower.
 
     python benchmarks/bench_many_runs.py [--runs 1 4 8 16 30] [--iters 20] [--config default|classroom]
         [--threads 1] [--device auto] [--before REV] [--batch N]
@@ -17,15 +17,12 @@ iteration), so their iterations are far shorter and ``--iters`` should be larger
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
 import torch
 from common import print_table
@@ -82,29 +79,25 @@ def stacked(configs: list[TrainConfig], threads: int) -> tuple[float, int]:
     return seconds, scheduler.stats()["largest_round"]
 
 
-def old_trainer(rev: str) -> type | None:
-    """The Trainer class as it was at ``rev``, loaded beside the current one (None if git cannot show it)."""
-    try:
-        source = subprocess.run(
-            ["git", "show", f"{rev}:cnfviz/training/trainer.py"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    path = Path(tempfile.mkdtemp()) / "training_before.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("cnfviz._training_before", path)
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.Trainer
+def solo_before_after(rev: str, target: str, iters: int, threads: int, repeats: int) -> tuple[float, float] | None:
+    """ms per Adam iteration of one default ``target`` run at ``rev`` and in this tree, alternating fresh
+    processes (:func:`bench_step.measure`: each tree imports its own package, so an old trainer never runs
+    against today's modules). None if git cannot check ``rev`` out."""
+    from bench_step import measure
 
-
-def solo_rate(cls: type, config: TrainConfig) -> float:
-    trainer = cls(config, keep_history=False)
-    start = time.perf_counter()
-    trainer.run(final_metrics=False)
-    return config.adam_iters / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        made = subprocess.run(["git", "worktree", "add", "-q", "--detach", str(before), rev], cwd=ROOT, check=False)
+        if made.returncode != 0:
+            return None
+        try:
+            times: dict[str, list[float]] = {"before": [], "after": []}
+            for _ in range(repeats):  # alternate, so that the machine's load hits both alike
+                for label, tree in (("before", before), ("after", ROOT)):
+                    times[label].append(measure(tree, [target], iters, threads)[target])
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+    return statistics.median(times["before"]), statistics.median(times["after"])
 
 
 def main() -> None:
@@ -153,22 +146,17 @@ def main() -> None:
 
     if args.solo_repeats < 1:
         return
-    before = old_trainer(args.before)
-    if before is None:
-        print(f"\n(solo check skipped: git cannot show {args.before}:cnfviz/training/trainer.py)")
+    got = solo_before_after(args.before, base.target, max(args.iters, 30), args.threads, args.solo_repeats)
+    if got is None:
+        print(f"\n(solo check skipped: git cannot check out {args.before})")
         return
-    solo = base.replace(adam_iters=max(args.iters, 30))
-    rates: dict[str, list[float]] = {"before": [], "after": []}
-    for _ in range(args.solo_repeats):  # alternate, so that the machine's load hits both alike
-        rates["before"].append(solo_rate(before, solo))
-        rates["after"].append(solo_rate(Trainer, solo))
-    b, a = statistics.median(rates["before"]), statistics.median(rates["after"])
-    print(f"\nsolo run, {solo.adam_iters} iterations, median of {args.solo_repeats} alternating repeats:")
+    b, a = got
+    print(f"\nsolo default {base.target} run, ms per Adam iteration, median of {args.solo_repeats} alternating runs:")
     print_table(
         [
-            {"trainer": f"before ({args.before})", "it/s": f"{b:.1f}"},
-            {"trainer": "after", "it/s": f"{a:.1f}"},
-            {"trainer": "after / before", "it/s": f"{a / b:.3f}"},
+            {"trainer": f"before ({args.before})", "ms/it": f"{b:.2f}"},
+            {"trainer": "after", "ms/it": f"{a:.2f}"},
+            {"trainer": "after / before", "ms/it": f"{a / b:.3f}"},
         ]
     )
 
