@@ -143,6 +143,9 @@ def warm_server() -> threading.Thread:
     """
     with _lock:
         if not _warm_thread:
+            # Cap the malloc arenas before the server's threads multiply (script runners, streams): also
+            # when runs train in worker processes and this process never builds a scheduler.
+            limit_malloc_arenas()
             thread = threading.Thread(target=_warm, name="cnfviz-warm-up", daemon=True)
             thread.start()
             # A daemon thread still inside torch when the interpreter finalizes aborts the process.

@@ -44,7 +44,10 @@ def test_a_class_arriving_at_one_instant_on_a_just_started_server_trains(monkeyp
     backend = ProcessBackend(workers=1, threads=1)
     monkeypatch.setattr(server, "_backend", [(backend, None)])
     monkeypatch.setattr(server, "_warm_thread", [])
+    capped = []
+    monkeypatch.setattr(server, "limit_malloc_arenas", lambda: capped.append(1) or True)
     thread = server.warm_server()
+    assert capped == [1], "the server caps its malloc arenas even when its runs train in workers"
     assert server.warm_server() is thread, "once per process"
     jobs = [backend.submit(_config(seed=s)) for s in range(3)]
     for job in jobs:
