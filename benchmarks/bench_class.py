@@ -25,6 +25,7 @@ Run from the repository root::
     python benchmarks/bench_class.py --students 30 --ramp 0 --stay 60      # all at one instant
     python benchmarks/bench_class.py --calibrate --stay 30
     python benchmarks/bench_class.py --root /work/main ...                  # the server from another checkout
+    python benchmarks/bench_class.py --students 60 --stay 240 --server-env CNFVIZ_MAX_JOBS=60
 """
 
 from __future__ import annotations
@@ -255,6 +256,7 @@ def summarize(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "warm_visit": args.warm_visit,
             "root": str(args.root),
             "cpus": os.cpu_count(),
+            "server_env": args.server_env,
         },
         "load": run["load"],
         "warm_visit": run["warm_visit"],
@@ -362,6 +364,7 @@ def print_report(rep: dict[str, Any]) -> None:
     print(
         f"\n{n} protocol-level students, ramp {st['ramp_s']:g} s, stay ≤ {st['stay_s']:g} s"
         f"{', then Reset+Train' if st['second_run'] else ''}, CNFVIZ_RECONNECT_GRACE={st['grace_s']:g}, "
+        f"{''.join(', ' + kv for kv in st.get('server_env', []))}, "
         f"server from {st['root']}; the class lasted {rep['class_s']:.0f} s"
     )
     if rep["warm_visit"] is not None:
@@ -545,7 +548,8 @@ def calibrate(args: argparse.Namespace) -> None:
 
 def server_env(args: argparse.Namespace) -> dict[str, str]:
     # The server imports cnfviz from its own checkout, whatever this script's PYTHONPATH says.
-    return {"CNFVIZ_RECONNECT_GRACE": f"{args.grace:g}", "PYTHONPATH": str(args.root)}
+    extra = dict(kv.split("=", 1) for kv in args.server_env)
+    return {"CNFVIZ_RECONNECT_GRACE": f"{args.grace:g}", "PYTHONPATH": str(args.root), **extra}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -570,6 +574,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--warm-visit",
         action="store_true",
         help="before the class, one tab waits for its first loss point and closes (the goals ask for none)",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server (repeat it), e.g. CNFVIZ_MAX_JOBS=100",
     )
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py the server runs")
     p.add_argument("--calibrate", action="store_true", help="one Chromium tab against one protocol tab")
