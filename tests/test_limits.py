@@ -4,10 +4,10 @@ decode, crash or mislead. Each channel is one table of cases run by one test, as
 The causes covered: uploads bounded after decompression (zip bombs, too many entries, a huge pickle), pictures
 decoded only in five formats chosen by content, 16-bit pictures scaled, numbers that are infinite or huge,
 non-finite or empty library input, and the CLI's JSON and output-path errors. Issue 21 adds memory that no
-budget saw (a picture padded to a square after its size check, the fixed-step time grid, a sweep that never
-asked the budget), a sweep's results lost or mislabelled (``--json`` opened last, ``--vary data``, duplicate
-runs), data float32 cannot resolve, links the app writes but cannot read back, and the operator's
-``CNFVIZ_*`` variables (``abc``, ``inf``, ``0`` that meant "no limit").
+budget saw (a picture padded to a square after its size check, the fixed-step time grid, refused alike by the
+server, the CLI and the library, a sweep that never asked the budget), a sweep's results lost or mislabelled
+(``--json`` opened last, ``--vary data``, duplicate runs), data float32 cannot resolve, links the app writes
+but cannot read back, and the operator's ``CNFVIZ_*`` variables (``abc``, ``inf``, ``0`` that meant "no limit").
 """
 
 from __future__ import annotations

@@ -223,10 +223,27 @@ def process_backend():
     backend.shutdown()
 
 
-def test_a_process_run_that_fails_at_its_first_iteration_says_so_and_ends_without_final_figures(process_backend):
+@pytest.fixture(scope="module")
+def ray_backend():
+    ray = pytest.importorskip("ray")
+    from cnfviz.runtime.ray.backend import RayBackend
+    from cnfviz.runtime.ray.cluster import start_loopback_head
+
+    started = not ray.is_initialized()
+    if started:
+        start_loopback_head(1)
+    yield RayBackend(ray.get_runtime_context().gcs_address, start_timeout=120)
+    if started:
+        ray.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["process", "ray"])
+def test_a_hosted_run_that_fails_at_its_first_iteration_says_so_and_ends_without_final_figures(kind, request):
+    """A worker process and a Ray actor host the same job: its failure reaches the mirror as it is."""
+    backend = request.getfixturevalue(f"{kind}_backend")
     # Tight tolerances under an NFE cap of 10: the first solve gives up (a real failure, in the worker process).
     config = TINY.replace(adam_iters=50, solver=SolverConfig("dopri5", rtol=1e-9, atol=1e-9, max_nfe=10))
-    job = process_backend.submit(config).start()
+    job = backend.submit(config).start()
     seen = _states_until_ended(job, timeout=120)
     ended = [row for row in seen if row[0] not in ("queued", "running")]
     assert ended[0][0] == "failed" and "more than 10 evaluations of the dynamics" in ended[0][1], seen
