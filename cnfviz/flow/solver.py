@@ -257,7 +257,7 @@ def odesolve(
             span = float(abs(t[-1] - t[0]))
             if fixed_steps(solver, span) > MAX_FIXED_STEPS:
                 check_time_grid(replace(solver, max_nfe=None), (float(t[0]), float(t[-1])))
-            options["grid_constructor"] = _uniform_grid(solver.step_size, float(abs(t[-1] - t[0])))
+            options["grid_constructor"] = _uniform_grid(solver.step_size, span)
     else:
         options["max_num_steps"] = solver.max_steps
     try:
