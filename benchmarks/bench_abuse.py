@@ -262,6 +262,7 @@ import json, sys, threading, time
 import torch
 from cnfviz import default_config
 from cnfviz.runtime.budget import check_run
+from cnfviz.training import objectives
 from cnfviz.training.trainer import Trainer
 torch.set_num_threads(1)
 batch = int(sys.argv[1])
@@ -271,12 +272,25 @@ try:
 except Exception:
     admitted = False
 trainer = Trainer(cfg)
+# Count the pairing's chunks (one scipy assignment each) and stop while the first pairing is under way.
+chunks, inside, real = [], threading.Event(), objectives.linear_sum_assignment
+def counted(cost):
+    chunks.append(time.monotonic())
+    if len(chunks) == 3:
+        inside.set()
+    return real(cost)
+objectives.linear_sum_assignment = counted
 done = threading.Event()
-thread = threading.Thread(target=lambda: (trainer.run(final_metrics=False), done.set()), daemon=True)
+results = []
+thread = threading.Thread(target=lambda: (results.append(trainer.run(final_metrics=False)), done.set()), daemon=True)
 thread.start()
-time.sleep(3.0)  # well inside an iteration's pairing for large batches
+inside.wait(120)
+at_stop = len(chunks)
 start = time.monotonic(); trainer.stop(); done.wait(120)
-print(json.dumps({"batch": batch, "admitted_by_server": admitted, "stop_seconds": time.monotonic() - start}))
+total = -(-batch // objectives.OT_MAX_POINTS)
+print(json.dumps({"batch": batch, "admitted_by_server": admitted, "stop_seconds": time.monotonic() - start,
+                  "chunks_after_stop": len(chunks) - at_stop, "chunks_per_pairing": total,
+                  "chunk_seconds": (chunks[2] - chunks[0]) / 2, "iterations": results[0].iterations}))
 """
 
 
@@ -355,13 +369,22 @@ def issue21(before: Path | None) -> None:
         waited = _students(32, 20.0, fair)
         shown = f"{waited:6.2f} s" if waited is not None else "  > 20 s (still queued)"
         print(f"  {label:<7} {shown}   goal: trains within 10 s")
-    print("Stop during the OT pairing (library Trainer; the server now refuses batches whose pairing takes > 1 s):")
-    for batch in (2816, 8192):
-        r = _probe(_OT_STOP, ROOT, str(batch), timeout=200)
-        print(
-            f"  batch {batch:>6,}  admitted by a server now: {r.get('admitted_by_server')}, "
-            f"Stop took {r.get('stop_seconds', float('nan')):5.2f} s   goal < 1 s"
-        )
+    ot_stop(trees)
+
+
+def ot_stop(trees: list[tuple[str, Path]]) -> None:
+    """Stop during the OT pairing: how long it takes, and how many chunks are still solved after it."""
+    print("Stop during the OT pairing, asked while the third chunk of the first pairing is solved (library Trainer):")
+    for batch in (2816, 16384):
+        for name, root in trees:
+            r = _probe(_OT_STOP, root, str(batch), timeout=200)
+            print(
+                f"  {name:<7} batch {batch:>6,} ({r.get('chunks_per_pairing', '?')} chunks of "
+                f"{r.get('chunk_seconds', float('nan')) * 1000:3.0f} ms), admitted by a server: "
+                f"{r.get('admitted_by_server')}; Stop took {r.get('stop_seconds', float('nan')):5.2f} s, "
+                f"{r.get('chunks_after_stop', '?')} chunks solved after it, {r.get('iterations', '?')} iterations"
+                "   goal < 1 s"
+            )
 
 
 def main() -> int:
@@ -372,8 +395,14 @@ def main() -> int:
     parser.add_argument("--log", default="/tmp/cnfviz-bench-abuse.log")
     parser.add_argument("--skip-server", action="store_true", help="only the check cost and the estimate")
     parser.add_argument("--issue21", action="store_true", help="only issue 21's four figures (no browser)")
-    parser.add_argument("--before", type=Path, help="with --issue21: a checkout whose code gives the 'before'")
+    parser.add_argument(
+        "--before", type=Path, help="with --issue21 or --ot-stop: a checkout whose code gives the 'before'"
+    )
+    parser.add_argument("--ot-stop", action="store_true", help="only issue 21's Stop-during-OT-pairing figure")
     args = parser.parse_args()
+    if args.ot_stop:
+        ot_stop([("after", ROOT)] + ([("before", args.before)] if args.before else []))
+        return 0
     if args.issue21:
         issue21(args.before)
         return 0

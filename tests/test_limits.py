@@ -4,10 +4,10 @@ decode, crash or mislead. Each channel is one table of cases run by one test, as
 The causes covered: uploads bounded after decompression (zip bombs, too many entries, a huge pickle), pictures
 decoded only in five formats chosen by content, 16-bit pictures scaled, numbers that are infinite or huge,
 non-finite or empty library input, and the CLI's JSON and output-path errors. Issue 21 adds memory that no
-budget saw (a picture padded to a square after its size check, the fixed-step time grid, a sweep that never
-asked the budget), a sweep's results lost or mislabelled (``--json`` opened last, ``--vary data``, duplicate
-runs), data float32 cannot resolve, links the app writes but cannot read back, and the operator's
-``CNFVIZ_*`` variables (``abc``, ``inf``, ``0`` that meant "no limit").
+budget saw (a picture padded to a square after its size check, the fixed-step time grid, refused alike by the
+server, the CLI and the library, a sweep that never asked the budget), a sweep's results lost or mislabelled
+(``--json`` opened last, ``--vary data``, duplicate runs), data float32 cannot resolve, links the app writes
+but cannot read back, and the operator's ``CNFVIZ_*`` variables (``abc``, ``inf``, ``0`` that meant "no limit").
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnfviz import FFJORD, ConfigError, ModelConfig, TrainConfig, load_checkpoint, make_target
+from cnfviz import FFJORD, ConfigError, ModelConfig, SolverConfig, TrainConfig, Trainer, load_checkpoint, make_target
+from cnfviz import train as library_train
 from cnfviz.cli import main
 from cnfviz.runtime.budget import RunBudget, check_run
 from cnfviz.targets import (
@@ -315,7 +316,7 @@ LIBRARY_CASES: dict[str, tuple[Callable[[FFJORD], Any], str, tuple[str, ...]]] =
     "ot-pairing-past-what-stop-can-wait-for": (
         lambda f: check_run(TrainConfig(target="moons", objective="ot-flow-matching", batch_size=8192), 2),
         "batch_size",
-        ("OT pairing", "Stop cannot interrupt", "batch_size ≤ 2,816"),
+        ("OT pairing", "2.9 s per iteration", "batch_size ≤ 2,816"),
     ),
     "flow-matching-said-in-its-own-terms": (
         lambda f: check_run(
@@ -341,6 +342,23 @@ LIBRARY_CASES: dict[str, tuple[Callable[[FFJORD], Any], str, tuple[str, ...]]] =
         "solver.step_size",
         ("10,000,000 steps", "limit is 100,000"),
     ),
+    "library-train-time-grid-past-its-own-nfe-cap": (
+        lambda f: library_train(CONFIG.replace(solver={"method": "rk4", "step_size": 0.001, "max_nfe": 100})),
+        "solver.step_size",
+        ("1,000 rk4 steps, 4,000 evaluations per solve", "solver.max_nfe 100", "solver.step_size ≥ 0.04"),
+    ),
+    "library-trainer-time-grid-past-the-nfe-cap": (
+        lambda f: Trainer(CONFIG.replace(solver={"method": "rk4", "step_size": 1e-9})),
+        "solver.step_size",
+        ("1,000,000,000 rk4 steps", "solver.max_nfe 5,000"),
+    ),
+    "library-solve-time-grid-without-a-cap": (
+        lambda f: FFJORD(1, CONFIG.model, SolverConfig("euler", step_size=1e-6, max_nfe=10)).log_prob(
+            torch.zeros(4, 1)
+        ),
+        "solver.step_size",
+        ("1,000,000 steps", "limit is 100,000"),
+    ),
     "checkpoint-bytes-inf": (lambda f: load_checkpoint(b"x", max_bytes=math.inf), "max_bytes", ()),
     "model-config-width-numpy-inf": (lambda f: ModelConfig(hidden=(np.float64("inf"),)), "model.hidden[0]", ()),
 }
@@ -360,6 +378,53 @@ def test_the_library_names_the_input_it_refuses(call, field, fragments, flow):
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
     assert "learning rate" not in str(err.value), "bad input is not blamed on stiffness"
+
+
+# Fixed time grids every channel refuses alike: the library's train and Trainer say what the server and the CLI say.
+GRIDS = {
+    "euler-1e-7-no-cap": {"method": "euler", "step_size": 1e-7, "max_nfe": None},
+    "rk4-1e-9-default-cap": {"method": "rk4", "step_size": 1e-9},
+    "rk4-just-past-the-cap": {"method": "rk4", "step_size": 1 / 1300, "max_nfe": 5000},
+    "midpoint-just-past-the-step-limit": {"method": "midpoint", "step_size": 0.99e-5, "max_nfe": None},
+}
+
+
+@pytest.mark.parametrize("grid", list(GRIDS.values()), ids=list(GRIDS))
+def test_the_library_refuses_a_time_grid_as_the_server_does_before_building_anything(grid, monkeypatch):
+    config = CONFIG.replace(solver=grid)
+    with pytest.raises(ConfigError) as server:
+        check_run(config, 1, RunBudget.for_cli())
+    built = []
+    monkeypatch.setattr("cnfviz.training.trainer.FFJORD", lambda *a, **k: built.append(a))
+    monkeypatch.setattr("cnfviz.training.trainer.make_target", lambda *a, **k: built.append(a))
+    before = _rss()
+    for call in (lambda: library_train(config), lambda: Trainer(config)):
+        with pytest.raises(ConfigError) as library:
+            call()
+        assert (library.value.field, str(library.value)) == (server.value.field, str(server.value))
+        assert library.value.field == "solver.step_size"
+    assert built == [], "refused before the target or the model was built"
+    assert _rss() - before < 50e6
+    steps = math.ceil(1 / grid["step_size"] - 1e-9)
+    assert f"{steps:,}" in str(server.value)
+
+
+def test_a_grid_at_the_limits_still_trains_in_the_library():
+    ok = CONFIG.replace(solver={"method": "euler", "step_size": 1e-5, "max_nfe": None}, adam_iters=1)
+    check_run(ok, 1, RunBudget.for_cli())  # 100,000 steps: exactly the limit
+    trainer = Trainer(ok.replace(solver={"step_size": 0.01}))
+    assert trainer.run(final_metrics=False).status == "done"
+
+
+def test_a_huge_ot_batch_is_a_server_limit_and_the_library_notes_its_estimate():
+    config = TrainConfig(target="moons", objective="ot-flow-matching", batch_size=8192, adam_iters=1, eval_every=0)
+    with pytest.raises(ConfigError) as server:
+        check_run(config, 2)
+    assert server.value.field == "batch_size" and "about 2.9 s per iteration" in str(server.value)
+    check_run(config, 2, RunBudget.for_cli())  # the command line has no time cap: its machine is the user's
+    trainer = Trainer(config)  # nor has the library; its notes carry the same estimate
+    note = next(n for n in trainer.notes if "OT pairing" in n)
+    assert "chunks of at most 256 points (the batch has 8,192)" in note and "about 2.9 s of pairing" in note
 
 
 @pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 400 Bad Request\r\n\r\n"], ids=["silent", "a-web-server"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -13,7 +13,18 @@ from torch import Tensor, nn
 
 from .._validation import ConfigError, check_bool, check_int_range, check_range
 
-__all__ = ["FIXED_GRID_SOLVERS", "SOLVERS", "SolverConfig", "SolverError", "SolverInterrupted", "odesolve"]
+__all__ = [
+    "FIXED_GRID_SOLVERS",
+    "MAX_FIXED_STEPS",
+    "SOLVERS",
+    "STAGES",
+    "SolverConfig",
+    "SolverError",
+    "SolverInterrupted",
+    "check_time_grid",
+    "fixed_steps",
+    "odesolve",
+]
 
 # torchdiffeq 0.2.x's methods, for a torchdiffeq whose private registry has moved.
 _KNOWN_ADAPTIVE = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
@@ -121,6 +132,87 @@ class SolverConfig:
         return asdict(self)
 
 
+# Evaluations of the dynamics per step (first-same-as-last stages not counted twice).
+STAGES: dict[str, int] = {
+    "dopri8": 12,
+    "dopri5": 6,
+    "bosh3": 3,
+    "fehlberg2": 3,
+    "adaptive_heun": 2,
+    "euler": 1,
+    "midpoint": 2,
+    "heun2": 2,
+    "heun3": 3,
+    "rk4": 4,
+    "explicit_adams": 1,
+    "implicit_adams": 3,  # a predictor and about two corrector iterations
+    "fixed_adams": 1,
+}
+
+MAX_FIXED_STEPS = 100_000
+"""The most steps one fixed-grid solve may take when no NFE cap bounds it: the solver builds the whole time
+grid before its first evaluation, so ``step_size`` 1e-9 would allocate gigabytes before any check ran."""
+
+
+def fixed_steps(solver: SolverConfig, span: float) -> int:
+    """The steps of one fixed-grid solve over ``span`` (1 where no step size is set): what the time grid holds.
+
+    Example:
+        >>> fixed_steps(SolverConfig("rk4", step_size=0.25), 1.0), fixed_steps(SolverConfig("dopri5"), 1.0)
+        (4, 1)
+    """
+    if not solver.is_fixed_grid or solver.step_size is None:
+        return 1
+    return max(1, math.ceil(span / solver.step_size - 1e-9))
+
+
+def check_time_grid(solver: SolverConfig, tspan: tuple[float, float] | list[float]) -> None:
+    """Refuse a fixed time grid too fine to build or to solve, counted from the span and the step before it exists.
+
+    A grid whose evaluations per solve exceed ``solver.max_nfe`` would stop every solve at the cap; one of
+    more than :data:`MAX_FIXED_STEPS` steps would allocate its grid before the first evaluation. Every channel
+    asks this before anything is built: the server's and the CLI's budget (``cnfviz.runtime.budget.check_run``),
+    the library's :class:`~cnfviz.Trainer`, and :func:`odesolve` itself.
+
+    Arguments:
+        solver: the settings; adaptive methods and a fixed grid without a step size always pass.
+        tspan: ``(t0, t1)``, the integration interval.
+
+    Raises:
+        ConfigError: ``field="solver.step_size"``, with the smallest step that fits.
+
+    Example:
+        >>> try:
+        ...     check_time_grid(SolverConfig("euler", step_size=1e-7, max_nfe=None), (0.0, 1.0))
+        ... except ConfigError as err:
+        ...     print(err.field)
+        solver.step_size
+    """
+    if not solver.is_fixed_grid or solver.step_size is None:
+        return
+    span = abs(float(tspan[1]) - float(tspan[0]))
+    steps = fixed_steps(solver, span)
+    stages = STAGES.get(solver.method, 6)
+    evaluations = steps * stages
+    shown = [float(tspan[0]), float(tspan[1])]
+    if solver.max_nfe is not None and evaluations > solver.max_nfe:
+        fits = span / max(1, solver.max_nfe // stages)
+        raise ConfigError(
+            f"solver.step_size {solver.step_size:g} over model.tspan {shown} makes {steps:,} {solver.method} "
+            f"steps, {evaluations:,} evaluations per solve, more than solver.max_nfe {solver.max_nfe:,} allows, so "
+            f"every solve would stop at the cap. Use solver.step_size ≥ {fits:.3g}",
+            field="solver.step_size",
+            allowed=f"≥ {fits:.3g} with these settings",
+        )
+    if steps > MAX_FIXED_STEPS:
+        raise ConfigError(
+            f"solver.step_size {solver.step_size:g} over model.tspan {shown} makes {steps:,} steps per "
+            f"solve; the limit is {MAX_FIXED_STEPS:,}. Use solver.step_size ≥ {span / MAX_FIXED_STEPS:.3g}",
+            field="solver.step_size",
+            allowed=f"≥ {span / MAX_FIXED_STEPS:.3g}",
+        )
+
+
 def _uniform_grid(step_size: float, span: float) -> Callable[[Any, Tensor, Tensor], Tensor]:
     """A grid of equal steps no longer than ``step_size`` that ends exactly on the last time.
 
@@ -161,7 +253,11 @@ def odesolve(
     kwargs: dict[str, Any] = {"rtol": solver.rtol, "atol": solver.atol}  # the implicit Adams use them too
     if solver.is_fixed_grid:
         if solver.step_size is not None:
-            options["grid_constructor"] = _uniform_grid(solver.step_size, float(abs(t[-1] - t[0])))
+            # The grid is built whole before the first evaluation: a step too fine is refused before it exists.
+            span = float(abs(t[-1] - t[0]))
+            if fixed_steps(solver, span) > MAX_FIXED_STEPS:
+                check_time_grid(replace(solver, max_nfe=None), (float(t[0]), float(t[-1])))
+            options["grid_constructor"] = _uniform_grid(solver.step_size, span)
     else:
         options["max_num_steps"] = solver.max_steps
     try:

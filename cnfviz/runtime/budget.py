@@ -25,17 +25,16 @@ Neither may exceed what the machine has: a limit above its total RAM is lowered 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from .._env import read
 from .._validation import ConfigError
-from ..flow.solver import SolverConfig
+from ..flow.solver import MAX_FIXED_STEPS, STAGES, SolverConfig, check_time_grid, fixed_steps
 from ..targets import SCIPY_PREFIX, SLOW_SCIPY, TARGETS
 from ..training.config import TrainConfig
-from ..training.objectives import OBJECTIVES, OT_MAX_POINTS
+from ..training.objectives import OBJECTIVES, OT_CHUNK_SECONDS, OT_MAX_POINTS, ot_pairing_seconds
 
 __all__ = [
     "CLI_MAX_STEP_SECONDS",
@@ -68,22 +67,6 @@ _UNIT_FLOATS = 2.0
 _UNIT_FLOATS_PER_TANGENT = 2.0
 _SLACK = 1.35
 _STATE_FLOATS = 4  # the augmented state (z, logp, regularizers) and the solver's stage copies
-# Evaluations of the dynamics per step (first-same-as-last stages not counted twice).
-STAGES: dict[str, int] = {
-    "dopri8": 12,
-    "dopri5": 6,
-    "bosh3": 3,
-    "fehlberg2": 3,
-    "adaptive_heun": 2,
-    "euler": 1,
-    "midpoint": 2,
-    "heun2": 2,
-    "heun3": 3,
-    "rk4": 4,
-    "explicit_adams": 1,
-    "implicit_adams": 3,  # a predictor and about two corrector iterations
-    "fixed_adams": 1,
-}
 TYPICAL_ADAPTIVE_STEPS = 8
 """An adaptive solve's step count is unknown before it runs: the fast 2D defaults take 7 dopri5 steps at
 first. The estimate assumes this many; ``solver.max_nfe`` bounds what a run that grows stiff can reach."""
@@ -163,7 +146,7 @@ class RunEstimate:
     chunk); ``bytes_per_sample`` what one more sample in the batch adds; ``fixed_bytes`` what does not grow
     with the batch, of which ``data_bytes`` for the training and test points; ``stored_evaluations`` the
     evaluations of the dynamics kept for the backward pass; ``step_seconds`` the estimated time of one
-    iteration on one CPU thread, of which ``ot_seconds`` for the OT pairing (one uninterruptible call).
+    iteration on one CPU thread, of which ``ot_seconds`` for the OT pairing (serial, in chunks Stop can end between).
     """
 
     batch: int
@@ -178,44 +161,6 @@ class RunEstimate:
     ot_seconds: float = 0.0
 
 
-MAX_FIXED_STEPS = 100_000
-"""The most steps one fixed-grid solve may take when no NFE cap bounds it: the solver builds the whole time
-grid before its first evaluation, so ``step_size`` 1e-9 would allocate gigabytes before any check ran."""
-
-
-def fixed_steps(solver: SolverConfig, span: float) -> int:
-    """The steps of one fixed-grid solve over ``span`` (1 where no step size is set): what the time grid holds."""
-    if not solver.is_fixed_grid or solver.step_size is None:
-        return 1
-    return max(1, math.ceil(span / solver.step_size - 1e-9))
-
-
-def _check_grid(config: TrainConfig) -> None:
-    """Refuse a time grid too fine to build or to solve, counted from the span and step before it exists."""
-    solver, tspan = config.solver, config.model.tspan
-    if not solver.is_fixed_grid or solver.step_size is None:
-        return
-    span = abs(tspan[1] - tspan[0])
-    steps = fixed_steps(solver, span)
-    evaluations = steps * STAGES.get(solver.method, 6)
-    if solver.max_nfe is not None and evaluations > solver.max_nfe:
-        fits = span / max(1, solver.max_nfe // STAGES.get(solver.method, 6))
-        raise ConfigError(
-            f"solver.step_size {solver.step_size:g} over model.tspan {list(tspan)} makes {steps:,} {solver.method} "
-            f"steps, {evaluations:,} evaluations per solve, more than solver.max_nfe {solver.max_nfe:,} allows, so "
-            f"every solve would stop at the cap. Use solver.step_size ≥ {fits:.3g}",
-            field="solver.step_size",
-            allowed=f"≥ {fits:.3g} with these settings",
-        )
-    if steps > MAX_FIXED_STEPS:
-        raise ConfigError(
-            f"solver.step_size {solver.step_size:g} over model.tspan {list(tspan)} makes {steps:,} steps per "
-            f"solve; the limit is {MAX_FIXED_STEPS:,}. Use solver.step_size ≥ {span / MAX_FIXED_STEPS:.3g}",
-            field="solver.step_size",
-            allowed=f"≥ {span / MAX_FIXED_STEPS:.3g}",
-        )
-
-
 def _evaluations_per_solve(solver: SolverConfig, span: float) -> int:
     stages = STAGES.get(solver.method, 6)
     if solver.is_fixed_grid:
@@ -226,11 +171,10 @@ def _evaluations_per_solve(solver: SolverConfig, span: float) -> int:
     return evaluations if solver.max_nfe is None else min(evaluations, solver.max_nfe)
 
 
-OT_CHUNK_SECONDS = 0.09
-"""One exact OT assignment of :data:`~cnfviz.training.objectives.OT_MAX_POINTS` points (scipy's
-``linear_sum_assignment``): 0.09 s measured on a busy 2-core machine (benchmarks/bench_abuse.py)."""
 MAX_OT_SECONDS = 1.0
-"""The longest a server lets one iteration's OT pairing take: it is one call Stop cannot interrupt."""
+"""The longest a server lets one iteration's OT pairing take. Stop is heard between its chunks (within some
+0.1 s), but the pairing is serial work on one core that a stack cannot share, a whole iteration's time at this
+size: a server limit only; the library's :class:`~cnfviz.Trainer` notes the estimate and trains."""
 
 
 def _flow_matching(config: TrainConfig) -> bool:
@@ -238,11 +182,7 @@ def _flow_matching(config: TrainConfig) -> bool:
 
 
 def _ot_seconds(config: TrainConfig, batch: int) -> float:
-    if OBJECTIVES[config.objective].coupling != "ot":
-        return 0.0
-    chunks = -(-batch // OT_MAX_POINTS)
-    size = min(batch, OT_MAX_POINTS)
-    return chunks * OT_CHUNK_SECONDS * (size / OT_MAX_POINTS) ** 3
+    return ot_pairing_seconds(batch) if OBJECTIVES[config.objective].coupling == "ot" else 0.0
 
 
 def _batch(config: TrainConfig) -> int:
@@ -376,7 +316,7 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
             field="target",
             allowed="the target picker's choices",
         )
-    _check_grid(config)
+    check_time_grid(config.solver, config.model.tspan)
     est = estimate_run(config, dim)
     field = _batch_field(config)
     if budget.max_bytes is not None and est.peak_bytes > budget.max_bytes:
@@ -409,8 +349,8 @@ def check_run(config: TrainConfig, dim: int, budget: RunBudget | None = None) ->
     if budget.max_step_seconds is not None and est.ot_seconds > MAX_OT_SECONDS:
         fits = OT_MAX_POINTS * max(1, int(MAX_OT_SECONDS / OT_CHUNK_SECONDS))
         raise ConfigError(
-            f"the OT pairing of {field} {est.batch:,} would take about {est.ot_seconds:,.1f} s per iteration, in "
-            f"one call that Stop cannot interrupt; on {budget.where} it may take {MAX_OT_SECONDS:g} s. Use "
+            f"the OT pairing of {field} {est.batch:,} would take about {est.ot_seconds:,.1f} s per iteration, "
+            f"serial work on one core; on {budget.where} it may take {MAX_OT_SECONDS:g} s. Use "
             f"{field} ≤ {fits:,}, or objective flow-matching (independent pairs)",
             field=field,
             allowed=f"{field} ≤ {fits:,} for {config.objective}",

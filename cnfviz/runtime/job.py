@@ -541,8 +541,11 @@ class TrainingJob:
             with self._lock:  # ended: say so at once; the final pictures next, then the metrics (cheapest first)
                 self._state, self._reason = result.status, result.reason
             it = result.iterations
+            # A run that failed before any iteration gave a finite loss has no model worth a picture or a
+            # figure (and its solves may fail again, slowly): it ends here, failed, with the reason.
+            shown = result.status != "failed" or self.evaluate_only or self.trainer.has_good_model
             metrics = None
-            if _ending_turn(self._abort):
+            if shown and _ending_turn(self._abort):
                 try:
                     if it != self._last_visual_iter or self._visuals is None:
                         self._refresh_visuals(it)

@@ -546,7 +546,13 @@ class StackGroup:
         """
         coupling = OBJECTIVES[trainer.config.objective].coupling
         if coupling is not None:
-            draw = draw_flow_matching(x, trainer.model.tspan, coupling=coupling, generator=trainer.noise_generator)
+            draw = draw_flow_matching(
+                x,
+                trainer.model.tspan,
+                coupling=coupling,
+                generator=trainer.noise_generator,
+                should_stop=lambda: trainer.stopping,
+            )
             req = _Request(trainer, x, None, draw)
         else:
             est = TRACE_ESTIMATORS[trainer.config.model.trace]

@@ -15,6 +15,7 @@ paths straighter and the field cheaper to integrate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from .._validation import ConfigError
+from ..flow.solver import SolverInterrupted
 
 if TYPE_CHECKING:
     from ..flow.dynamics import ODENet
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FLOW_MATCHING",
     "OBJECTIVES",
+    "OT_CHUNK_SECONDS",
     "OT_MAX_POINTS",
     "Objective",
     "check_objective",
@@ -39,6 +42,7 @@ __all__ = [
     "flow_matching_loss",
     "objective_notes",
     "ot_pairing",
+    "ot_pairing_seconds",
     "straight_path",
 ]
 
@@ -74,7 +78,26 @@ FLOW_MATCHING: frozenset[str] = frozenset(n for n, o in OBJECTIVES.items() if o.
 OT_MAX_POINTS = 256
 """The largest assignment problem solved at once. An exact assignment grows as about n³: some 15 ms at
 256 points, over a second at 1,024 and minutes at 4,096 on a CPU core (benchmarks/bench_objectives.py
---ot-cost), against a few ms for a whole flow-matching iteration, so a larger batch is paired in chunks."""
+--ot-cost), against a few ms for a whole flow-matching iteration, so a larger batch is paired in chunks, and
+a stop request is heard between two chunks (:func:`ot_pairing`'s ``should_stop``)."""
+
+OT_CHUNK_SECONDS = 0.09
+"""One exact OT assignment of :data:`OT_MAX_POINTS` points (scipy's ``linear_sum_assignment``): 0.09 s
+measured on a busy 2-core machine (benchmarks/bench_abuse.py)."""
+
+
+def ot_pairing_seconds(batch: int, max_points: int = OT_MAX_POINTS) -> float:
+    """The estimated wall seconds of one :func:`ot_pairing` of ``batch`` points on one CPU core.
+
+    Example:
+        >>> round(ot_pairing_seconds(256), 2), round(ot_pairing_seconds(8192), 2)
+        (0.09, 2.88)
+    """
+    if batch < 1:
+        return 0.0
+    chunks = -(-batch // max_points)
+    size = min(batch, max_points)  # every chunk counted full: on the safe side
+    return chunks * OT_CHUNK_SECONDS * (size / OT_MAX_POINTS) ** 3
 
 
 def check_objective(config: TrainConfig) -> None:
@@ -128,12 +151,15 @@ def objective_notes(config: TrainConfig) -> list[str]:
     if OBJECTIVES[name].coupling == "ot" and batch is not None and batch > OT_MAX_POINTS:
         notes.append(
             f"the OT pairing is solved in chunks of at most {OT_MAX_POINTS:,} points "
-            f"(the batch has {batch:,}): an exact assignment grows as n³"
+            f"(the batch has {batch:,}): an exact assignment grows as n³; about "
+            f"{ot_pairing_seconds(batch):.2g} s of pairing per iteration on one CPU core"
         )
     return notes
 
 
-def ot_pairing(x0: Tensor, x1: Tensor, *, max_points: int = OT_MAX_POINTS) -> Tensor:
+def ot_pairing(
+    x0: Tensor, x1: Tensor, *, max_points: int = OT_MAX_POINTS, should_stop: Callable[[], bool] | None = None
+) -> Tensor:
     """The permutation ``p`` that minimises Σᵢ ‖x0[i] − x1[p[i]]‖², an exact minibatch OT plan.
 
     Arguments:
@@ -141,9 +167,14 @@ def ot_pairing(x0: Tensor, x1: Tensor, *, max_points: int = OT_MAX_POINTS) -> Te
         x1: data points, shape (N, d).
         max_points: larger batches are split into consecutive chunks of at most this size, each solved
             exactly (the plan is then optimal within each chunk).
+        should_stop: asked before each chunk; when it returns True the pairing is abandoned, so a Stop lands
+            within one chunk's assignment (some 15-90 ms at :data:`OT_MAX_POINTS`) at any batch size.
 
     Returns:
         indices into ``x1``, shape (N,), a permutation of ``range(N)``.
+
+    Raises:
+        SolverInterrupted: ``should_stop`` said so (a trainer treats it as a stop, as it treats a solve's).
 
     Example:
         >>> x0 = torch.tensor([[0.0], [10.0]])
@@ -159,6 +190,8 @@ def ot_pairing(x0: Tensor, x1: Tensor, *, max_points: int = OT_MAX_POINTS) -> Te
     perm = np.empty(n, dtype=np.int64)
     chunks = max(1, -(-n // max_points))
     for idx in np.array_split(np.arange(n), chunks):
+        if should_stop is not None and should_stop():
+            raise SolverInterrupted("stop requested during the OT pairing")
         # ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b, and every assignment sums the same ‖a‖² and ‖b‖²: the cross
         # term alone has the same optimum, and the solver finishes it sooner.
         rows, cols = linear_sum_assignment(-2 * a[idx] @ b[idx].T)
@@ -191,6 +224,7 @@ def flow_matching_loss(
     *,
     coupling: str = "independent",
     generator: torch.Generator | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Tensor:
     """The conditional flow-matching loss, mean over the batch of ‖f(t, x_t) − u‖² (summed over dims).
 
@@ -200,6 +234,7 @@ def flow_matching_loss(
         tspan: ``(t0, t1)``: noise lives at t0, data at t1.
         coupling: ``"independent"`` (x0 drawn alongside) or ``"ot"`` (x0 reordered by :func:`ot_pairing`).
         generator: RNG for the noise x0 and the times t (CPU), for reproducible runs.
+        should_stop: a stop request, heard between the OT pairing's chunks (see :func:`ot_pairing`).
 
     Returns:
         a scalar tensor, differentiable in the network's parameters.
@@ -211,7 +246,7 @@ def flow_matching_loss(
         >>> loss.shape, bool(loss > 0)
         (torch.Size([]), True)
     """
-    t, xt, ut = draw_flow_matching(x1, tspan, coupling=coupling, generator=generator)
+    t, xt, ut = draw_flow_matching(x1, tspan, coupling=coupling, generator=generator, should_stop=should_stop)
     return (net(t, xt) - ut).pow(2).sum(-1).mean()
 
 
@@ -221,6 +256,7 @@ def draw_flow_matching(
     *,
     coupling: str = "independent",
     generator: torch.Generator | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Draw one flow-matching regression problem: times, path points and target velocities.
 
@@ -232,6 +268,7 @@ def draw_flow_matching(
         tspan: ``(t0, t1)``: noise lives at t0, data at t1.
         coupling: ``"independent"`` or ``"ot"``.
         generator: RNG for the noise x0 and the times t (CPU).
+        should_stop: a stop request, heard between the OT pairing's chunks (see :func:`ot_pairing`).
 
     Returns:
         ``(t, x_t, u)``: times (N, 1), points on the straight paths (N, d), their velocities (N, d).
@@ -241,7 +278,7 @@ def draw_flow_matching(
     n = x1.shape[0]
     x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype).to(x1.device)
     if coupling == "ot":
-        x1 = x1[ot_pairing(x0, x1)]
+        x1 = x1[ot_pairing(x0, x1, should_stop=should_stop)]
     t0, t1 = tspan
     u01 = torch.rand((n, 1), generator=generator, dtype=x1.dtype).to(x1.device)
     t = t0 + (t1 - t0) * u01

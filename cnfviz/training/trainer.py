@@ -22,7 +22,7 @@ import torch
 
 from .._validation import ConfigError
 from ..flow.ffjord import FFJORD
-from ..flow.solver import SolverConfig, SolverError, SolverInterrupted
+from ..flow.solver import SolverConfig, SolverError, SolverInterrupted, check_time_grid
 from ..targets import Target, make_target
 from .config import TrainConfig
 from .device import resolve_device
@@ -256,7 +256,15 @@ class Trainer:
         init_state: start from these weights (a model ``state_dict``, e.g. from a checkpoint) instead of
             a fresh initialisation; they must fit the network the config describes.
 
-    The controls (:meth:`stop`, :meth:`pause`, :meth:`resume`, :meth:`step`) are thread-safe.
+    The controls (:meth:`stop`, :meth:`pause`, :meth:`resume`, :meth:`step`) are thread-safe. :meth:`stop` also
+    ends a solve in progress at its next evaluation of the dynamics, and an OT pairing between two chunks.
+
+    Raises:
+        ConfigError: for a fixed time grid too fine to build or to solve (``solver.step_size``, see
+            :func:`~cnfviz.flow.solver.check_time_grid`), before anything is allocated, as on every channel.
+            A shared server's per-run limits (``cnfviz.runtime.budget.check_run``: memory, seconds per
+            iteration, the OT pairing's 1 s) are not applied to a library user's own machine; a large OT
+            batch is noted in :attr:`notes` with its estimated pairing time.
 
     Example:
         >>> cfg = TrainConfig(target="normal", adam_iters=3, batch_size=64, eval_every=0)
@@ -275,6 +283,9 @@ class Trainer:
         keep_history: bool = True,
         init_state: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
+        # Before anything is allocated: a fixed time grid too fine to build or to solve is refused here too, with
+        # the words the server and the CLI use (cnfviz.runtime.budget.check_run asks the same question).
+        check_time_grid(config.solver, config.model.tspan)
         self.config = config
         self.on_pause = on_pause
         self.keep_history = keep_history
@@ -305,6 +316,7 @@ class Trainer:
             self.model.init_from_data(self._to_tensor(fit))
         if init_state is not None:
             load_weights(self.model, init_state)
+        self._from_weights = init_state is not None
         self.tv_points = (
             self.train_data if self.train_data is not None else self.target.sample(100, seed=config.seed + 2_000_003)
         )
@@ -454,7 +466,14 @@ class Trainer:
     def _loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         cfg = self.config
         if self._coupling is not None:
-            loss = flow_matching_loss(self.model.net, x, self.model.tspan, coupling=self._coupling, generator=generator)
+            loss = flow_matching_loss(
+                self.model.net,
+                x,
+                self.model.tspan,
+                coupling=self._coupling,
+                generator=generator,
+                should_stop=self._stop.is_set,  # the OT pairing hears Stop between its chunks
+            )
             return loss, {"nll": math.nan, "kinetic": None, "jacobian": None}
         logpx, kinetic, jac = self.model(x, regularize=cfg.regularized, solver=self.train_solver, generator=generator)
         return self._loss_terms(logpx, kinetic, jac)
@@ -504,9 +523,21 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_copy_(list(self._good_state.values()), list(live.values()))
 
-    def _restore_good(self) -> None:
+    def _restore_good(self) -> str:
+        """Put the last good weights back after a failure; the words that end the failure's reason."""
         if self._good_state is not None:
             self.model.load_state_dict(self._good_state)
+            return " - kept the last good model"
+        if self._from_weights:
+            return " - kept the weights it started from"
+        return " - before any iteration gave a finite loss, so there is no trained model to keep"
+
+    @property
+    def has_good_model(self) -> bool:
+        """The model holds weights worth showing: some iteration gave a finite loss (after a failure, the last
+        such weights are back), or the run started from given weights. False for a run that failed at its
+        first iteration from a fresh initialisation: its final pictures and metrics are skipped."""
+        return self._good_state is not None or self._from_weights
 
     def _record(
         self, loss: float, parts: dict[str, Any], lr: float, grad_norm: float, nfe: tuple[int, int], **extra: Any
@@ -734,11 +765,9 @@ class Trainer:
             # the model is the one the last completed iteration left.
             status, reason = "stopped", "stopped by the user"
         except (FloatingPointError, SolverError) as err:
-            status, reason = "failed", str(err) + " - kept the last good model"
-            self._restore_good()
+            status, reason = "failed", str(err) + self._restore_good()
         except Exception as err:
-            status, reason = "failed", f"{type(err).__name__}: {err} - kept the last good model"
-            self._restore_good()
+            status, reason = "failed", f"{type(err).__name__}: {err}{self._restore_good()}"
         finally:
             self._leave_stack()
             self.model.interrupt = None
@@ -753,8 +782,8 @@ class Trainer:
             history=list(self.history),
             last=self._last,
         )
-        if final_metrics:
-            result.metrics = self.evaluate()
+        if final_metrics and (status != "failed" or self.has_good_model):
+            result.metrics = self.evaluate()  # (a run that failed before any good iteration has no model to measure)
         return result
 
     def evaluate(

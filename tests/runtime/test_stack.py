@@ -114,11 +114,15 @@ def test_runs_of_one_shape_share_a_key_and_other_shapes_do_not():
     alone_ = {
         "adaptive": BASE_2D.replace(solver={"method": "dopri5"}),
         "adjoint": BASE_2D.replace(solver={"adjoint": True}),
-        "nfe cap below the grid": BASE_2D.replace(solver={"max_nfe": 10}),
         "autograd trace": BASE_2D.replace(model={"trace": "exact-autograd"}),
     }
     for what, config in alone_.items():
         assert stack_key(Trainer(config)) is None, what
+    # A config whose grid exceeds its NFE cap is refused before it is built; a built run gets there when the
+    # solver guard refines its step.
+    capped = Trainer(BASE_2D)
+    capped.train_solver = capped.train_solver.__class__(**{**capped.train_solver.to_dict(), "max_nfe": 10})
+    assert stack_key(capped) is None, "nfe cap below the grid"
 
 
 # ---------------------------------------------------------------------------------------------- one solve

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+import time
 
 import pytest
 import torch
 
 from cnfviz import ConfigError, TrainConfig, Trainer, default_config
 from cnfviz.flow.dynamics import ODENet
+from cnfviz.flow.solver import SolverInterrupted
+from cnfviz.training import objectives
 from cnfviz.training.metrics import grid_metrics, sampling_nfe
 from cnfviz.training.metrics import test_nll as held_out_nll
 from cnfviz.training.objectives import (
@@ -19,6 +23,7 @@ from cnfviz.training.objectives import (
     flow_matching_loss,
     objective_notes,
     ot_pairing,
+    ot_pairing_seconds,
     straight_path,
 )
 
@@ -129,6 +134,69 @@ def test_large_batches_are_paired_in_chunks_and_stay_a_permutation():
     assert _cost(x0, x1[perm]) < _cost(x0, x1)
     # Within each chunk the plan is optimal: no better than the global plan, which needs no chunks.
     assert _cost(x0, x1[perm]) >= _cost(x0, x1[ot_pairing(x0, x1)]) - 1e-4
+
+
+def _counting_assignments(monkeypatch) -> list[int]:
+    """Count the chunks the OT pairing solves (each is one call of scipy's assignment)."""
+    calls: list[int] = []
+    real = objectives.linear_sum_assignment
+
+    def counted(cost):
+        calls.append(len(cost))
+        return real(cost)
+
+    monkeypatch.setattr(objectives, "linear_sum_assignment", counted)
+    return calls
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 5])
+def test_a_stop_request_ends_the_pairing_before_its_next_chunk(stop_after, monkeypatch):
+    calls = _counting_assignments(monkeypatch)
+    gen = torch.Generator().manual_seed(3)
+    x0, x1 = torch.randn(40 * 16, 2, generator=gen), torch.randn(40 * 16, 2, generator=gen)
+    with pytest.raises(SolverInterrupted, match="OT pairing"):
+        ot_pairing(x0, x1, max_points=16, should_stop=lambda: len(calls) >= stop_after)
+    assert len(calls) == stop_after, "no chunk is solved once the stop is asked"
+    calls.clear()
+    assert sorted(ot_pairing(x0, x1, max_points=16, should_stop=lambda: False).tolist()) == list(range(640))
+    assert len(calls) == 40
+
+
+def test_stop_lands_inside_a_several_second_ot_pairing_and_keeps_the_model(monkeypatch):
+    # 16,384 points: 64 chunks of 256, seconds of pairing per iteration on a CPU core (a server refuses it).
+    batch = 64 * OT_MAX_POINTS
+    assert ot_pairing_seconds(batch) > 5
+    config = default_config("moons", objective="ot-flow-matching", batch_size=batch, adam_iters=50, eval_every=0)
+    trainer = Trainer(config.replace(n_test=100))
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    calls: list[int] = []
+    inside = threading.Event()
+    real = objectives.linear_sum_assignment
+
+    def counted(cost):
+        calls.append(len(cost))
+        if len(calls) == 3:  # the third chunk of the first pairing is being solved
+            inside.set()
+        return real(cost)
+
+    monkeypatch.setattr(objectives, "linear_sum_assignment", counted)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(trainer.run(final_metrics=False)), daemon=True)
+    thread.start()
+    assert inside.wait(60)
+    at_stop = len(calls)
+    asked = time.monotonic()
+    trainer.stop()
+    thread.join(30)
+    took = time.monotonic() - asked
+    assert not thread.is_alive()
+    (result,) = results
+    assert result.status == "stopped" and result.reason == "stopped by the user" and result.iterations == 0
+    assert len(calls) - at_stop <= 1, f"{len(calls) - at_stop} chunks solved after the stop"
+    assert len(calls) <= 4 and all(n == OT_MAX_POINTS for n in calls), "the pairing did not run on"
+    assert took < 1.0, f"Stop took {took:.2f} s"  # generous: one 256-point chunk is some 15-90 ms
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, start[name]), f"{name} moved: the interrupted iteration must not step"
 
 
 def test_ot_coupling_reorders_the_data_before_the_path():
