@@ -16,7 +16,9 @@ from typing import Any
 
 from ..targets import Target
 from ..training.config import TrainConfig
+from .admission import Admission, held_bytes
 from .backend import LocalBackend
+from .budget import run_dim
 from .core import Backend, JobHandle
 from .housekeeping import name_native_thread, release_memory
 from .job import JobSlots
@@ -32,6 +34,11 @@ class JobHolder:
     Starting a job under a name stops the one it replaces. Pages read a job through its
     :meth:`~cnfviz.runtime.core.JobHandle.snapshot` only.
 
+    On a shared server (an :class:`~cnfviz.runtime.admission.Admission` on the backend or its slots) every run
+    the holder keeps is counted against the server's memory for as long as it keeps it
+    (:func:`~cnfviz.runtime.admission.held_bytes`: its model, pictures, history and data), under its student;
+    a run discarded or replaced, or the holder closed (its session ended), gives that back.
+
     Arguments:
         slots: the server-wide cap every job of this holder queues on (a local backend's).
         backend: where its jobs train (default: a :class:`~cnfviz.runtime.backend.LocalBackend` on ``slots``).
@@ -41,6 +48,7 @@ class JobHolder:
         self.slots = slots
         self.backend = backend if backend is not None else LocalBackend(slots)
         self.owner: str | None = None  # the browser (cnfviz.ui.identity), for the server's share per student
+        self.admission: Admission | None = _admission_of(self.backend, slots)
         self._jobs: dict[str, JobHandle] = {}
         self._lock = threading.Lock()
 
@@ -69,11 +77,13 @@ class JobHolder:
             evaluate_only=evaluate_only,
             owner=self.owner,
         )
+        if self.admission is not None:
+            self.admission.hold(job.job_id, self.owner, held_bytes(config, run_dim(config, target) or 2, target))
         with self._lock:
             old = self._jobs.get(name)
             self._jobs[name] = job
         if old is not None:
-            _abandon(old)
+            self._let_go(old)
         return job.start()
 
     def discard(self, name: str = "train") -> None:
@@ -81,7 +91,7 @@ class JobHolder:
         with self._lock:
             job = self._jobs.pop(name, None)
         if job is not None:
-            _abandon(job)
+            self._let_go(job)
 
     def close(self) -> list[JobHandle]:
         """Stop every job and forget it; called when the session ends for good. Returns the stopped jobs."""
@@ -89,8 +99,21 @@ class JobHolder:
             jobs = list(self._jobs.values())
             self._jobs.clear()
         for job in jobs:
-            _abandon(job)
+            self._let_go(job)
         return jobs
+
+    def held(self) -> float:
+        """The bytes this holder's runs count against the server's memory (0 without an admission)."""
+        if self.admission is None:
+            return 0.0
+        with self._lock:
+            keys = {job.job_id for job in self._jobs.values()}
+        return self.admission.held_of(keys)
+
+    def _let_go(self, job: JobHandle) -> None:
+        _abandon(job)
+        if self.admission is not None:
+            self.admission.let_go(job.job_id)
 
     def suspend(self) -> None:
         """Suspend every active job: their threads end within one evaluation of the dynamics, and
@@ -223,6 +246,15 @@ class ParkingLot:
     def __len__(self) -> int:
         with self._lock:
             return len(self._parked)
+
+
+def _admission_of(backend: Backend, slots: JobSlots | None) -> Admission | None:
+    """The server's admission that ``backend`` (a process or Ray backend's own, or a local backend's slots')
+    decides with, if any."""
+    admission = getattr(backend, "admission", None)
+    if admission is None:
+        admission = getattr(getattr(backend, "slots", None) or slots, "admission", None)
+    return admission if isinstance(admission, Admission) else None
 
 
 def _abandon(job: JobHandle) -> None:
