@@ -300,7 +300,7 @@ class AdmissionGate:
         >>> gate = AdmissionGate(Admission(budget_bytes=None, per_student=1))
         >>> started = []
         >>> for job in ("a", "b"):
-        ...     gate.register(job, "ann", 1.0)
+        ...     gate.register_id(job, "ann", 1.0)
         ...     gate.enter(job, lambda job=job: started.append(job))
         >>> started, gate.waiting("b"), "CNFVIZ_RUNS_PER_STUDENT" in gate.why("b")
         (['a'], True, True)
@@ -323,6 +323,7 @@ class AdmissionGate:
         weakref.finalize(job, self.leave, job.job_id)
 
     def register_id(self, job_id: str, owner: str | None, peak_bytes: float) -> None:
+        """Note a run by its id (see :meth:`register`)."""
         self.admission.register(job_id, owner, peak_bytes)
 
     def enter(self, job_id: str, launch: Callable[[], None]) -> None:
