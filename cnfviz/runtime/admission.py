@@ -131,6 +131,14 @@ def held_bytes(config: TrainConfig, dim: int, target: Any = None) -> int:
     return int(total + (array_bytes(target) if target is not None else 0))
 
 
+def _size(n: float) -> str:
+    """Bytes in words: ``1.5 GB``, ``350.0 MB``."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,.0f} bytes"
+
+
 @dataclass
 class _Entry:
     owner: str
@@ -254,19 +262,18 @@ class Admission:
             budget = self.budget_bytes
             if budget is None or used <= 0 or used + kept + entry.bytes <= budget:
                 return None
-            need = f"this run needs about {entry.bytes / 1e9:,.2f} GB"
+            need = f"this run needs about {_size(entry.bytes)}"
             if used + entry.bytes <= budget:  # the runs training leave room: what sessions keep does not
                 yours = sum(e.bytes for k, e in self._holds.items() if e.owner == entry.owner and k != job_id)
                 return (
-                    f"the server's memory is held by finished runs that open sessions keep ({kept / 1e9:,.2f} GB, "
-                    f"{yours / 1e9:,.2f} GB of it yours) and by the runs training now ({used / 1e9:,.2f} GB), "
-                    f"of {budget / 1e9:,.1f} GB (CNFVIZ_SERVER_MB); {need} and starts when a run ends or a "
-                    f"session lets its runs go (discarding your own finished runs frees yours)"
+                    f"the server's memory is held by finished runs that open sessions keep ({_size(kept)}, "
+                    f"{_size(yours)} of it yours) and by the runs training now ({_size(used)}), of "
+                    f"{_size(budget)} (CNFVIZ_SERVER_MB); {need} and starts when a run ends or a session lets "
+                    f"its runs go (discarding your own finished runs frees yours)"
                 )
             return (
-                f"the server's memory is taken by the runs training now ({used / 1e9:,.1f} of "
-                f"{budget / 1e9:,.1f} GB, CNFVIZ_SERVER_MB, with {kept / 1e9:,.2f} GB held by finished runs); "
-                f"{need} and starts when enough is free"
+                f"the server's memory is taken by the runs training now ({_size(used)} of {_size(budget)}, "
+                f"CNFVIZ_SERVER_MB, with {_size(kept)} held by finished runs); {need} and starts when enough is free"
             )
 
     def pick(self, queue: Iterable[str], running: Iterable[str]) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 from cnfviz import default_config
 from cnfviz.runtime.admission import (
     Admission,
+    AdmissionGate,
     array_bytes,
     held_bytes,
     server_memory_bytes,
@@ -167,7 +168,7 @@ def test_finished_runs_a_session_keeps_lower_what_the_next_admission_sees_until_
     adm.register("bob-next", "bob", 10e6)
     why = adm.why_not("bob-next", ["bob-running"])
     assert why is not None and "held by finished runs" in why and "CNFVIZ_SERVER_MB" in why
-    assert f"{4 * one / 1e9:,.2f} GB" in why and "0.00 GB of it yours" in why
+    assert f"keep ({4 * one / 1e6:,.1f} MB, 0 bytes of it yours)" in why
     assert adm.pick(["bob-next"], ["bob-running"]) is None
 
     holder.discard("r0")  # one finished run discarded: three held fit beside the two
@@ -188,3 +189,27 @@ def test_a_run_alone_starts_whatever_sessions_hold():
     adm.hold("old", "ann", 5e6)
     adm.register("new", "bob", 0.5e6)
     assert adm.pick(["new"], []) == "new", "nothing trains: nothing would free the memory by waiting"
+
+
+def test_the_gate_launches_the_run_whose_student_holds_fewest_and_held_memory_let_go_lets_the_next_in():
+    gate = AdmissionGate(Admission(budget_bytes=int(3e6), per_student=5))
+    launched: list[str] = []
+    for job, owner in [("a1", "ann"), ("a2", "ann"), ("a3", "ann"), ("a4", "ann"), ("b1", "bob")]:
+        gate.register_id(job, owner, 1e6)
+    for job in ("a1", "a2", "a3", "a4", "b1"):
+        gate.enter(job, lambda job=job: launched.append(job))
+    assert launched == ["a1", "a2", "a3"], "three runs of 1 MB fill the 3 MB"
+    assert gate.waiting("a4") and gate.waiting("b1")
+    assert "taken by the runs training now" in gate.why("b1")
+
+    gate.release("a1")
+    assert launched[-1] == "b1" and gate.waiting("a4"), "bob (no runs) goes before ann's fourth, who came first"
+
+    gate.admission.hold("kept", "carl", 1e6)  # carl's session keeps a finished run of 1 MB
+    gate.release("a2")
+    assert gate.waiting("a4"), "2 MB training + 1 MB held + 1 MB more is over 3 MB"
+    why = gate.why("a4")
+    assert "held by finished runs that open sessions keep (1.0 MB, 0 bytes of it yours)" in why
+    assert "runs training now (2.0 MB), of 3.0 MB (CNFVIZ_SERVER_MB); this run needs about 1.0 MB" in why
+    gate.admission.let_go("kept")  # carl's session ended
+    assert launched[-1] == "a4" and not gate.waiting("a4")
