@@ -114,6 +114,7 @@ class JobHolder:
         _abandon(job)
         if self.admission is not None:
             self.admission.let_go(job.job_id)
+            self.admission.forget(job.job_id)  # a thread's run leaves no gate that would forget it
 
     def suspend(self) -> None:
         """Suspend every active job: their threads end within one evaluation of the dynamics, and
