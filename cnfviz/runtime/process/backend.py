@@ -563,6 +563,7 @@ class ProcessJob:
             if self._resume_op != op:
                 return  # stopped or closed meanwhile
             before, self._resume_op, self._before_resume = self._before_resume, None, None
+            stopping = self._snap.stopping  # Stop pressed after the admission, before the worker trained on
             if answered and ok:
                 if self._snap.state == "queued":
                     self._snap = replace(self._snap, state="running", reason="")
@@ -571,6 +572,8 @@ class ProcessJob:
                 if before is not None:
                     self._snap = replace(self._snap, state=before.state, reason=before.reason)
             self._cond.notify_all()
+        if answered and ok and stopping:
+            self._worker.send("stop", self.job_id, True)
         if not (answered and ok) and self._gate is not None:
             self._gate.release(self.job_id)
 
