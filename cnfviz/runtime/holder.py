@@ -16,7 +16,7 @@ from typing import Any
 
 from ..targets import Target
 from ..training.config import TrainConfig
-from .admission import Admission, held_bytes
+from .admission import Admission, array_bytes, held_bytes
 from .backend import LocalBackend
 from .budget import run_dim
 from .core import Backend, JobHandle
@@ -37,7 +37,8 @@ class JobHolder:
     On a shared server (an :class:`~cnfviz.runtime.admission.Admission` on the backend or its slots) every run
     the holder keeps is counted against the server's memory for as long as it keeps it
     (:func:`~cnfviz.runtime.admission.held_bytes`: its model, pictures, history and data), under its student;
-    a run discarded or replaced, or the holder closed (its session ended), gives that back.
+    a run discarded or replaced, or the holder closed (its session ended), gives that back. So does data the
+    session keeps before any run uses it (an uploaded file's target: :meth:`hold_data`).
 
     Arguments:
         slots: the server-wide cap every job of this holder queues on (a local backend's).
@@ -50,6 +51,7 @@ class JobHolder:
         self.owner: str | None = None  # the browser (cnfviz.ui.identity), for the server's share per student
         self.admission: Admission | None = _admission_of(self.backend, slots)
         self._jobs: dict[str, JobHandle] = {}
+        self._data: dict[str, str] = {}  # name -> its key in the admission's ledger
         self._lock = threading.Lock()
 
     def get(self, name: str = "train") -> JobHandle | None:
@@ -100,14 +102,37 @@ class JobHolder:
             self._jobs.clear()
         for job in jobs:
             self._let_go(job)
+        with self._lock:
+            data = list(self._data.values())
+            self._data.clear()
+        if self.admission is not None:
+            for key in data:
+                self.admission.let_go(key)
         return jobs
+
+    def hold_data(self, name: str, data: Any) -> None:
+        """Count what the session keeps under ``name`` (an uploaded target: the bytes of its arrays, see
+        :func:`~cnfviz.runtime.admission.array_bytes`) against the server's memory until it is replaced or the
+        holder is closed; ``data`` None lets it go."""
+        key = f"data-{id(self)}-{name}"
+        with self._lock:
+            if data is None:
+                self._data.pop(name, None)
+            else:
+                self._data[name] = key
+        if self.admission is None:
+            return
+        if data is None:
+            self.admission.let_go(key)
+        else:
+            self.admission.hold(key, self.owner, array_bytes(data))
 
     def held(self) -> float:
         """The bytes this holder's runs count against the server's memory (0 without an admission)."""
         if self.admission is None:
             return 0.0
         with self._lock:
-            keys = {job.job_id for job in self._jobs.values()}
+            keys = {job.job_id for job in self._jobs.values()} | set(self._data.values())
         return self.admission.held_of(keys)
 
     def _let_go(self, job: JobHandle) -> None:

@@ -213,3 +213,20 @@ def test_the_gate_launches_the_run_whose_student_holds_fewest_and_held_memory_le
     assert "runs training now (2.0 MB), of 3.0 MB (CNFVIZ_SERVER_MB); this run needs about 1.0 MB" in why
     gate.admission.let_go("kept")  # carl's session ended
     assert launched[-1] == "a4" and not gate.waiting("a4")
+
+
+def test_an_uploaded_target_a_session_keeps_counts_until_it_is_replaced_or_the_session_ends():
+    from cnfviz.targets import SamplesTarget
+
+    slots = JobSlots(2)
+    slots.admission = Admission(budget_bytes=int(1e9), per_student=4)
+    holder = JobHolder(slots)
+    holder.owner = "ann"
+    upload = SamplesTarget(np.random.default_rng(0).normal(size=(50_000, 2)))  # 0.8 MB of float64 points
+    holder.hold_data("train__custom_upload", upload)
+    assert slots.admission.held("ann") >= 800_000 and holder.held() == slots.admission.held("ann")
+    small = SamplesTarget(np.random.default_rng(1).normal(size=(100, 2)))
+    holder.hold_data("train__custom_upload", small)  # replaced by a small one
+    assert 1_600 <= slots.admission.held("ann") < 100_000
+    holder.close()
+    assert slots.admission.held() == 0
