@@ -99,3 +99,31 @@ def test_a_waiting_solo_run_holds_no_actor_and_a_holder_counts_what_its_session_
     for job in ann:
         job.close()
     assert _until(lambda: not any(j.alive for j in ann), 30)
+
+
+def test_a_reconnected_tabs_ray_run_waits_for_its_share_before_it_trains_on(ray_address):
+    from cnfviz.runtime.holder import ParkingLot
+
+    backend = RayBackend(ray_address, admission=Admission(budget_bytes=None, per_student=1))
+    holder = JobHolder(None, backend)
+    holder.owner = "ann"
+    job = holder.start(_config(adam_iters=100_000, max_seconds=60.0))
+    assert _until(lambda: job.snapshot().iteration >= 2)
+    lot = ParkingLot(grace=600)
+    lot.park("tab", holder)  # the connection dropped: the run is suspended and frees ann's place
+    assert _until(lambda: job.snapshot().state == "suspended", 60)
+    n = job.snapshot().iteration
+    other = backend.submit(_config(adam_iters=100_000, max_seconds=60.0), owner="ann").start()
+    assert _until(lambda: other.snapshot().iteration > 0, 60), "her other tab's run takes her one place"
+
+    assert lot.claim("tab") is holder
+    holder.proceed()  # the tab came back: its run waits for ann's place
+    time.sleep(1.0)
+    waiting = job.snapshot()
+    assert waiting.state == "queued" and "CNFVIZ_RUNS_PER_STUDENT" in waiting.reason
+    assert job.snapshot().iteration == n
+
+    other.close()
+    assert _until(lambda: job.snapshot().iteration > n + 2, 60), "it trains on once her other run is gone"
+    assert job.snapshot().state == "running"
+    holder.close()
