@@ -230,3 +230,25 @@ def test_an_uploaded_target_a_session_keeps_counts_until_it_is_replaced_or_the_s
     assert 1_600 <= slots.admission.held("ann") < 100_000
     holder.close()
     assert slots.admission.held() == 0
+
+
+def test_on_the_local_backend_continue_at_the_students_cap_waits_with_the_reason_and_trains_when_a_run_ends():
+    slots = Scheduler(4)
+    slots.admission = Admission(budget_bytes=None, per_student=1)
+    holder = JobHolder(slots)
+    holder.owner = "ann"
+    done = holder.start(_tiny(adam_iters=5), name="first").join(120)
+    assert done.snapshot().state == "done" and done.snapshot().iteration == 5
+    other = holder.start(_tiny(adam_iters=1_000_000, max_seconds=60.0), name="second")
+    assert _until(lambda: other.snapshot().iteration > 0, 60)
+
+    assert done.continue_training()
+    time.sleep(0.5)
+    waiting = done.snapshot()
+    assert waiting.state == "queued" and waiting.iteration == 5
+    assert "CNFVIZ_RUNS_PER_STUDENT" in waiting.reason and "you have 1 runs training" in waiting.reason
+
+    holder.discard("second")
+    done.join(120)
+    assert done.snapshot().state == "done" and done.snapshot().iteration == 10
+    holder.close()
