@@ -16,7 +16,9 @@ from typing import Any
 
 from ..targets import Target
 from ..training.config import TrainConfig
+from .admission import Admission, array_bytes, held_bytes
 from .backend import LocalBackend
+from .budget import run_dim
 from .core import Backend, JobHandle
 from .housekeeping import name_native_thread, release_memory
 from .job import JobSlots
@@ -32,6 +34,12 @@ class JobHolder:
     Starting a job under a name stops the one it replaces. Pages read a job through its
     :meth:`~cnfviz.runtime.core.JobHandle.snapshot` only.
 
+    On a shared server (an :class:`~cnfviz.runtime.admission.Admission` on the backend or its slots) every run
+    the holder keeps is counted against the server's memory for as long as it keeps it
+    (:func:`~cnfviz.runtime.admission.held_bytes`: its model, pictures, history and data), under its student;
+    a run discarded or replaced, or the holder closed (its session ended), gives that back. So does data the
+    session keeps before any run uses it (an uploaded file's target: :meth:`hold_data`).
+
     Arguments:
         slots: the server-wide cap every job of this holder queues on (a local backend's).
         backend: where its jobs train (default: a :class:`~cnfviz.runtime.backend.LocalBackend` on ``slots``).
@@ -41,7 +49,9 @@ class JobHolder:
         self.slots = slots
         self.backend = backend if backend is not None else LocalBackend(slots)
         self.owner: str | None = None  # the browser (cnfviz.ui.identity), for the server's share per student
+        self.admission: Admission | None = _admission_of(self.backend, slots)
         self._jobs: dict[str, JobHandle] = {}
+        self._data: dict[str, str] = {}  # name -> its key in the admission's ledger
         self._lock = threading.Lock()
 
     def get(self, name: str = "train") -> JobHandle | None:
@@ -69,11 +79,13 @@ class JobHolder:
             evaluate_only=evaluate_only,
             owner=self.owner,
         )
+        if self.admission is not None:
+            self.admission.hold(job.job_id, self.owner, held_bytes(config, run_dim(config, target) or 2, target))
         with self._lock:
             old = self._jobs.get(name)
             self._jobs[name] = job
         if old is not None:
-            _abandon(old)
+            self._let_go(old)
         return job.start()
 
     def discard(self, name: str = "train") -> None:
@@ -81,7 +93,7 @@ class JobHolder:
         with self._lock:
             job = self._jobs.pop(name, None)
         if job is not None:
-            _abandon(job)
+            self._let_go(job)
 
     def close(self) -> list[JobHandle]:
         """Stop every job and forget it; called when the session ends for good. Returns the stopped jobs."""
@@ -89,8 +101,45 @@ class JobHolder:
             jobs = list(self._jobs.values())
             self._jobs.clear()
         for job in jobs:
-            _abandon(job)
+            self._let_go(job)
+        with self._lock:
+            data = list(self._data.values())
+            self._data.clear()
+        if self.admission is not None:
+            for key in data:
+                self.admission.let_go(key)
         return jobs
+
+    def hold_data(self, name: str, data: Any) -> None:
+        """Count what the session keeps under ``name`` (an uploaded target: the bytes of its arrays, see
+        :func:`~cnfviz.runtime.admission.array_bytes`) against the server's memory until it is replaced or the
+        holder is closed; ``data`` None lets it go."""
+        key = f"data-{id(self)}-{name}"
+        with self._lock:
+            if data is None:
+                self._data.pop(name, None)
+            else:
+                self._data[name] = key
+        if self.admission is None:
+            return
+        if data is None:
+            self.admission.let_go(key)
+        else:
+            self.admission.hold(key, self.owner, array_bytes(data))
+
+    def held(self) -> float:
+        """The bytes this holder's runs count against the server's memory (0 without an admission)."""
+        if self.admission is None:
+            return 0.0
+        with self._lock:
+            keys = {job.job_id for job in self._jobs.values()} | set(self._data.values())
+        return self.admission.held_of(keys)
+
+    def _let_go(self, job: JobHandle) -> None:
+        _abandon(job)
+        if self.admission is not None:
+            self.admission.let_go(job.job_id)
+            self.admission.forget(job.job_id)  # a thread's run leaves no gate that would forget it
 
     def suspend(self) -> None:
         """Suspend every active job: their threads end within one evaluation of the dynamics, and
@@ -223,6 +272,15 @@ class ParkingLot:
     def __len__(self) -> int:
         with self._lock:
             return len(self._parked)
+
+
+def _admission_of(backend: Backend, slots: JobSlots | None) -> Admission | None:
+    """The server's admission that ``backend`` (a process or Ray backend's own, or a local backend's slots')
+    decides with, if any."""
+    admission = getattr(backend, "admission", None)
+    if admission is None:
+        admission = getattr(getattr(backend, "slots", None) or slots, "admission", None)
+    return admission if isinstance(admission, Admission) else None
 
 
 def _abandon(job: JobHandle) -> None:

@@ -84,7 +84,8 @@ def choose_backend(environ: Mapping[str, str]) -> tuple[Backend, str | None]:
 
         try:
             # start_timeout=0: Train never waits for a worker to import torch; the run shows "queued" meanwhile.
-            backend = RayBackend(address or None, start_timeout=0.0)
+            # The server decides admission (its memory, a share per student, a time budget) before Ray sees a run.
+            backend = RayBackend(address or None, start_timeout=0.0, admission=Admission.for_server())
         except ConfigError as err:
             notice = f"{err}. Runs train on this server instead."
             _log.warning("%s", notice)

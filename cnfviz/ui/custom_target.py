@@ -35,6 +35,7 @@ import streamlit as st
 from .._validation import ConfigError
 from ..figures.plots import target_preview_figure
 from ..targets import ImageTarget, SamplesTarget, Target, image_from_file, samples_from_csv
+from .session import job_holder
 from .text import plain
 
 __all__ = [
@@ -349,6 +350,7 @@ def _built(prefix: str, source: str, token: Any, build: Callable[[], Target]) ->
                 "error": f"could not read this file ({type(err).__name__}: {err})",
             }
         st.session_state[key] = cached
+        job_holder().hold_data(key, cached["target"])  # the server's memory counts what this session keeps
     return CustomTarget(cached["target"], cached["error"])
 
 

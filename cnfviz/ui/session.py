@@ -7,8 +7,11 @@ server's one backend (:func:`job_backend`, see :func:`cnfviz.runtime.server.choo
 worker processes, so the server's GIL serves pages only; ``CNFVIZ_BACKEND=local`` trains in this process, on the
 shared :class:`~cnfviz.runtime.scheduler.Scheduler` (:func:`job_slots`); ``CNFVIZ_RAY_ADDRESS=host:port`` on that
 Ray cluster (one that does not answer leaves them on this machine, and :func:`backend_notice` says so). The
-admission cap comes from ``CNFVIZ_MAX_JOBS`` (default 32, a class of 30 and its teacher); a run beyond it waits
-in a queue, first come first served, and its snapshot tells the page its place in the line.
+admission cap comes from ``CNFVIZ_MAX_JOBS`` (default 32, a class of 30 and its teacher); with it, on every
+backend, the server's :class:`~cnfviz.runtime.admission.Admission` (its memory, a share per student, a time
+budget) decides who trains next, and a waiting run's snapshot says why. What a session keeps (its finished
+runs) counts against the server's memory until the session ends: its holder is closed when its tab is gone
+for good (after the reconnect grace), which gives that memory back.
 """
 
 from __future__ import annotations

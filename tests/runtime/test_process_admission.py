@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from cnfviz import default_config
 from cnfviz.runtime import server
 from cnfviz.runtime.admission import Admission
+from cnfviz.runtime.holder import JobHolder, ParkingLot
 from cnfviz.runtime.process import ProcessBackend
 
 
@@ -95,3 +97,65 @@ def test_the_apps_process_backend_carries_the_servers_admission(monkeypatch):
         assert backend.admission.per_student == 3 and backend.admission.run_seconds == 120.0
     finally:
         backend.shutdown()
+
+
+def test_continue_at_the_students_cap_waits_queued_with_the_reason_and_trains_when_a_run_ends(backend):
+    done = backend.submit(_config(adam_iters=5, max_seconds=60.0), owner="ann").start().join(120)
+    assert done.snapshot().state == "done" and done.snapshot().iteration == 5 and done.can_continue
+    other = backend.submit(_config(adam_iters=100_000, max_seconds=60.0), owner="ann").start()
+    assert _until(lambda: other.snapshot().iteration > 0), "ann's other run holds her one place"
+
+    assert done.continue_training(), "Continue is taken: the run waits its turn"
+    waiting = done.snapshot()
+    assert waiting.state == "queued" and "CNFVIZ_RUNS_PER_STUDENT" in waiting.reason
+    assert "you have 1 runs training" in waiting.reason
+    time.sleep(1.0)
+    assert done.snapshot().state == "queued" and done.snapshot().iteration == 5, "it does not train meanwhile"
+    assert done.alive and not done.can_continue
+
+    other.close()  # her other run ends: the continued run trains on from where it was
+    assert _until(lambda: done.snapshot().iteration > 5, 60)
+    done.join(120)
+    end = done.snapshot()
+    assert end.state == "done" and end.iteration == 10
+    np.testing.assert_array_equal(end.history["iteration"], np.arange(1, 11))
+
+
+def test_a_continue_stopped_while_it_waits_stays_as_it_ended(backend):
+    done = backend.submit(_config(adam_iters=4, max_seconds=60.0), owner="ann").start().join(120)
+    other = backend.submit(_config(adam_iters=100_000, max_seconds=60.0), owner="ann").start()
+    assert _until(lambda: other.snapshot().iteration > 0)
+    assert done.continue_training() and done.snapshot().state == "queued"
+    done.stop()
+    snap = done.snapshot()
+    assert snap.state == "done" and snap.iteration == 4 and done.can_continue and not done.alive
+    other.close()
+    time.sleep(1.0)
+    assert done.snapshot().iteration == 4, "it did not start behind the user's back"
+    done.close()
+
+
+def test_a_reconnected_tab_waits_for_its_share_before_its_run_trains_on(backend):
+    holder = JobHolder(None, backend)
+    holder.owner = "ann"
+    job = holder.start(_config(adam_iters=100_000, max_seconds=60.0))
+    assert _until(lambda: job.snapshot().iteration >= 2)
+    lot = ParkingLot(grace=600)
+    lot.park("tab", holder)  # the connection dropped: the run is suspended and frees ann's place
+    assert _until(lambda: job.snapshot().state == "suspended")
+    n = job.snapshot().iteration
+    # Meanwhile ann's other tab starts a run: it takes her one place.
+    other = backend.submit(_config(adam_iters=100_000, max_seconds=60.0), owner="ann").start()
+    assert _until(lambda: other.snapshot().iteration > 0, 60)
+
+    assert lot.claim("tab") is holder
+    holder.proceed()  # the tab came back: its run waits for ann's place
+    time.sleep(1.0)
+    waiting = job.snapshot()
+    assert waiting.state == "queued" and "CNFVIZ_RUNS_PER_STUDENT" in waiting.reason
+    assert job.snapshot().iteration == n
+
+    other.close()
+    assert _until(lambda: job.snapshot().iteration > n + 2, 60), "it trains on once her other run is gone"
+    assert job.snapshot().state == "running"
+    holder.close()

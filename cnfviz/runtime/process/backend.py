@@ -15,7 +15,9 @@ new worker.
 
 A shared server's :class:`~cnfviz.runtime.admission.Admission` (``ProcessBackend(admission=...)``) is decided
 here, in the server, which sees every worker: a started run the policy does not admit yet stays ``queued`` in
-the server, saying why, and is started in its worker only once admitted (:class:`_Gate`).
+the server, saying why, and is started in its worker only once admitted
+(:class:`~cnfviz.runtime.admission.AdmissionGate`). A run that trains on (Continue, or its tab reconnected)
+waits its turn there again.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from ...targets import Target
 from ...training.config import TrainConfig
 from ...training.device import cpu_cores
 from ...training.trainer import TrainResult, build_target
-from ..admission import Admission
+from ..admission import Admission, AdmissionGate
 from ..budget import RunBudget, check_run, run_dim
 from ..core import WORKER_DIED_REASON
 from ..hosted import empty_history, merge_history
@@ -245,67 +247,6 @@ class _Worker:
             self.process.wait(5)
 
 
-class _Gate:
-    """The server's :class:`~cnfviz.runtime.admission.Admission` over every worker's runs: a non-blocking
-    :meth:`~cnfviz.runtime.job.JobSlots.acquire`. A started run waits here until the policy admits it, then
-    is started in its worker; it holds its admission while it is alive (a run that ends, fails, is closed or
-    suspended frees it, and one that continues holds it again)."""
-
-    def __init__(self, admission: Admission) -> None:
-        self.admission = admission
-        self._lock = threading.Lock()
-        self._jobs: weakref.WeakValueDictionary[str, ProcessJob] = weakref.WeakValueDictionary()
-        self._waiting: list[str] = []  # in arrival order
-
-    def register(self, job: ProcessJob, owner: str | None, peak_bytes: float) -> None:
-        with self._lock:
-            self.admission.register(job.job_id, owner, peak_bytes)
-            self._jobs[job.job_id] = job
-        weakref.finalize(job, self.leave, job.job_id)
-
-    def enter(self, job_id: str) -> None:
-        """Queue a started run; it starts at once if the policy admits it."""
-        with self._lock:
-            self._waiting.append(job_id)
-        self.admit()
-
-    def leave(self, job_id: str) -> None:
-        """Forget a run for good (closed, or garbage): whatever waited behind it may start."""
-        with self._lock:
-            if job_id in self._waiting:
-                self._waiting.remove(job_id)
-            self._jobs.pop(job_id, None)
-            self.admission.forget(job_id)
-        self.admit()
-
-    def waiting(self, job_id: str) -> bool:
-        with self._lock:
-            return job_id in self._waiting
-
-    def why(self, job_id: str) -> str | None:
-        """Why a waiting run cannot start yet, in words (see :meth:`Admission.why_not`)."""
-        with self._lock:
-            return self.admission.why_not(job_id, self._running())
-
-    def _running(self) -> list[str]:
-        return [i for i, job in list(self._jobs.items()) if i not in self._waiting and job._alive]
-
-    def admit(self) -> None:
-        """Start every waiting run the policy admits now, the order its :meth:`Admission.pick` gives."""
-        admitted: list[ProcessJob] = []
-        with self._lock:
-            while True:
-                chosen = self.admission.pick(self._waiting, self._running())
-                if chosen is None:
-                    break
-                self._waiting.remove(chosen)
-                job = self._jobs.get(chosen)
-                if job is not None:
-                    admitted.append(job)
-        for job in admitted:  # outside the lock: a send never waits, but keep the lock for bookkeeping
-            job._launch()
-
-
 class ProcessBackend:
     """Runs train in warm worker processes of this machine, runs of one shape as one stack in one worker.
 
@@ -350,7 +291,7 @@ class ProcessBackend:
         self.stack_size = max(1, stack_size)
         self.push_seconds = push_seconds
         self.admission = admission
-        self._gate = None if admission is None else _Gate(admission)
+        self._gate = None if admission is None else AdmissionGate(admission)
         self._lock = threading.Lock()
         self._started = itertools.count(1)
         self._pool: list[_Worker] = [self._spawn() for _ in range(self.workers)]
@@ -444,7 +385,7 @@ class ProcessJob:
         shipped_target: Target | None,
         key: Any,
         job_kwargs: Mapping[str, Any],
-        gate: _Gate | None = None,
+        gate: AdmissionGate | None = None,
         owner: str | None = None,
         peak_bytes: float = 0.0,
     ) -> None:
@@ -473,6 +414,10 @@ class ProcessJob:
         self._started = False
         self._alive = False
         self._closed = False
+        # "continue_training" or "proceed" while a run that trains on waits for the server's admission, and
+        # until its worker has answered (a push sent before then still says it ended).
+        self._resume_op: str | None = None
+        self._before_resume: Snapshot | None = None
         total = config.adam_iters + config.lbfgs_iters
         self._snap = Snapshot(
             job_id=self.job_id, state="queued", reason="" if worker.ready.is_set() else STARTING_REASON,
@@ -499,7 +444,7 @@ class ProcessJob:
                 return self
             self._started = self._alive = True
         if self._gate is not None:
-            self._gate.enter(self.job_id)  # sent to its worker once the server's admission admits it
+            self._gate.enter(self.job_id, self._launch)  # sent to its worker once the server admits it
         else:
             self._launch()
         return self
@@ -509,8 +454,17 @@ class ProcessJob:
 
     def stop(self, *, evaluate: bool = True) -> None:
         """Ask the run to stop after the current iteration (``evaluate=False``: skip the final metrics)."""
-        if self._gate is not None and self._gate.waiting(self.job_id):  # never admitted: nothing trained to keep
-            self.close()
+        if self._gate is not None and self._gate.waiting(self.job_id):
+            if self._resume_op is None:  # never admitted: nothing trained to keep
+                self.close()
+                return
+            self._gate.leave_queue(self.job_id)  # a Continue still waiting: the run stays as it ended
+            with self._cond:
+                before, self._resume_op, self._before_resume = self._before_resume, None, None
+                self._alive = False
+                if before is not None:
+                    self._snap = replace(self._snap, state=before.state, reason=before.reason, can_continue=True)
+                self._cond.notify_all()
             return
         self._local(stopping=True)
         self._worker.send("stop", self.job_id, evaluate)
@@ -534,6 +488,16 @@ class ProcessJob:
             self._worker.send("suspend", self.job_id)
 
     def proceed(self) -> bool:
+        """Continue a suspended run in its worker; on a shared server it waits for the server's admission
+        again first (``queued``, with the reason), as a new run does."""
+        if self._gate is not None:
+            with self._cond:
+                if self._closed or not self._started or self._snap.state == "failed":
+                    return False
+            if self._gate.waiting(self.job_id):
+                return True  # still waiting for its first admission: nothing was suspended
+            self._requeue("proceed")
+            return True
         answered, ok, _ = self._worker.request("proceed", self.job_id, timeout=10.0)
         if answered and ok:
             with self._cond:
@@ -562,6 +526,9 @@ class ProcessJob:
         :meth:`~cnfviz.TrainingJob.continue_training`)."""
         if not self.can_continue:
             return False
+        if self._gate is not None:  # a shared server: it waits for its admission again, as a new run does
+            self._requeue("continue_training")
+            return True
         answered, ok, _ = self._worker.request("continue_training", self.job_id, timeout=10.0)
         if answered and ok:
             with self._cond:
@@ -569,12 +536,54 @@ class ProcessJob:
                 self._snap = replace(self._snap, state="running", reason="", can_continue=False, metrics=None)
         return bool(ok)
 
+    def _requeue(self, op: str) -> None:
+        """Train on (``op``: ``continue_training`` or ``proceed``) once the server's admission admits the run
+        again; meanwhile it shows ``queued``, with the reason."""
+        with self._cond:
+            self._before_resume = self._snap
+            self._resume_op = op
+            self._alive, self._result = True, None
+            if op == "continue_training":
+                self._snap = replace(self._snap, state="queued", reason="", can_continue=False, metrics=None)
+            self._cond.notify_all()
+        assert self._gate is not None
+        self._gate.enter(self.job_id, self._relaunch)
+
+    def _relaunch(self) -> None:
+        # Called by the gate in whichever thread freed the room (maybe a worker's receiver, which must not wait
+        # for its own pipe's reply): ask the worker from a thread of its own.
+        op = self._resume_op
+        if op is None:
+            return
+        threading.Thread(target=self._ask_to_resume, args=(op,), name=f"cnfviz-{op}", daemon=True).start()
+
+    def _ask_to_resume(self, op: str) -> None:
+        answered, ok, _ = self._worker.request(op, self.job_id, timeout=30.0)
+        with self._cond:
+            if self._resume_op != op:
+                return  # stopped or closed meanwhile
+            before, self._resume_op, self._before_resume = self._before_resume, None, None
+            stopping = self._snap.stopping  # Stop pressed after the admission, before the worker trained on
+            if answered and ok:
+                if self._snap.state == "queued":
+                    self._snap = replace(self._snap, state="running", reason="")
+            else:  # the worker could not train it on: it stays as it was
+                self._alive = False
+                if before is not None:
+                    self._snap = replace(self._snap, state=before.state, reason=before.reason)
+            self._cond.notify_all()
+        if answered and ok and stopping:
+            self._worker.send("stop", self.job_id, True)
+        if not (answered and ok) and self._gate is not None:
+            self._gate.release(self.job_id)
+
     def close(self) -> None:
         """Let go of the run now: its worker stops and forgets it; the handle keeps its last snapshot."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
+            self._resume_op = None
             if self._snap.state in _ACTIVE:
                 self._snap = replace(self._snap, state="stopped", reason="stopped by the user", eta_seconds=None)
             self._alive = False
@@ -637,8 +646,9 @@ class ProcessJob:
         """The run's latest snapshot, from the mirror its worker keeps up to date (no message is sent); a run
         the server's admission holds back is ``queued``, with the reason."""
         snap = self._snap
-        if self._gate is not None and snap.state in _ACTIVE and self._gate.waiting(self.job_id):
-            reason = self._gate.why(self.job_id) or snap.reason
+        waiting = self._gate is not None and self._gate.waiting(self.job_id)
+        if waiting and (snap.state in _ACTIVE or self._resume_op is not None):
+            reason = self._gate.why(self.job_id) or snap.reason  # type: ignore[union-attr]
             return replace(snap, state="queued", reason=reason, paused=False)
         return snap
 
@@ -681,18 +691,23 @@ class ProcessJob:
                 self.config = snap.config.replace(max_seconds=None) if budgeted else snap.config
             if self._started:  # (a run built but not started is alive in its worker, not here)
                 self._alive = bool(data["alive"])
+            if self._resume_op is not None:  # trains on once admitted: the worker's ended state is old news
+                self._alive = True
+                if snap.state not in _ACTIVE:
+                    state = "queued" if self._resume_op == "continue_training" else snap.state
+                    snap = replace(snap, state=state, reason="", can_continue=False, metrics=None)
             self._snap = replace(
                 snap, job_id=self.job_id, history=dict(self._history), visuals=self._visuals, config=self.config
             )
             self._cond.notify_all()
             ended = was_alive and not self._alive
         if ended and self._gate is not None:
-            self._gate.admit()  # its admission is free: a waiting run may start
+            self._gate.release(self.job_id)  # its admission is free: a waiting run may start
 
     def _fail(self, reason: str, *, died: bool = True) -> None:
         with self._cond:
             snap = self._snap
-            self._alive = False
+            self._alive, self._resume_op = False, None
             self._snap = replace(
                 snap, state="failed", reason=reason, eta_seconds=None, queue_position=None, paused=False,
                 stopping=False, can_continue=False,

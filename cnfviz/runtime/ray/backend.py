@@ -14,6 +14,8 @@ from ..._env import read
 from ...targets import Target
 from ...training.config import TrainConfig
 from ...training.trainer import build_target
+from ..admission import Admission, AdmissionGate
+from ..budget import RunBudget, check_run, run_dim
 from ..core import JobHandle
 
 __all__ = ["RayBackend"]
@@ -45,6 +47,11 @@ class RayBackend:
         stacking: False gives every run an actor of its own.
         stack_size: live runs per stack actor (default ``$CNFVIZ_RAY_STACK_SIZE``, else
             :data:`~cnfviz.runtime.ray.cluster_stacks.DEFAULT_STACK_SIZE`).
+        admission: a shared server's policy (the server's memory, a share per student, a time budget), decided
+            here, in the server, before anything is sent to the cluster, by the same
+            :class:`~cnfviz.runtime.admission.AdmissionGate` as the process backend's: a started run waits
+            ``queued``, with the reason, until admitted (a run of its own builds its actor only then, so a
+            waiting run holds no CPU of the cluster); a reconnected run waits again. None: every run goes at once.
     """
 
     name = "ray"
@@ -57,6 +64,7 @@ class RayBackend:
         start_timeout: float = 0.0,
         stacking: bool = True,
         stack_size: int | None = None,
+        admission: Admission | None = None,
     ) -> None:
         from . import cluster, cluster_stacks  # they import Ray only inside their functions
 
@@ -71,30 +79,47 @@ class RayBackend:
         self.stacks = cluster_stacks.StackPool(num_cpus, stack_size)
         self._jobs: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self.admission = admission
+        self._gate = None if admission is None else AdmissionGate(admission)
 
     def submit(self, config: TrainConfig, *, target: Target | None = None, **job_kwargs: Any) -> JobHandle:
         """A new, not yet started run, in its stack's actor or a fresh one of its own; ``job_kwargs`` go to its
-        :class:`~cnfviz.TrainingJob` (``slots`` is dropped: the cluster's resources are the cap)."""
+        :class:`~cnfviz.TrainingJob` (``slots`` is dropped: the cluster's resources are the cap; ``owner`` stays
+        here, for :attr:`admission`)."""
         job_kwargs.pop("slots", None)
+        owner = job_kwargs.pop("owner", None)
+        gate = self._gate
+        sent, peak = config, 0.0
+        if gate is not None:
+            # Before anything reaches the cluster: the run's own budget, and its estimate for the server's.
+            evaluate_only = bool(job_kwargs.get("evaluate_only"))
+            checked = config.replace(batch_size=1) if evaluate_only else config
+            peak = check_run(checked, run_dim(config, target) or 2, RunBudget.for_server()).peak_bytes
+            sent = gate.admission.budgeted(config)  # a shared server's run ends by itself
+        job: Any = None
         if self.stacking:
             built = target if target is not None else build_target(config)  # a bad target fails here, at once
             key = self._stacks_module.planned_stack_key(
                 config, built, evaluate_only=bool(job_kwargs.get("evaluate_only"))
             )
             if key is not None:
-                return self.stacks.submit(
-                    config, key, target=target, job_kwargs=job_kwargs, start_timeout=self.start_timeout
+                job = self.stacks.submit(
+                    sent, key, target=target, job_kwargs=job_kwargs, start_timeout=self.start_timeout
                 )
-        job = self._cluster.RayJob(
-            config,
-            target=target,
-            job_kwargs=job_kwargs,
-            num_cpus=self.num_cpus,
-            start_timeout=self.start_timeout,
-            recycle=self._recycle,
-        )
-        with self._lock:
-            self._jobs.add(job)
+        if job is None:
+            job = self._cluster.RayJob(
+                sent,
+                target=target,
+                job_kwargs=job_kwargs,
+                num_cpus=self.num_cpus,
+                start_timeout=self.start_timeout,
+                recycle=self._recycle,
+                defer=gate is not None,
+            )
+            with self._lock:
+                self._jobs.add(job)
+        if gate is not None:
+            job.admit_through(gate, owner, peak, config)
         return job
 
     def _recycle(self, actor: Any) -> bool:

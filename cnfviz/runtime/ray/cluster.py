@@ -321,6 +321,8 @@ class RayJob:
         recycle: called with this run's actor when the run has ended normally; True if it took the actor
             (to host another run, see :meth:`RayBackend._recycle <cnfviz.runtime.ray.backend.RayBackend>`), else the
             actor is killed.
+        defer: build the actor only when the run is launched (a run that waits for a shared server's admission
+            holds no CPU of the cluster meanwhile; see :meth:`admit_through`).
 
     A worker that dies (killed, out of memory, its node lost) ends the run ``failed``; its last snapshot,
     plots and weights stay. :meth:`close` kills the actor at once (a run nobody will look at again).
@@ -336,13 +338,20 @@ class RayJob:
         start_timeout: float = 0.0,
         poll_timeout: float = 0.2,
         recycle: Callable[[Any], bool] | None = None,
+        defer: bool = False,
     ) -> None:
         self._setup(config, target, job_kwargs, poll_timeout)
-        threads = max(1, int(num_cpus))
         self._recycle = recycle
-        self._actor = _remote_class().options(num_cpus=num_cpus).remote(config, target, self._ship[2], threads)
+        self._num_cpus = num_cpus
+        if not defer:
+            self._spawn_actor()
+            self._await_built(start_timeout)
+
+    def _spawn_actor(self) -> None:
+        config, target, kwargs = self._ship
+        threads = max(1, int(self._num_cpus))
+        self._actor = _remote_class().options(num_cpus=self._num_cpus).remote(config, target, kwargs, threads)
         self._built = self._actor.where.remote()  # ready once the actor exists: see _adopt
-        self._await_built(start_timeout)
 
     def _setup(
         self, config: TrainConfig, target: Target | None, job_kwargs: Mapping[str, Any] | None, poll_timeout: float
@@ -371,6 +380,14 @@ class RayJob:
         self._failure: str | None = None
         self._pending: Any = None
         self._recycle: Callable[[Any], bool] | None = None
+        self._actor: Any = None
+        self._built: Any = None
+        # A shared server's admission (see admit_through): the gate, the worker's time budget, whether the run
+        # was sent its start, and whether a reconnected run waits to train on.
+        self._gate: Any = None
+        self._budget: float | None = None
+        self._launched = False
+        self._resuming = False
         total = config.adam_iters + config.lbfgs_iters
         self._snap = Snapshot(
             job_id=self.job_id, state="queued", reason="waiting for the Ray cluster", queue_position=None,
@@ -405,16 +422,53 @@ class RayJob:
             raise error
         self._where = where
 
+    def admit_through(self, gate: Any, owner: str | None, peak_bytes: float, page_config: TrainConfig) -> None:
+        """Start only once a shared server's :class:`~cnfviz.runtime.admission.AdmissionGate` admits the run
+        (it shows ``queued`` with the reason meanwhile); ``page_config`` is the run as its page set it, when
+        the actor trains it with the server's time budget."""
+        self._gate = gate
+        if page_config.max_seconds != self.config.max_seconds:
+            self._budget = self.config.max_seconds
+            self.config = page_config
+            self._snap = replace(self._snap, config=page_config)
+        gate.register(self, owner, peak_bytes)
+
+    def _held_back(self) -> bool:
+        """Whether a shared server's admission still holds the run back (or its deferred actor is not built)."""
+        return self._gate is not None and (self._actor is None or self._gate.waiting(self.job_id))
+
     # ------------------------------------------------------------------ controls
     def start(self) -> RayJob:
         with self._lock:
-            if not self._started and self._failure is None:
-                self._started = self._alive = True
-                self._call("start", wait=0.0)  # an actor still being built runs it once it is
+            if self._started or self._failure is not None:
+                return self
+            self._started = self._alive = True
+            if self._gate is None:
+                self._launch()
+                return self
+        self._gate.enter(self.job_id, self._launch)  # launched once the server's admission admits it
         return self
+
+    def _launch(self) -> None:
+        # The gate calls this from whichever thread freed the room (maybe one holding another run's lock):
+        # nothing here waits or takes this run's lock.
+        if self._failure is not None or self._ended:
+            return
+        if self._actor is None:
+            self._spawn_actor()
+        self._launched = True
+        self._call("start", wait=0.0)  # an actor still being built runs it once it is
 
     def stop(self, *, evaluate: bool = True) -> None:
         """Ask the run to stop after the current iteration (``evaluate=False``: skip the final metrics)."""
+        if self._gate is not None and self._gate.waiting(self.job_id):
+            if not self._resuming:
+                self.close()  # never admitted: nothing trained to keep
+                return
+            self._gate.leave_queue(self.job_id)  # a reconnected run still waiting: it stays suspended
+            with self._lock:
+                self._resuming = self._alive = False
+            return
         self._stopping = True
         self._show(stopping=True)
         self._call("stop", evaluate)
@@ -435,10 +489,23 @@ class RayJob:
         self._call("step")
 
     def suspend(self) -> None:
-        # Called on Streamlit's event loop when a tab's connection drops: send, never wait.
-        self._call("suspend", wait=0.0)
+        # Called on Streamlit's event loop when a tab's connection drops: send, never wait. A run the server's
+        # admission holds back holds nothing to free: it keeps its place.
+        if not self._held_back():
+            self._call("suspend", wait=0.0)
 
     def proceed(self) -> bool:
+        """Continue a suspended run; on a shared server it waits for the server's admission again first
+        (``queued``, with the reason), as a new run does."""
+        if self._gate is not None:
+            if self._held_back():
+                return True  # still waiting for its first admission: nothing was suspended
+            with self._lock:
+                if self._failure is not None or self._ended or not self._started:
+                    return False
+                self._resuming = self._alive = True
+            self._gate.enter(self.job_id, self._relaunch)
+            return True
         ok = bool(self._call("proceed", wait=10.0))
         if ok:
             with self._lock:
@@ -450,7 +517,9 @@ class RayJob:
         :meth:`~cnfviz.TrainingJob.update_config`)."""
         if not live_update(self.config, config):  # refused here: an error in the actor would read as its death
             raise ValueError("only the learning rate and the λ weights can change during a run")
-        self._call("update_config", config)
+        # The actor's trainer keeps the time budget the server gave it (a live change may not touch it).
+        budgeted = self._budget is not None and config.max_seconds is None
+        self._call("update_config", config.replace(max_seconds=self._budget) if budgeted else config)
         with self._lock:
             self.config = config
 
@@ -480,6 +549,9 @@ class RayJob:
             left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
             if left <= 0:
                 break
+            if self._held_back() or self._resuming:  # not training yet: wait for the server's admission
+                time.sleep(min(0.05, left))
+                continue
             actor = self._actor
             try:
                 alive = ray.get(self._remote(actor, "join", left), timeout=left + 10)
@@ -547,16 +619,39 @@ class RayJob:
 
     # ------------------------------------------------------------------ observer side
     def snapshot(self) -> Snapshot:
+        """The run's latest snapshot (polled from its actor); a run the server's admission holds back is
+        ``queued``, with the reason."""
         with self._lock:
-            if self._started and self._failure is None and not self._ended:
+            snap = self._snap
+            waiting = self._held_back() and (snap.state in _ACTIVE or self._resuming)
+            if self._started and self._failure is None and not self._ended and not waiting:
                 self._poll(self.poll_timeout)
-            return self._snap
+                return self._snap
+        if waiting and self._gate is not None:
+            reason = self._gate.why(self.job_id) or "waiting for the server's admission"
+            return replace(snap, state="queued", reason=reason, paused=False)
+        return snap
 
     # ------------------------------------------------------------------ internals
+    def _relaunch(self) -> None:
+        # From the gate's thread (see _launch): ask the actor to train on from a thread of its own.
+        threading.Thread(target=self._train_on, name=f"{self.job_id}-proceed", daemon=True).start()
+
+    def _train_on(self) -> None:
+        ok = bool(self._call("proceed", wait=30.0))
+        with self._lock:
+            self._resuming = False
+            if ok:
+                self._alive, self._ended = True, False
+            else:
+                self._alive = False
+        if not ok and self._gate is not None:
+            self._gate.release(self.job_id)
+
     def _call(self, method: str, *args: Any, wait: float = 5.0) -> Any:
         import ray
 
-        if self._failure is not None or self._ended:
+        if self._failure is not None or self._ended or self._actor is None:
             return None
         actor = self._actor
         ref = self._remote(actor, method, *args)
@@ -576,6 +671,8 @@ class RayJob:
     def _poll(self, timeout: float) -> None:
         import ray
 
+        if self._actor is None:
+            return  # launched this moment: its actor is being built
         if self._pending is None:
             self._pending = self._remote(self._actor, "poll", self._have())
         ready, _ = ray.wait([self._pending], timeout=max(0.0, timeout))
@@ -618,7 +715,9 @@ class RayJob:
         if data["result"] is not None:
             self._result = data["result"]
         self._paused, self._stopping = snap.paused, snap.stopping
-        self._alive = data["alive"]
+        self._alive = data["alive"] or self._resuming
+        if self._gate is not None and not self._alive and snap.state in ("done", "stopped", "failed", "suspended"):
+            self._gate.release(self.job_id)  # it trains no more: its admission goes to the next in line
         self._snap = replace(
             snap,
             job_id=self.job_id,
@@ -655,7 +754,11 @@ class RayJob:
     def _release(self, ray: Any, *, recycle: bool = False) -> None:
         if not self._ended:
             self._ended, self._alive, self._pending = True, False, None
-            self._let_go(ray, recycle=recycle)
+            self._resuming = False
+            if self._actor is not None:
+                self._let_go(ray, recycle=recycle)
+        if self._gate is not None:
+            self._gate.leave(self.job_id)
 
     def _let_go(self, ray: Any, *, recycle: bool) -> None:
         """The run is over and on the client (or closed): free what it holds on the cluster, its actor."""
@@ -668,7 +771,7 @@ class RayJob:
 
     def _waiting(self) -> bool:
         """Whether this run still waits for its actor to be built (a guess without the lock; see _adopt)."""
-        return not self._where and self._failure is None and not self._ended
+        return self._actor is not None and not self._where and self._failure is None and not self._ended
 
     def _adopt(self, actor: Any) -> bool:
         """Move this run, still waiting for its own actor to be built, onto ``actor``: a warm worker whose
@@ -698,7 +801,7 @@ class RayJob:
                 actor.pause.remote()
             if self._stopping:
                 actor.stop.remote(True)
-            if self._started:
+            if self._launched:
                 actor.start.remote()
             return True
         finally:
@@ -710,11 +813,13 @@ class RayJob:
 
     def _fail(self, reason: str) -> None:
         self._failure = reason
-        self._alive, self._pending = False, None
+        self._alive, self._pending, self._resuming = False, None, False
         snap = self._snap
         self._snap = replace(snap, state="failed", reason=reason, eta_seconds=None, queue_position=None)
         if self._result is None:
             self._result = TrainResult("failed", reason, snap.iteration, snap.elapsed, 0.0, last=None)
+        if self._gate is not None:
+            self._gate.leave(self.job_id)
 
 
 def _death_cause(err: BaseException) -> str:
