@@ -211,6 +211,9 @@ class Snapshot:
         return min(1.0, self.iteration / self.total) if self.total else 0.0
 
 
+_COUNTS = frozenset({"iteration", "nfe", "nfe_iter", "test_iteration"})  # the history's integer keys
+
+
 @dataclass
 class _Log:
     iteration: list[int] = field(default_factory=list)
@@ -350,7 +353,10 @@ class TrainingJob:
         with self._lock:
             if self._state not in ("done", "stopped") or (self.evaluate_only and not self._resumed):
                 return None
-            history = {k: torch.as_tensor(np.asarray(getattr(self._log, k))) for k in _Log.__dataclass_fields__}
+            history = {
+                k: torch.as_tensor(np.asarray(getattr(self._log, k), dtype=np.int64 if k in _COUNTS else np.float64))
+                for k in _Log.__dataclass_fields__
+            }
         return {
             "trainer": self.trainer.training_state(),
             "round_iters": self._first_config.adam_iters,

@@ -473,7 +473,14 @@ def _results(prefix: str, holder: JobHolder) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download the checkpoint (.pt)",
-        data=lambda: checkpoint_bytes(model, cfg, extra=extra, target_data=_checkpoint_data(job.target)),
+        data=lambda: checkpoint_bytes(
+            model,
+            cfg,
+            extra=extra,
+            target_data=_checkpoint_data(job.target),
+            # Its optimizer, counters and history, so that a loaded copy can be continued (None: weights only).
+            training=job.training_state() if hasattr(job, "training_state") else None,
+        ),
         file_name=f"cnfviz-{_slug(cfg.target)}.pt",
         mime="application/octet-stream",
         key=_k(prefix, "checkpoint_download"),
