@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validation import ConfigError
 from ..figures.views import Visuals, compute_visuals
 from ..flow.ffjord import FFJORD
 from ..flow.solver import SolverError, SolverInterrupted
@@ -282,6 +283,8 @@ class TrainingJob:
         checked = config.replace(batch_size=1) if evaluate_only else config
         estimate = check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
         self.job_id = f"job-{next(_ids)}"
+        # A loaded model is offered Continue only if its training, not just its evaluation, fits this server.
+        self._trainable = not evaluate_only or _fits(config, target)
         if admission is not None:
             admission.register(self.job_id, owner, estimate.peak_bytes)
         self.config = config
@@ -427,7 +430,7 @@ class TrainingJob:
         checkpoint's model too, once its plots and metrics are shown."""
         with self._lock:
             state = self._state
-        return state in ("done", "stopped")
+        return state in ("done", "stopped") and self._trainable
 
     def continue_training(self) -> bool:
         """Train a run that ended done or stopped on from where it is, in a new worker thread: the model, the
@@ -686,6 +689,15 @@ class TrainingJob:
             self._thread.is_alive(),
             len(self.trainer.notes),
         )
+
+
+def _fits(config: TrainConfig, target: Target | None) -> bool:
+    """Whether a run of ``config`` passes this server's budget check (:func:`~cnfviz.runtime.budget.check_run`)."""
+    try:
+        check_run(config, run_dim(config, target) or 2, RunBudget.for_server())
+    except ConfigError:
+        return False
+    return True
 
 
 def _recent_rate(iterations: np.ndarray, elapsed: np.ndarray, window: int = 50) -> float:

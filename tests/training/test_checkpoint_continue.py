@@ -215,3 +215,15 @@ def test_the_process_backend_continues_a_loaded_checkpoint_exactly():
         job.close()
     finally:
         backend.shutdown()
+
+
+def test_a_loaded_model_whose_training_would_not_fit_the_server_is_not_offered_continue():
+    # Shown (its evaluation fits), but its training batch does not: Continue would be refused, so it is not offered.
+    cfg = config("likelihood", adam_iters=2, batch_size=1_000_000, n_train=None, eval_every=0)
+    with pytest.raises(ConfigError):
+        TrainingJob(cfg)
+    job = TrainingJob(cfg, init_state=Trainer(cfg.replace(batch_size=8)).model.state_dict(), evaluate_only=True)
+    snap = job.start().join(120).snapshot()
+    assert snap.state == "done" and not snap.can_continue and not job.continue_training()
+    fits = TrainingJob(cfg.replace(batch_size=8), init_state=job.model.state_dict(), evaluate_only=True)
+    assert fits.start().join(120).snapshot().can_continue
