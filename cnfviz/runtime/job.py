@@ -328,6 +328,7 @@ class TrainingJob:
     def _resume_from(self, resume: Mapping[str, Any]) -> None:
         """Take up a saved run: its trainer's state, and its history, so the loss chart goes on from it."""
         self.trainer.load_training_state(resume["trainer"])
+        self.config = self.config.replace(adam_iters=self.trainer.config.adam_iters)  # the saved run's total
         self._first_config = self._first_config.replace(adam_iters=int(resume.get("round_iters", 0)) or 1)
         history = {k: np.asarray(v).tolist() for k, v in resume.get("history", {}).items()}
         for name in _Log.__dataclass_fields__:
