@@ -17,7 +17,7 @@ from cnfviz import TrainConfig, Trainer, TrainingJob, load_checkpoint, make_targ
 from cnfviz.figures.views import LIVE_SOLVER
 from cnfviz.targets import ImageTarget, SamplesTarget
 from cnfviz.training.checkpoint import checkpoint_bytes
-from cnfviz.ui.checkpoint_panel import MAX_CHECKPOINT_MB, LoadedCheckpoint, load_upload
+from cnfviz.ui.checkpoint_panel import MAX_CHECKPOINT_MB, LoadedCheckpoint, download_bytes, load_upload
 from cnfviz.ui.session import JobHolder
 from cnfviz.ui.views import _checkpoint_data
 from tests.apptest import TRAIN, fresh_caches, iteration, live_charts, wait_for  # noqa: F401 - fresh_caches is autouse
@@ -235,3 +235,16 @@ def _jobs() -> list:
     from cnfviz.runtime.job import _live
 
     return list(_live)
+
+
+def test_the_download_carries_the_training_state_while_it_fits_the_panels_cap(monkeypatch):
+    config = TrainConfig(target="normal", model={"hidden": (16, 16)}, batch_size=64, **FAST)
+    job = TrainingJob(config, compute_final_metrics=False).start().join(120)
+    data, with_state = download_bytes(job.model, config, training=job.training_state())
+    assert with_state and load_checkpoint(data)[2]["training"]["trainer"]["adam_done"] == FAST["adam_iters"]
+    bare = checkpoint_bytes(job.model, config)
+    # A cap between the two sizes: the panel could not take the full file back, so the weights alone come.
+    monkeypatch.setattr(panel_module, "MAX_CHECKPOINT_MB", (len(bare) + len(data)) / 2 / 1e6)
+    small, with_state = download_bytes(job.model, config, training=job.training_state())
+    assert not with_state and small == bare and "training" not in load_checkpoint(small)[2]
+    assert download_bytes(job.model, config) == (bare, False)
