@@ -67,10 +67,12 @@ class JobHolder:
         target: Target | None = None,
         init_state: Mapping[str, Any] | None = None,
         evaluate_only: bool = False,
+        resume: Mapping[str, Any] | None = None,
     ) -> JobHandle:
         """Build and start a job for ``config`` (on ``target`` if given), replacing any job under ``name``.
 
-        ``init_state`` and ``evaluate_only`` go to :class:`~cnfviz.TrainingJob` (a loaded checkpoint)."""
+        ``init_state``, ``evaluate_only`` and ``resume`` go to :class:`~cnfviz.TrainingJob` (a loaded checkpoint)."""
+        extra = {} if resume is None else {"resume": resume}
         job = self.backend.submit(
             config,
             target=target,
@@ -78,6 +80,7 @@ class JobHolder:
             init_state=init_state,
             evaluate_only=evaluate_only,
             owner=self.owner,
+            **extra,
         )
         if self.admission is not None:
             self.admission.hold(job.job_id, self.owner, held_bytes(config, run_dim(config, target) or 2, target))

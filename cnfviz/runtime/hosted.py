@@ -110,6 +110,9 @@ class HostedRun:
         """Whether the run trains, or is about to (built but not yet started counts as alive)."""
         return self.job is not None and (self.job.alive or not self._launched.is_set())
 
+    def training_state(self) -> dict[str, Any] | None:
+        return self._job().training_state()
+
     def weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self._job().model.state_dict().items()}
 

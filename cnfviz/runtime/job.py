@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import math
 import threading
 import time
 import weakref
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
+from .._validation import ConfigError
 from ..figures.views import Visuals, compute_visuals
 from ..flow.ffjord import FFJORD
 from ..flow.solver import SolverError, SolverInterrupted
@@ -31,7 +34,7 @@ from ..training.trainer import IterationRecord, Trainer, TrainResult
 from .budget import RunBudget, check_run, run_dim
 from .housekeeping import configure_threads, name_native_thread
 
-__all__ = ["THREAD_NAME", "JobSlots", "Snapshot", "TrainingJob"]
+__all__ = ["FRESH_OPTIMIZER_NOTE", "THREAD_NAME", "JobSlots", "Snapshot", "TrainingJob"]
 
 THREAD_NAME = "cnfviz-job"
 """The operating-system name of every training thread (Linux), so ``top -H`` or ``/proc/<pid>/task/*/comm``
@@ -52,6 +55,11 @@ def _stop_live_jobs() -> None:
         job.join(30)
 
 
+FRESH_OPTIMIZER_NOTE = (
+    "This checkpoint holds no optimizer state (an older cnfviz saved it): training continues from its weights "
+    "with a fresh Adam optimizer, so the first iterations may move the loss more than the saved run's would"
+)
+"""The note a loaded checkpoint without training state gets when Continue trains it on."""
 SUSPENDED_REASON = "the connection dropped; training continues when the page reconnects"
 
 _ENDINGS = threading.Semaphore(1)
@@ -217,6 +225,9 @@ class Snapshot:
         return min(1.0, self.iteration / self.total) if self.total else 0.0
 
 
+_COUNTS = frozenset({"iteration", "nfe", "nfe_iter", "test_iteration"})  # the history's integer keys
+
+
 @dataclass
 class _Log:
     iteration: list[int] = field(default_factory=list)
@@ -242,7 +253,10 @@ class TrainingJob:
         on_finish: called from the worker thread with the :class:`TrainResult` at the end.
         init_state: start from these weights (e.g. a checkpoint's) instead of a fresh initialisation.
         evaluate_only: do not train: compute the plots and metrics of the ``init_state`` model, and end
-            ``done`` (how a loaded checkpoint is shown).
+            ``done`` (how a loaded checkpoint is shown). :meth:`continue_training` then trains it on.
+        resume: a checkpoint's training state (:meth:`training_state`: the trainer's optimizer, counters and
+            random streams, and the loss history) for the ``init_state`` model, so that Continue trains on
+            exactly as the saved run would have; without it a loaded model continues with a fresh optimizer.
         owner: who started it (one browser), for a server's share per student (``slots.admission``).
 
     :meth:`stop` and :meth:`discard`-style stops take effect within one evaluation of the dynamics,
@@ -272,6 +286,7 @@ class TrainingJob:
         init_state: Mapping[str, Any] | None = None,
         evaluate_only: bool = False,
         owner: str | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         # Before anything is allocated: a run that cannot fit this server is refused by name (issue 16).
         # A loaded checkpoint is only evaluated: its training batch does not count, its data does.
@@ -281,6 +296,8 @@ class TrainingJob:
         checked = config.replace(batch_size=1) if evaluate_only else config
         estimate = check_run(checked, run_dim(config, target) or 2, RunBudget.for_server())
         self.job_id = f"job-{next(_ids)}"
+        # A loaded model is offered Continue only if its training, not just its evaluation, fits this server.
+        self._trainable = not evaluate_only or _fits(config, target)
         if admission is not None:
             admission.register(self.job_id, owner, estimate.peak_bytes)
         self.config = config
@@ -296,6 +313,7 @@ class TrainingJob:
             init_state=init_state,
         )
         self.target = self.trainer.target
+        self._resumed = resume is not None
         self.visual_every = visual_every
         self.visual_min_seconds = visual_min_seconds
         self.visual_budget = visual_budget
@@ -317,6 +335,50 @@ class TrainingJob:
         self._suspending = False
         self._thread = threading.Thread(target=self._run, name=self.job_id, daemon=True)
         self._started = False
+        if resume is not None:
+            self._resume_from(resume)
+
+    def _resume_from(self, resume: Mapping[str, Any]) -> None:
+        """Take up a saved run: its trainer's state, and its history, so the loss chart goes on from it."""
+        self.trainer.load_training_state(resume["trainer"])
+        self.config = self.config.replace(adam_iters=self.trainer.config.adam_iters)  # the saved run's total
+        self._first_config = self._first_config.replace(adam_iters=int(resume.get("round_iters", 0)) or 1)
+        history = {k: np.asarray(v).tolist() for k, v in resume.get("history", {}).items()}
+        for name in _Log.__dataclass_fields__:
+            getattr(self._log, name).extend(history.get(name, []))
+        log = self._log
+        if log.iteration:
+            self._last = IterationRecord(
+                iteration=int(log.iteration[-1]),
+                stage="adam" if not self.trainer.adam_finished or not self.config.lbfgs_iters else "lbfgs",
+                loss=float(log.loss[-1]),
+                nll=float(log.nll[-1]),
+                kinetic=None,
+                jacobian=None,
+                nfe_forward=int(log.nfe[-1]),
+                nfe_backward=int(resume["trainer"]["nfe"][1]),
+                nfe_iter=int(log.nfe_iter[-1]),
+                elapsed=float(log.elapsed[-1]),
+                lr=self.config.lr,
+                grad_norm=math.nan,
+            )
+
+    def training_state(self) -> dict[str, Any] | None:
+        """What :class:`TrainingJob` (``resume=``) needs to train this run on after a save and a load: the
+        trainer's :meth:`~cnfviz.Trainer.training_state`, the Adam iterations of one Continue round and the
+        history (arrays of shape (n,) per key). None while the run trains (its state moves under the read)."""
+        with self._lock:
+            if self._state not in ("done", "stopped") or (self.evaluate_only and not self._resumed):
+                return None
+            history = {
+                k: torch.as_tensor(np.asarray(getattr(self._log, k), dtype=np.int64 if k in _COUNTS else np.float64))
+                for k in _Log.__dataclass_fields__
+            }
+        return {
+            "trainer": self.trainer.training_state(),
+            "round_iters": self._first_config.adam_iters,
+            "history": history,
+        }
 
     # ------------------------------------------------------------------ controls
     def start(self) -> TrainingJob:
@@ -378,11 +440,11 @@ class TrainingJob:
 
     @property
     def can_continue(self) -> bool:
-        """The run ended done or stopped (not failed, not a loaded checkpoint), so :meth:`continue_training`
-        can train it on."""
+        """The run ended done or stopped (not failed), so :meth:`continue_training` can train it on; a loaded
+        checkpoint's model too, once its plots and metrics are shown."""
         with self._lock:
             state = self._state
-        return state in ("done", "stopped") and not self.evaluate_only
+        return state in ("done", "stopped") and self._trainable
 
     def continue_training(self) -> bool:
         """Train a run that ended done or stopped on from where it is, in a new worker thread: the model, the
@@ -401,6 +463,10 @@ class TrainingJob:
             trainer.extend(max_seconds=trainer.config.max_seconds + budget)
         if trainer.adam_finished:
             trainer.extend(adam_iters=trainer.config.adam_iters + max(round_iters, 1))
+        if self.evaluate_only:  # a loaded checkpoint trains from now on
+            if not self._resumed:
+                trainer.notes.append(FRESH_OPTIMIZER_NOTE)
+            self.evaluate_only = False
         with self._lock:
             self.config = trainer.config
             self._state, self._reason = ("queued" if self.slots is not None else "running"), ""
@@ -528,7 +594,8 @@ class TrainingJob:
             with self._lock:
                 self._state = "paused" if self.trainer.paused else "running"
             if self.evaluate_only:
-                result = TrainResult("done", "loaded from a checkpoint; not trained here", 0, 0.0, 0.0)
+                done = self._last.iteration if self._last else 0
+                result = TrainResult("done", "loaded from a checkpoint; not trained here", done, 0.0, 0.0)
             else:
                 result = self.trainer.run(final_metrics=False)
                 with self._lock:
@@ -643,6 +710,15 @@ class TrainingJob:
             self._thread.is_alive(),
             len(self.trainer.notes),
         )
+
+
+def _fits(config: TrainConfig, target: Target | None) -> bool:
+    """Whether a run of ``config`` passes this server's budget check (:func:`~cnfviz.runtime.budget.check_run`)."""
+    try:
+        check_run(config, run_dim(config, target) or 2, RunBudget.for_server())
+    except ConfigError:
+        return False
+    return True
 
 
 def _recent_rate(iterations: np.ndarray, elapsed: np.ndarray, window: int = 50) -> float:

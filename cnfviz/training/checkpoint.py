@@ -1,5 +1,11 @@
 """Save and load trained flows: the state_dict plus the config, loaded with ``weights_only=True``.
 
+A checkpoint of a run may also carry its training state (``training``: the Adam moments, the iteration
+count, the random streams and the loss history, as :meth:`cnfviz.TrainingJob.training_state` gives them), so
+that a loaded run trains on exactly as the saved one would have. It is optional: a file without it (any file
+an older cnfviz wrote) still loads, and continues with a fresh optimizer; an older cnfviz reads a file with it
+as weights only.
+
 Loading never unpickles anything but tensors and plain containers, and every way a file can be wrong
 (too large, not a checkpoint, cut short, carrying code, a config that does not validate or does not fit
 the weights, NaN weights, another network than the one expected) raises a :class:`ConfigError` that says
@@ -9,6 +15,8 @@ what is wrong and what a checkpoint has to be.
 from __future__ import annotations
 
 import io
+import json
+import math
 import os
 import pickle
 import pickletools
@@ -16,6 +24,7 @@ import re
 import struct
 import warnings
 import zipfile
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import IO, Any
 
@@ -60,7 +69,13 @@ _CODE_OPCODES = frozenset(
 )
 
 
-def _payload(model: FFJORD, config: TrainConfig, extra: dict[str, Any] | None, target_data: np.ndarray | None) -> dict:
+def _payload(
+    model: FFJORD,
+    config: TrainConfig,
+    extra: dict[str, Any] | None,
+    target_data: np.ndarray | None,
+    training: Mapping[str, Any] | None = None,
+) -> dict:
     payload: dict[str, Any] = {
         "format": FORMAT,
         "dim": model.dim,
@@ -71,6 +86,8 @@ def _payload(model: FFJORD, config: TrainConfig, extra: dict[str, Any] | None, t
     if target_data is not None:
         # Custom targets (samples, images) have no name to rebuild them from, so their data travels along.
         payload["target_data"] = torch.from_numpy(np.array(target_data, dtype=np.float64))  # a writable copy
+    if training is not None:
+        payload["training"] = dict(training)
     return payload
 
 
@@ -81,10 +98,12 @@ def save_checkpoint(
     *,
     extra: dict[str, Any] | None = None,
     target_data: np.ndarray | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``model`` and the ``config`` it was trained with. ``extra`` holds JSON-like metadata (metrics);
-    ``target_data``, samples of shape (n, d), lets a custom target be rebuilt when the file is loaded."""
-    torch.save(_payload(model, config, extra, target_data), path)
+    ``target_data``, samples of shape (n, d), lets a custom target be rebuilt when the file is loaded;
+    ``training``, a run's :meth:`~cnfviz.TrainingJob.training_state`, lets a loaded run train on where it was."""
+    torch.save(_payload(model, config, extra, target_data, training), path)
 
 
 def checkpoint_bytes(model: FFJORD, config: TrainConfig, **kwargs: Any) -> bytes:
@@ -353,6 +372,112 @@ def _target_data(raw: Any, dim: int) -> np.ndarray:
     return data
 
 
+_TRAINER_KEYS = {
+    "iteration": int,
+    "adam_done": int,
+    "adam_iters": int,
+    "train_seconds": float,
+    "lbfgs_evals": int,
+    "lbfgs_finished": bool,
+    "perm_pos": int,
+    "data_rng": str,
+}
+_HISTORY = {
+    "iteration": ("iteration", True),
+    "loss": ("iteration", False),
+    "nll": ("iteration", False),
+    "nfe": ("iteration", True),
+    "nfe_iter": ("iteration", True),
+    "elapsed": ("iteration", False),
+    "test_iteration": ("test_iteration", True),
+    "test_nll": ("test_iteration", False),
+}  # each key of a run's history: the key whose length it shares, and whether it counts (integers)
+
+
+def _damaged(why: str) -> ConfigError:
+    return ConfigError(
+        f"the checkpoint's training state is damaged ({why}); its weights alone load from a copy saved "
+        "without it, or download the checkpoint again",
+        field="checkpoint.training",
+    )
+
+
+def _training(raw: Any, model: FFJORD) -> dict[str, Any]:
+    """Check a checkpoint's training state against its network, so that Continue cannot fail on it later."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("trainer"), dict):
+        raise _damaged("it is not a mapping with a trainer")
+    tr = raw["trainer"]
+    for key, kind in _TRAINER_KEYS.items():
+        value = tr.get(key)
+        ok = isinstance(value, kind) if kind is not int else isinstance(value, int) and not isinstance(value, bool)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (kind is int and value < 0):
+            raise _damaged(f"trainer.{key} is {value!r}")
+    if tr["adam_done"] > tr["adam_iters"] or tr["adam_done"] > tr["iteration"]:
+        raise _damaged(f"{tr['adam_done']} Adam iterations done of {tr['adam_iters']}, {tr['iteration']} in all")
+    nfe = tr.get("nfe")
+    if not (isinstance(nfe, list) and len(nfe) == 2 and all(isinstance(n, int) and n >= 0 for n in nfe)):
+        raise _damaged(f"trainer.nfe is {nfe!r}")
+    step = tr.get("step_size")
+    if step is not None and not (isinstance(step, float) and math.isfinite(step) and step > 0):
+        raise _damaged(f"trainer.step_size is {step!r}")
+    notes = tr.get("notes")
+    if not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+        raise _damaged("trainer.notes is not a list of text")
+    try:
+        np.random.default_rng().bit_generator.state = json.loads(tr["data_rng"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise _damaged(f"trainer.data_rng: {err}") from None
+    noise = tr.get("noise")
+    if not (isinstance(noise, torch.Tensor) and noise.dtype == torch.uint8 and noise.ndim == 1):
+        raise _damaged("trainer.noise is not a random generator's state")
+    try:
+        torch.Generator().set_state(noise)
+    except RuntimeError as err:
+        raise _damaged(f"trainer.noise: {err}") from None
+    perm = tr.get("perm")
+    if perm is not None and not (isinstance(perm, torch.Tensor) and perm.dtype == torch.int64 and perm.ndim == 1):
+        raise _damaged("trainer.perm is not a permutation")
+    if tr.get("optimizer") is not None:
+        _check_optimizer(tr["optimizer"], model)
+    rounds = raw.get("round_iters")
+    if not (isinstance(rounds, int) and not isinstance(rounds, bool) and rounds >= 0):
+        raise _damaged(f"round_iters is {rounds!r}")
+    history = raw.get("history")
+    if not isinstance(history, dict) or set(history) != set(_HISTORY):
+        raise _damaged(f"the history must have the keys {sorted(_HISTORY)}")
+    for key, (length, counts) in _HISTORY.items():
+        value = history[key]
+        if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.is_floating_point() == counts:
+            raise _damaged(f"history.{key} is not a 1D tensor of {'integers' if counts else 'numbers'}")
+        if len(value) != len(history[length]):
+            raise _damaged(f"history.{key} has {len(value)} rows where history.{length} has {len(history[length])}")
+    return raw
+
+
+def _check_optimizer(raw: Any, model: FFJORD) -> None:
+    """An Adam state_dict whose moments fit ``model``'s parameters, one by one, finite."""
+    params = list(model.parameters())
+    state = raw.get("state") if isinstance(raw, dict) else None
+    groups = raw.get("param_groups") if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not isinstance(groups, list) or len(groups) != 1:
+        raise _damaged("the optimizer state is not Adam's")
+    for index, moments in state.items():
+        if not (isinstance(index, int) and 0 <= index < len(params) and isinstance(moments, dict)):
+            raise _damaged(f"the optimizer state names parameter {index!r} of {len(params)}")
+        for name in ("exp_avg", "exp_avg_sq"):
+            m = moments.get(name)
+            if not isinstance(m, torch.Tensor) or tuple(m.shape) != tuple(params[index].shape):
+                raise _damaged(f"the optimizer's {name} of parameter {index} does not fit the network")
+            if not bool(torch.isfinite(m).all()):
+                raise _damaged(f"the optimizer's {name} of parameter {index} holds NaN or infinite values")
+    try:
+        torch.optim.Adam(params, lr=1e-3).load_state_dict(raw)
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise _damaged(f"the optimizer state: {err}") from None
+
+
 def load_checkpoint(
     path: str | os.PathLike | IO[bytes] | bytes,
     *,
@@ -373,8 +498,9 @@ def load_checkpoint(
             config's, naming each field that differs.
 
     Returns:
-        ``(model, config, info)`` where info has ``extra`` and, for custom targets, ``target_data``
-        (samples, shape (n, d)).
+        ``(model, config, info)`` where info has ``extra``, for custom targets ``target_data`` (samples,
+        shape (n, d)), and for a checkpoint that carries its training state ``training`` (checked; pass it
+        as ``resume`` to :class:`~cnfviz.TrainingJob` to train on where the saved run was).
 
     Raises:
         ConfigError: when the file is missing, too large, not a cnfviz checkpoint, cut short, carrying
@@ -443,4 +569,6 @@ def load_checkpoint(
     info: dict[str, Any] = {"extra": extra if isinstance(extra, dict) else {}}
     if target_data is not None:
         info["target_data"] = target_data
+    if payload.get("training") is not None:
+        info["training"] = _training(payload["training"], model)
     return model, config, info

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import threading
 import time
@@ -150,6 +151,17 @@ class TrainResult:
             "nfe_backward": last.nfe_backward if last else 0,
             **(self.metrics.to_dict() if self.metrics else {}),
         }
+
+
+def _cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (nested dicts and lists) on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -378,6 +390,53 @@ class Trainer:
             changes["max_seconds"] = max_seconds
         if changes:
             self.config = self.config.replace(**changes)
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything but the weights that the next iteration depends on, as tensors and plain values (a
+        checkpoint can hold it under ``weights_only=True``): the Adam moments, the counters, the data and
+        noise streams, the solver's step. Read it while the run is not training (ended, paused or stopped);
+        :meth:`load_training_state` on a trainer of the same config and weights makes it train on exactly
+        as this one would."""
+        opt = self._adam_opt
+        return {
+            "iteration": self._iteration,
+            "adam_done": self._adam_done,
+            "adam_iters": self.config.adam_iters,
+            "nfe": list(self._nfe),
+            "train_seconds": float(self._train_seconds),
+            "lbfgs_evals": self._lbfgs_evals,
+            "lbfgs_finished": self._lbfgs_finished,
+            "step_size": self.train_solver.step_size,
+            "optimizer": None if opt is None else copy.deepcopy(_cpu(opt.state_dict())),
+            # numpy's generator state holds 128-bit integers: as JSON text it is a plain string.
+            "data_rng": json.dumps(self._data_rng.bit_generator.state),
+            "noise": self._noise.get_state().clone(),
+            "perm": None if self._perm is None else torch.from_numpy(np.array(self._perm, dtype=np.int64)),
+            "perm_pos": self._perm_pos,
+            "notes": list(self.notes),
+        }
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Take up a run where :meth:`training_state` left it (call before :meth:`run`). The weights are the
+        model's own (``init_state``); ``state`` must come from a trainer of the same network."""
+        self._iteration = int(state["iteration"])
+        self._adam_done = int(state["adam_done"])
+        if int(state["adam_iters"]) != self.config.adam_iters:
+            self.config = self.config.replace(adam_iters=max(int(state["adam_iters"]), self._adam_done))
+        self._nfe = [int(n) for n in state["nfe"]]
+        self._train_seconds = float(state["train_seconds"])
+        self._lbfgs_evals = int(state["lbfgs_evals"])
+        self._lbfgs_finished = bool(state["lbfgs_finished"])
+        if state["step_size"] is not None:
+            self.train_solver = replace(self.train_solver, step_size=float(state["step_size"]))
+        if state["optimizer"] is not None:
+            self._adam_opt = _adam(list(self.model.parameters()), self.config.lr)
+            self._adam_opt.load_state_dict(state["optimizer"])
+        self._data_rng.bit_generator.state = json.loads(state["data_rng"])
+        self._noise.set_state(state["noise"])
+        self._perm = None if state["perm"] is None else state["perm"].numpy().copy()
+        self._perm_pos = int(state["perm_pos"])
+        self.notes[:] = list(state["notes"])
 
     @property
     def adam_finished(self) -> bool:

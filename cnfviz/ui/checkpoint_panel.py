@@ -6,6 +6,9 @@ and before the sidebar is drawn, while its widgets may still be changed. It load
 evaluate-only job under the page's name, which computes the plots and final metrics of the loaded weights
 and ends "done", and then writes the checkpoint's config into the controls
 (:func:`~cnfviz.ui.apply_config_to_state`), so that **Train** trains the same setup from scratch.
+**Continue** trains the loaded model on, like a stopped run: a checkpoint that carries its training state
+(the Adam moments, the iteration count, the random streams and the loss history) goes on exactly where the
+saved run was; an older one, weights only, goes on with a fresh optimizer, and says so.
 A checkpoint of custom data (target ``samples`` or ``image``) carries its samples (``target_data``), and
 the job is shown on a :class:`~cnfviz.targets.SamplesTarget` rebuilt from them, as an uploaded CSV would be.
 A bad file changes nothing: the panel says what is wrong and the page goes on as before.
@@ -16,7 +19,7 @@ uploader). Session key: ``p__checkpoint``, the :class:`LoadedCheckpoint` of the 
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +27,7 @@ import streamlit as st
 
 from .._validation import ConfigError
 from ..targets import SamplesTarget, Target, make_target
-from ..training.checkpoint import load_checkpoint
+from ..training.checkpoint import checkpoint_bytes, load_checkpoint
 from ..training.config import TrainConfig
 from .custom_target import CONFIG_TARGETS
 from .keys import widget_key as _key
@@ -32,11 +35,19 @@ from .session import JobHolder, job_holder
 from .sidebar import WIDTH_MAX, apply_config_to_state
 from .text import plain
 
-__all__ = ["MAX_CHECKPOINT_MB", "LoadedCheckpoint", "checkpoint_panel", "checkpoint_run", "load_upload"]
+__all__ = [
+    "MAX_CHECKPOINT_MB",
+    "LoadedCheckpoint",
+    "checkpoint_panel",
+    "checkpoint_run",
+    "download_bytes",
+    "load_upload",
+]
 
 MAX_CHECKPOINT_MB = 8
 """The largest checkpoint the panel takes: the widest network the sidebar builds (8 layers of 256) is
-about 4 MB, with room for the samples of a custom target."""
+1.9 MB of weights, 6.2 MB with its training state (the Adam moments double it; 5,000 iterations of history
+and a 20,000-sample permutation add 0.5 MB), with room for the samples of a custom target."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +108,17 @@ def load_upload(
     try:
         model, config, info = load_checkpoint(data, max_bytes=MAX_CHECKPOINT_MB * 1_000_000)
         config, target = checkpoint_run(config, info)
-        job = holder.start(config, name=prefix, target=target, init_state=model.state_dict(), evaluate_only=True)
+        resume = info.get("training")
+        job = holder.start(
+            config, name=prefix, target=target, init_state=model.state_dict(), evaluate_only=True, resume=resume
+        )
     except ConfigError as err:
         return LoadedCheckpoint(file_id, name, error=str(err))
     except Exception as err:  # the model or its target could not be built in a way no check foresaw
         return LoadedCheckpoint(file_id, name, error=f"the checkpoint could not be shown ({type(err).__name__}: {err})")
     notes = []
+    if resume is None:
+        notes.append("It holds weights only (an older cnfviz saved it), so Continue trains on with a fresh optimizer.")
     hidden = config.model.hidden
     if len(set(hidden)) > 1 or max(hidden, default=0) > WIDTH_MAX:
         notes.append(
@@ -116,6 +132,24 @@ def load_upload(
     except (ConfigError, ValueError) as err:
         notes.append(f"The sidebar cannot show its settings ({err}), so it keeps its own.")
     return LoadedCheckpoint(file_id, name, config=config, job_id=job.job_id, notes=tuple(notes))
+
+
+def download_bytes(
+    model: Any,
+    config: TrainConfig,
+    *,
+    training: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> tuple[bytes, bool]:
+    """The Download button's checkpoint, and whether it carries the run's training state: it does when the
+    state is given and the file stays within :data:`MAX_CHECKPOINT_MB`, so that this panel takes it back;
+    otherwise the weights alone (Continue after a Load then starts a fresh optimizer). ``kwargs`` go to
+    :func:`~cnfviz.training.checkpoint.checkpoint_bytes` (``extra``, ``target_data``)."""
+    if training is not None:
+        data = checkpoint_bytes(model, config, training=training, **kwargs)
+        if len(data) <= MAX_CHECKPOINT_MB * 1_000_000:
+            return data, True
+    return checkpoint_bytes(model, config, **kwargs), False
 
 
 def _on_upload(prefix: str) -> None:
@@ -140,13 +174,15 @@ def _describe(config: TrainConfig) -> str:
 
 
 def checkpoint_panel(prefix: str, holder: JobHolder, *, popover: bool = False) -> None:
-    """The "Load a checkpoint" expander: upload a ``.pt`` file to see its model as a finished run.
+    """The "Load a checkpoint" expander: upload a ``.pt`` file to see its model as a finished run (which
+    Continue trains on).
 
     Draw it after :func:`~cnfviz.ui.run_buttons` and before :func:`~cnfviz.ui.live_views`. While a run
     trains, the uploader is disabled (loading would replace the run).
     """
     job = holder.get(prefix)
-    training = job is not None and not job.evaluate_only and job.snapshot().active
+    snap = job.snapshot() if job is not None else None
+    training = snap is not None and not snap.loaded and snap.active  # (a loaded model that Continue trains is a run)
     loaded = st.session_state.get(_state_key(prefix))
     if not isinstance(loaded, LoadedCheckpoint):
         loaded = None
@@ -183,6 +219,9 @@ def checkpoint_panel(prefix: str, holder: JobHolder, *, popover: bool = False) -
                 + (" The plots and metrics below are its model's." if current else ""),
                 icon=":material/check_circle:",
             )
-            st.caption("The sidebar holds its settings now, so **Train** trains the same setup from scratch.")
+            st.caption(
+                "The sidebar holds its settings now: **Continue** trains this model on, **Train** trains the same "
+                "setup from scratch."
+            )
             for note in loaded.notes:
                 st.caption(plain(note))

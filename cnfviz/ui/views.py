@@ -39,9 +39,9 @@ from ..figures.views import LIVE_SOLVER, Visuals
 from ..flow.solver import SolverError
 from ..runtime.job import Snapshot, TrainingJob
 from ..targets import ImageTarget, SamplesTarget, Target
-from ..training.checkpoint import checkpoint_bytes
 from ..training.metrics import Metrics
 from . import stream
+from .checkpoint_panel import download_bytes
 from .keys import widget_key as _k
 from .layout import back_row
 from .live_chart import Animation, chart_spec, live_chart
@@ -473,7 +473,14 @@ def _results(prefix: str, holder: JobHolder) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download the checkpoint (.pt)",
-        data=lambda: checkpoint_bytes(model, cfg, extra=extra, target_data=_checkpoint_data(job.target)),
+        data=lambda: download_bytes(
+            model,
+            cfg,
+            extra=extra,
+            target_data=_checkpoint_data(job.target),
+            # Its optimizer, counters and history, so that a loaded copy can be continued (None: weights only).
+            training=job.training_state() if hasattr(job, "training_state") else None,
+        )[0],
         file_name=f"cnfviz-{_slug(cfg.target)}.pt",
         mime="application/octet-stream",
         key=_k(prefix, "checkpoint_download"),

@@ -13,11 +13,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from cnfviz import TrainConfig, Trainer, load_checkpoint, make_target
+from cnfviz import TrainConfig, Trainer, TrainingJob, load_checkpoint, make_target
 from cnfviz.figures.views import LIVE_SOLVER
 from cnfviz.targets import ImageTarget, SamplesTarget
 from cnfviz.training.checkpoint import checkpoint_bytes
-from cnfviz.ui.checkpoint_panel import MAX_CHECKPOINT_MB, LoadedCheckpoint, load_upload
+from cnfviz.ui.checkpoint_panel import MAX_CHECKPOINT_MB, LoadedCheckpoint, download_bytes, load_upload
 from cnfviz.ui.session import JobHolder
 from cnfviz.ui.views import _checkpoint_data
 from tests.apptest import TRAIN, fresh_caches, iteration, live_charts, wait_for  # noqa: F401 - fresh_caches is autouse
@@ -188,3 +188,63 @@ def test_custom_checkpoints_from_the_page_carry_their_data(custom):
     picture = _checkpoint_data(ImageTarget(np.pad(np.ones((4, 4)), 4)))
     assert picture.shape == (10_000, 2) and np.all(np.abs(picture) <= 2.0 + 1e-9), "only the bright middle"
     assert _checkpoint_data(make_target("moons")) is None
+
+
+def _continued(at: AppTest, past: int) -> AppTest:
+    """Press Continue and wait until the run has trained past iteration ``past`` and ended."""
+    assert not at.button(key="train_continue_button").disabled, "Continue is offered for a loaded model"
+    at.button(key="train_continue_button").click().run()
+    assert not at.exception, at.exception
+    return wait_for(
+        at, lambda a: iteration(a) > past and any(s.value.startswith("**Done**") for s in a.success), timeout=120
+    )
+
+
+def test_load_then_continue_trains_the_saved_run_on():
+    config = TrainConfig(target="normal", model={"hidden": (8, 8)}, batch_size=64, seed=3, **FAST)
+    saved = TrainingJob(config, compute_final_metrics=False).start().join(120)
+    history = saved.snapshot().history
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    upload(at, "run.pt", checkpoint_bytes(saved.model, config, training=saved.training_state()))
+    shown(at)
+    loaded = at.session_state["train__checkpoint"]
+    assert loaded.error is None and not any("fresh optimizer" in n for n in loaded.notes)
+    _continued(at, FAST["adam_iters"])
+    # A finished run gets as many Adam iterations again, after the saved ones, whose history it keeps.
+    assert iteration(at) == 2 * FAST["adam_iters"]
+    job = at.session_state["train__drawn"][0]
+    snap = next(j for j in _jobs() if j.job_id == job).snapshot()
+    assert list(snap.history["iteration"]) == list(range(1, 2 * FAST["adam_iters"] + 1))
+    np.testing.assert_array_equal(snap.history["loss"][: FAST["adam_iters"]], history["loss"])
+    assert not any("fresh Adam optimizer" in c.value for c in at.caption)
+    # The sidebar follows the extended run, so no "discard?" question appears.
+    assert at.number_input(key="train_adam_iters").value == 2 * FAST["adam_iters"]
+
+
+def test_a_weights_only_checkpoint_continues_with_a_fresh_optimizer_on_the_page(gamma):
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    upload(at, "gamma.pt", checkpoint_bytes(gamma.model, gamma.config))
+    shown(at)
+    assert any("Continue trains on with a fresh optimizer" in n for n in at.session_state["train__checkpoint"].notes)
+    _continued(at, 0)
+    assert iteration(at) == gamma.config.adam_iters
+    assert any("fresh Adam optimizer" in c.value for c in at.caption)
+
+
+def _jobs() -> list:
+    from cnfviz.runtime.job import _live
+
+    return list(_live)
+
+
+def test_the_download_carries_the_training_state_while_it_fits_the_panels_cap(monkeypatch):
+    config = TrainConfig(target="normal", model={"hidden": (16, 16)}, batch_size=64, **FAST)
+    job = TrainingJob(config, compute_final_metrics=False).start().join(120)
+    data, with_state = download_bytes(job.model, config, training=job.training_state())
+    assert with_state and load_checkpoint(data)[2]["training"]["trainer"]["adam_done"] == FAST["adam_iters"]
+    bare = checkpoint_bytes(job.model, config)
+    # A cap between the two sizes: the panel could not take the full file back, so the weights alone come.
+    monkeypatch.setattr(panel_module, "MAX_CHECKPOINT_MB", (len(bare) + len(data)) / 2 / 1e6)
+    small, with_state = download_bytes(job.model, config, training=job.training_state())
+    assert not with_state and small == bare and "training" not in load_checkpoint(small)[2]
+    assert download_bytes(job.model, config) == (bare, False)

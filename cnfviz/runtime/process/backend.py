@@ -632,6 +632,11 @@ class ProcessJob:
                 self._model, self._model_key = model.eval(), (id(weights), key)
             return self._model
 
+    def training_state(self) -> dict[str, Any] | None:
+        """The run's :meth:`~cnfviz.TrainingJob.training_state`, fetched from its worker (None while it trains)."""
+        answered, state, _ = self._worker.request("training_state", self.job_id, timeout=10.0)
+        return state if answered else None
+
     @property
     def device(self) -> str:
         return str(self._where.get("device", "cpu"))
