@@ -327,6 +327,7 @@ class TrainingJob:
         self._visuals_version = 0
         self._next_visual_time = 0.0
         self._last_visual_iter = -(10**9)
+        self._accurate_iter: int | None = None  # the iteration of the last picture drawn with the accurate solver
         self._metrics: Metrics | None = None
         self._result: TrainResult | None = None
         self._last: IterationRecord | None = None
@@ -535,6 +536,7 @@ class TrainingJob:
             self._visuals = vis
             self._visuals_version += 1
         self._last_visual_iter = iteration
+        self._accurate_iter = iteration if solver is None else None
         # Back off so plotting costs at most `visual_budget` of the time (issue 22: a picture every 1-2 s);
         # flow matching's iterations are cheap, so its pictures may take twice the share, twice as often.
         fm = self.config.objective != "likelihood"
@@ -574,7 +576,7 @@ class TrainingJob:
 
     def _on_pause(self) -> None:
         it = self._last.iteration if self._last else 0
-        if it != self._last_visual_iter:
+        if it != self._accurate_iter:
             self._refresh_visuals(it)
 
     def _run(self) -> None:
@@ -614,7 +616,7 @@ class TrainingJob:
             metrics = None
             if shown and _ending_turn(self._abort):
                 try:
-                    if it != self._last_visual_iter or self._visuals is None:
+                    if it != self._accurate_iter:  # (a live picture of this iteration is a coarse one)
                         self._refresh_visuals(it)
                     if self.compute_final_metrics:
                         try:

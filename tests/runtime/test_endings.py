@@ -59,3 +59,12 @@ def test_a_run_abandoned_while_it_waits_for_its_turn_ends_at_once(monkeypatch):
     assert time.perf_counter() - start < 2.0
     snap = job.snapshot()
     assert not snap.finishing and snap.metrics is None
+
+
+def test_a_run_whose_last_live_picture_was_coarse_ends_on_an_accurate_one():
+    # A live picture at every iteration, the last included: drawn with the training's fixed-step solver on
+    # a coarse grid. The final picture must still be the accurate one (a flaky "48 != 64" before).
+    job = TrainingJob(TINY, visual_every=1, visual_min_seconds=0.0, visual_budget=1e9).start().join(120)
+    snap = job.snapshot()
+    assert snap.state == "done" and snap.visuals is not None and snap.visuals.iteration == TINY.adam_iters
+    assert snap.visuals.density.learned.shape == (64, 64)
