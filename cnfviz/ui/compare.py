@@ -601,15 +601,9 @@ def comparison_live(holder: JobHolder) -> None:
     started, entries = _entries(holder)
     active = _active(entries)
     st.session_state[_DRAWN] = (started.uid if started else None, active)
-    live: dict[str, Any] | None = None
-    if stream.enabled():
-        live = {}
-        if started is not None and active:
-            runs = [(e.index, e.job_name, e.snap) for e in entries if e.snap is not None]
-            labels = [e.run.label for e in entries]
-            errors = {str(e.index): e.error for e in entries if e.snap is None}
-            token = stream.compare_token(holder, runs, height=LOSS_CHART_HEIGHT, labels=labels, errors=errors)
-            live = {"token": token}
+    # Where the live channel is mounted, the fragment binds the comparison's stream itself (on every run of it,
+    # fragment runs too), so that the stream always knows the states the page last drew.
+    live: dict[str, Any] | None = {} if stream.enabled() else None
     st.fragment(_live, run_every=COMPARE_POLL_SECONDS if active and live is None else None)(holder, live)
 
 
@@ -632,7 +626,7 @@ def _live(holder: JobHolder, live: dict[str, Any] | None = None) -> None:
             _progress_row(e)
         st.plotly_chart(loss_curves_figure(curves), key=_k("loss_chart"), config=_PLOT_CONFIG)
     else:
-        token = live.get("token")
+        token = _bind(holder, entries) if active else None
         rows = progress_payload([(e.index, e.run.label, e.snap, e.error) for e in entries])
         live_status(rows, key=_k("live_status"), url=f"{stream.STREAM_PREFIX}/{token}" if token else None)
         _streamed_loss_chart(entries, curves, token)
@@ -645,7 +639,15 @@ def _live(holder: JobHolder, live: dict[str, Any] | None = None) -> None:
     if active and live is None:
         _live_densities(started, entries)
     elif active:
-        _streamed_densities(started, entries, live.get("token"))
+        _streamed_densities(started, entries, token)
+
+
+def _bind(holder: JobHolder, entries: list[_Entry]) -> str:
+    """The comparison's stream token, bound to the runs as this script run draws them."""
+    runs = [(e.index, e.job_name, e.snap) for e in entries if e.snap is not None]
+    errors = {str(e.index): e.error for e in entries if e.snap is None}
+    labels = [e.run.label for e in entries]
+    return stream.compare_token(holder, runs, height=LOSS_CHART_HEIGHT, labels=labels, errors=errors)
 
 
 def _curves(entries: list[_Entry]) -> list[tuple[str, Mapping[str, np.ndarray]]]:
@@ -667,6 +669,9 @@ def _streamed_loss_chart(
             "role": "loss",
             "n": [len(x) for x, _ in series],
             "v": versions,
+            # The runs' states as drawn: a rerun that the stream asked for changes them, so the frame gets new
+            # arguments and opens the next stream even when no point or picture changed (a stop while finishing).
+            "drawn": [list(mode) for mode in stream.compare_drawn([e.snap for e in entries if e.snap is not None])],
         }
     asked = live_chart(spec, key=_k("loss_chart"), height=LOSS_CHART_HEIGHT, stream=follow)
     seen = f"{PREFIX}__stream_rerun"

@@ -113,7 +113,14 @@ def live_views(prefix: str, holder: JobHolder, *, present: bool = False) -> None
     if snap is not None and active and stream.enabled():
         overlay = bool(st.session_state.get(_k(prefix, "field_overlay"), False))
         token = stream.stream_token(holder, prefix, snap, height=height, present=present, overlay=overlay)
-        live = {"url": f"../..{stream.STREAM_PREFIX}/{token}", "channel": token, "status": _k(prefix, "status")}
+        live = {
+            "url": f"../..{stream.STREAM_PREFIX}/{token}",
+            "channel": token,
+            "status": _k(prefix, "status"),
+            # As drawn: a rerun the stream asked for changes it, so the frame reopens its stream even when no
+            # point or picture changed.
+            "drawn": list(stream.drawn_mode(snap)),
+        }
         # The status component lives in the page itself (no iframe): its URL is the page's, not a frame's.
         status_live = {**(status_live or {}), "url": f"{stream.STREAM_PREFIX}/{token}"}
     poll = (POLL_SECONDS if fast else STEADY_POLL_SECONDS) if active and live is None else None

@@ -151,10 +151,20 @@
     document.body.dataset.points = String(live.points);
   }
 
+  // How long a chart that asked for a rerun waits for new arguments before it follows its stream again: a
+  // script run that draws the very arguments it drew before sends the frame nothing.
+  const REFOLLOW_MS = 4000;
+
   function askRerun(reason) {
     if (live.asked) return;
     live.asked = true;
     send("streamlit:setComponentValue", { value: Date.now() + ":" + reason, dataType: "json" });
+    const asked = state.renders;
+    setTimeout(function () {
+      if (live.source || state.renders !== asked || !state.lastStream) return;
+      live.refollows = (live.refollows || 0) + 1;
+      follow(state.lastStream);
+    }, REFOLLOW_MS);
   }
 
   function follow(stream) {
@@ -203,6 +213,7 @@
 
   function render(args) {
     state.renders += 1;
+    state.lastStream = args.stream && args.stream.role === "loss" ? args.stream : null;
     if (args.height !== state.height) {
       state.height = args.height;
       div.style.height = args.height + "px";
