@@ -621,6 +621,7 @@ def _live(holder: JobHolder, live: dict[str, Any] | None = None) -> None:
         st.rerun()  # the last run ended: a full rerun draws the results and stops the polling
     st.subheader("Progress")
     curves = _curves(entries)
+    token: str | None = None
     if live is None:
         for e in entries:
             _progress_row(e)

@@ -164,8 +164,10 @@ def compare_drawn(snaps: list[Any]) -> tuple[tuple[str, bool], ...]:
 
 
 def compare_token(holder: Any, runs: list[tuple[int, str, Any]], **options: Any) -> str:
-    """The token of a Compare page's runs ``(index, name, snapshot)`` in ``holder``, drawn with ``options``:
-    the same token on every script run of one comparison, a new one per comparison (new job ids)."""
+    """The token of a Compare page's runs ``(index, name, snapshot)`` in ``holder``, drawn with ``options``
+    (``labels``: every run's label in page order, those that never started too; ``errors``: why those did not
+    start, by index; ``height``: the loss chart's): the same token on every script run of one comparison, a new
+    one per comparison (new job ids). Each call records the runs' states as this script run drew them."""
     bound_runs = tuple((int(i), str(name), str(snap.job_id)) for i, name, snap in runs)
     drawn = compare_drawn([snap for _, _, snap in runs])
     key = (id(holder), "compare", bound_runs)
