@@ -10,6 +10,12 @@ loop, script runs, streams), from ``/proc``.
     python benchmarks/bench_live_channel.py --tree . --tabs 1 --seconds 30
     python benchmarks/bench_live_channel.py --tree /work/main --tabs 5 --seconds 30   # main, side by side
     python benchmarks/bench_live_channel.py --costs --seconds 20   # CPU per stream tick and per picture
+    python benchmarks/bench_live_channel.py --compare --trees /work/main . --seconds 20   # Compare, side by side
+
+``--compare``: one Compare page trains three runs (moons, widths 32, 64, 128); for each tree in turn it prints
+the page's script reruns per second (``rerun_script`` BackMsgs up its websocket), the bytes per second it
+receives (websocket frames and HTTP, the live streams included), how many points each run's curve gained per
+second, and the server's CPU; then the ratios of the last tree's figures to the first's.
 
 Prints one JSON object. Timings depend on the machine's load: run both trees back to back.
 """
@@ -166,6 +172,118 @@ def measure(url: str, pid: int, tabs: int, seconds: float, query: str) -> dict:
     }
 
 
+# Each run's training-NLL line in the Compare page's loss chart: in the page (a polled st.plotly_chart) or in the
+# live chart's frame (the live channel).
+COMPARE_POINTS_JS = """() => {
+  const frame = document.querySelector('.st-key-compare_loss_chart iframe');
+  const doc = frame && frame.contentDocument ? frame.contentDocument : document;
+  const plot = doc.querySelector(frame ? '.js-plotly-plot' : '.st-key-compare_loss_chart .js-plotly-plot');
+  if (!plot || !plot._fullData) return null;
+  return plot._fullData.filter(t => t.xaxis === 'x' && t.mode === 'lines').map(t => t._length || 0);
+}"""
+
+
+def _is_rerun(payload: bytes | str) -> bool:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    msg = BackMsg()
+    try:
+        msg.ParseFromString(payload if isinstance(payload, bytes) else payload.encode("latin-1"))
+    except Exception:  # not a BackMsg
+        return False
+    return msg.WhichOneof("type") == "rerun_script"
+
+
+def measure_compare(url: str, pid: int, seconds: float, iterations: int) -> dict:
+    """One Compare page with three runs: its script reruns and bytes received per second while they train."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        warm = browser.new_page()
+        warm.goto(f"{url}/compare")
+        warm.wait_for_selector(".st-key-compare_start_button", timeout=120_000)
+        warm.context.close()
+        context = browser.new_context(viewport={"width": 1366, "height": 768})
+        page = context.new_page()
+        log = {"reruns": 0, "ws_down": 0, "http_down": 0}
+        ws_sent: list[bytes | str] = []
+
+        def on_ws(ws) -> None:
+            ws.on("framesent", lambda payload: ws_sent.append(payload))
+            ws.on("framereceived", lambda b: log.__setitem__("ws_down", log["ws_down"] + len(b)))
+
+        page.on("websocket", on_ws)
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.on(
+            "Network.dataReceived",
+            lambda e: log.__setitem__("http_down", log["http_down"] + int(e.get("encodedDataLength", 0))),
+        )
+        page.goto(f"{url}/compare")
+        page.wait_for_selector(".st-key-compare_start_button", timeout=120_000)
+        box = page.locator(".st-key-compare_adam_iters input").first
+        box.fill(str(iterations))
+        box.press("Enter")
+        page.get_by_text("3 runs: width = 32 · width = 64 · width = 128").wait_for(timeout=30_000)
+        page.locator(".st-key-compare_start_button button").filter(visible=True).click()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            points = page.evaluate(COMPARE_POINTS_JS)
+            if points and len(points) == 3 and min(points) >= 2:
+                break
+            page.wait_for_timeout(250)
+        else:
+            raise SystemExit("the comparison drew no points in 240 s")
+        page.wait_for_timeout(2000)  # past the start's own reruns
+        sent0, ws0, http0 = len(ws_sent), log["ws_down"], log["http_down"]
+        points0 = page.evaluate(COMPARE_POINTS_JS)
+        cpu0, t0 = _cpu(pid), time.monotonic()
+        page.wait_for_timeout(seconds * 1000)
+        cpu1, t1 = _cpu(pid), time.monotonic()
+        points1 = page.evaluate(COMPARE_POINTS_JS)
+        window = ws_sent[sent0:]
+        ws_bytes, http_bytes = log["ws_down"] - ws0, log["http_down"] - http0
+        live = page.evaluate("() => !!document.querySelector('.st-key-compare_loss_chart iframe')")
+        page.locator(".st-key-compare_stop_button button").filter(visible=True).click()
+        page.wait_for_timeout(1000)
+        browser.close()
+    wall = t1 - t0
+    return {
+        "live_channel": live,
+        "seconds": round(wall, 1),
+        "script_reruns_per_s": round(sum(_is_rerun(m) for m in window) / wall, 2),
+        "websocket_up_per_s": round(len(window) / wall, 2),
+        "bytes_down_per_s": round((ws_bytes + http_bytes) / wall),
+        "websocket_bytes_down_per_s": round(ws_bytes / wall),
+        "http_bytes_down_per_s": round(http_bytes / wall),
+        "points_per_s_per_run": [round((b - a) / wall, 2) for a, b in zip(points0, points1, strict=True)],
+        "server_training_cores": round((cpu1[0] - cpu0[0]) / wall, 2),
+        "server_other_cores": round((cpu1[1] - cpu0[1]) / wall, 2),
+    }
+
+
+def compare_side_by_side(trees: list[Path], seconds: float, iterations: int, log: Path) -> dict:
+    """:func:`measure_compare` on each tree in turn (one server each), with the last tree's ratios to the first."""
+    out: dict = {"trees": {}}
+    for tree in trees:
+        port = _free_port()
+        proc = serve(tree.resolve(), port, log)
+        try:
+            out["trees"][str(tree)] = measure_compare(f"http://127.0.0.1:{port}", proc.pid, seconds, iterations)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if len(trees) > 1:
+        first, last = out["trees"][str(trees[0])], out["trees"][str(trees[-1])]
+        keys = ("script_reruns_per_s", "bytes_down_per_s", "server_other_cores")
+        out["last_over_first"] = {k: round(last[k] / first[k], 3) if first[k] else None for k in keys}
+    return out
+
+
 def stream_costs(seconds: float) -> dict:
     """CPU milliseconds the server spends per stream tick (snapshot, loss delta, status) and per new picture
     (the density and flow specs), on one moons run training in this process."""
@@ -215,7 +333,14 @@ def main() -> None:
     ap.add_argument("--query", default="target=moons&adam=3000&autostart=1")
     ap.add_argument("--log", type=Path, default=Path("/tmp/bench_live_channel_server.log"))
     ap.add_argument("--costs", action="store_true", help="only the stream's CPU cost per tick and per picture")
+    ap.add_argument("--compare", action="store_true", help="one Compare page with three runs, per tree")
+    ap.add_argument("--trees", type=Path, nargs="+", help="with --compare: the checkouts to serve, in turn")
+    ap.add_argument("--iterations", type=int, default=3000, help="with --compare: Adam iterations per run")
     args = ap.parse_args()
+    if args.compare:
+        out = compare_side_by_side(args.trees or [args.tree], args.seconds, args.iterations, args.log)
+        print(json.dumps({**out, "load_average": os.getloadavg()}, indent=2))
+        return
     if args.costs:
         print(json.dumps({**stream_costs(args.seconds), "load_average": os.getloadavg()}, indent=2))
         return

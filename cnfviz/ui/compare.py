@@ -13,6 +13,12 @@ learned densities and the metrics table (:func:`comparison_results`)::
     comparison_live(holder)
     comparison_results(holder)
 
+Where the live channel is mounted (``app.py``: :mod:`cnfviz.ui.stream`), nothing polls: the page gets one stream
+token for its comparison (:func:`~cnfviz.ui.stream.compare_token`), the loss chart extends every run's curves
+from it and hands each run's new density to that run's chart, the progress rows follow its status part, and a
+script reruns only when a run changes state. Elsewhere (AppTest) the live part polls every
+:data:`COMPARE_POLL_SECONDS` while a run is active.
+
 ``?preset=hutchinson`` (or any name in :data:`~cnfviz.features.compare.COMPARE_PRESETS`) in the URL opens the page
 on that preset's runs.
 
@@ -35,7 +41,10 @@ key                             widget
 ``compare_budget``              number input: seconds of training per run (every mode)
 ``compare_start_button``        button: start the comparison (replaces the last one)
 ``compare_stop_button``         button: stop every run of the comparison
-``compare_loss_chart``          chart: every run's loss and NFE per iteration
+``compare_loss_chart``          chart: every run's loss and NFE per iteration (a live chart where the live
+                                channel is mounted)
+``compare_live_status``         the progress rows as one live status component (live channel only)
+``compare_live_density_<i>``    chart: run i's density while the runs train
 ``compare_target_chart``        chart: the target density (2D targets, after the end)
 ``compare_density_chart_<i>``   chart: run i's learned density (after the end; i counts from 0)
 ``compare_metrics``             container of the metrics table
@@ -47,15 +56,16 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from .._text import MAX_LABEL_CHARS
+from .._text import MAX_LABEL_CHARS, figure_text, printable
 from .._validation import ConfigError
 from ..features.compare import (
     BEST_MARK,
@@ -77,14 +87,17 @@ from ..features.compare import (
 )
 from ..features.links import config_to_query
 from ..figures.compare import loss_curves_figure, run_color, run_density_figure, target_density_figure
+from ..figures.plots import decimate, nfe_per_iteration
 from ..runtime.job import Snapshot, TrainingJob
 from ..targets import SCIPY_PREFIX, TARGETS, scipy_params
 from ..training.config import TrainConfig
 from ..training.presets import PRESETS, default_config, target_dim
+from . import stream
 from .keys import widget_key
+from .live_chart import chart_spec, live_chart
 from .session import JobHolder, job_holder, job_slots
 from .sidebar import target_choices
-from .status import format_duration
+from .status import format_duration, live_status
 from .text import plain
 
 __all__ = [
@@ -94,12 +107,16 @@ __all__ = [
     "MAX_CONFIG_MB",
     "MODES",
     "Setup",
+    "compare_loss_spec",
+    "compare_series",
     "compare_targets",
     "comparison_buttons",
     "comparison_live",
     "comparison_results",
     "comparison_setup",
+    "live_density_specs",
     "metrics_table_rows",
+    "progress_payload",
     "run_status_text",
 ]
 
@@ -118,6 +135,8 @@ DEFAULT_ITERATIONS: dict[int, int] = {1: 300, 2: 400}
 the same count for every run keeps a comparison fair, and small counts keep it quick."""
 COMPARE_POLL_SECONDS = 1.0
 """How often the progress rows and the loss chart refresh while a run is active."""
+LOSS_CHART_HEIGHT = 380
+"""The loss chart's height in pixels (what :func:`~cnfviz.figures.compare.loss_curves_figure` draws)."""
 MAX_CONFIG_MB = 1
 """The largest config file the upload takes (a config is about a kilobyte)."""
 _PLOT_CONFIG = {"displaylogo": False}
@@ -426,6 +445,10 @@ class _Entry:
     snap: Snapshot | None
     error: str
 
+    @property
+    def job_name(self) -> str:
+        return _job_name(self.index)
+
 
 def _job_name(i: int) -> str:
     return f"{PREFIX}_{i}"
@@ -573,14 +596,18 @@ def _progress_row(e: _Entry) -> None:
 
 
 def comparison_live(holder: JobHolder) -> None:
-    """A progress row per run and the overlaid loss curves; they poll only while a run is active."""
+    """A progress row per run, the overlaid loss curves and each run's live density. Where the live channel is
+    mounted they follow the comparison's stream; elsewhere they poll while a run is active."""
     started, entries = _entries(holder)
     active = _active(entries)
     st.session_state[_DRAWN] = (started.uid if started else None, active)
-    st.fragment(_live, run_every=COMPARE_POLL_SECONDS if active else None)(holder)
+    # Where the live channel is mounted, the fragment binds the comparison's stream itself (on every run of it,
+    # fragment runs too), so that the stream always knows the states the page last drew.
+    live: dict[str, Any] | None = {} if stream.enabled() else None
+    st.fragment(_live, run_every=COMPARE_POLL_SECONDS if active and live is None else None)(holder, live)
 
 
-def _live(holder: JobHolder) -> None:
+def _live(holder: JobHolder, live: dict[str, Any] | None = None) -> None:
     started, entries = _entries(holder)
     if started is None:
         st.info(
@@ -593,18 +620,199 @@ def _live(holder: JobHolder) -> None:
     if drawn is not None and drawn[1] and (started.uid, active) != drawn:
         st.rerun()  # the last run ended: a full rerun draws the results and stops the polling
     st.subheader("Progress")
-    for e in entries:
-        _progress_row(e)
-    curves = [(e.run.label, e.snap.history if e.snap is not None else {}) for e in entries]
-    st.plotly_chart(loss_curves_figure(curves), key=_k("loss_chart"), config=_PLOT_CONFIG)
+    curves = _curves(entries)
+    token: str | None = None
+    if live is None:
+        for e in entries:
+            _progress_row(e)
+        st.plotly_chart(loss_curves_figure(curves), key=_k("loss_chart"), config=_PLOT_CONFIG)
+    else:
+        token = _bind(holder, entries) if active else None
+        rows = progress_payload([(e.index, e.run.label, e.snap, e.error) for e in entries])
+        live_status(rows, key=_k("live_status"), url=f"{stream.STREAM_PREFIX}/{token}" if token else None)
+        _streamed_loss_chart(entries, curves, token)
     st.caption(
         "Left: the negative log-likelihood, lower is better: a likelihood run's training NLL (line) and every "
         "run's test NLL (dots; a flow-matching run has only these), one scale for all. Middle: the ODE function "
         "evaluations per iteration, the cost of one step. Right (flow matching only): its own regression loss. "
         "Colours match the rows above."
     )
-    if active:
+    if active and live is None:
         _live_densities(started, entries)
+    elif active:
+        _streamed_densities(started, entries, token)
+
+
+def _bind(holder: JobHolder, entries: list[_Entry]) -> str:
+    """The comparison's stream token, bound to the runs as this script run draws them."""
+    runs = [(e.index, e.job_name, e.snap) for e in entries if e.snap is not None]
+    errors = {str(e.index): e.error for e in entries if e.snap is None}
+    labels = [e.run.label for e in entries]
+    return stream.compare_token(holder, runs, height=LOSS_CHART_HEIGHT, labels=labels, errors=errors)
+
+
+def _curves(entries: list[_Entry]) -> list[tuple[str, Mapping[str, np.ndarray]]]:
+    """``(label, history)`` per run, in order, as the loss chart draws them (a run that never started: none)."""
+    return [(e.run.label, e.snap.history if e.snap is not None else {}) for e in entries]
+
+
+def _streamed_loss_chart(
+    entries: list[_Entry], curves: list[tuple[str, Mapping[str, np.ndarray]]], token: str | None
+) -> None:
+    spec = compare_loss_spec(curves, height=LOSS_CHART_HEIGHT)
+    follow = None
+    if token:
+        _, series = compare_series(curves)
+        versions = [e.snap.visuals_version if e.snap.visuals is not None else -1 for e in entries if e.snap is not None]
+        follow = {
+            "url": f"../..{stream.STREAM_PREFIX}/{token}",
+            "channel": token,
+            "role": "loss",
+            "n": [len(x) for x, _ in series],
+            "v": versions,
+            # The runs' states as drawn: a rerun that the stream asked for changes them, so the frame gets new
+            # arguments and opens the next stream even when no point or picture changed (a stop while finishing).
+            "drawn": [list(mode) for mode in stream.compare_drawn([e.snap for e in entries if e.snap is not None])],
+        }
+    asked = live_chart(spec, key=_k("loss_chart"), height=LOSS_CHART_HEIGHT, stream=follow)
+    seen = f"{PREFIX}__stream_rerun"
+    if asked is not None and asked != st.session_state.get(seen):
+        # The stream saw a run change state: the whole page redraws (its rows, buttons, results, next stream).
+        st.session_state[seen] = asked
+        st.rerun()
+
+
+# --------------------------------------------------------------------------------------------------
+# The live channel's view of a comparison (no st.* calls: cnfviz.ui.stream builds its messages with these)
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_regression(history: Mapping[str, np.ndarray]) -> bool:
+    # As loss_curves_figure decides it: a flow-matching run computes no training NLL (all NaN).
+    nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
+    return bool(len(nll)) and bool(np.isnan(nll).all())
+
+
+def compare_series(
+    curves: Sequence[tuple[str, Mapping[str, np.ndarray]]], *, max_points: int = 600
+) -> tuple[tuple[str, ...], list[tuple[np.ndarray, np.ndarray]]]:
+    """The traces of :func:`~cnfviz.figures.compare.loss_curves_figure` in its order, as the live channel
+    extends them: each trace's name (``"nll:0"``, ``"test:0"``, ``"fm:1"``, ``"nfe:1"``: what and whose; when the
+    names change, the figure does) and its ``(x, y)``, shapes (n,) each.
+
+    Arguments:
+        curves: ``(label, history)`` per run, in order, as the figure takes them.
+        max_points: each curve is decimated to at most this many points, as in the figure.
+    """
+    names: list[str] = []
+    series: list[tuple[np.ndarray, np.ndarray]] = []
+    for i, (_, history) in enumerate(curves):
+        it = np.asarray(history.get("iteration", np.zeros(0)))
+        test = (
+            np.asarray(history.get("test_iteration", np.zeros(0))),
+            np.asarray(history.get("test_nll", np.zeros(0))),
+        )
+        if _is_regression(history):
+            names.append(f"test:{i}")
+            series.append(test)
+            loss = history.get("loss")
+            if loss is not None and len(loss) == len(it) and len(it):
+                names.append(f"fm:{i}")
+                series.append(decimate(it, np.asarray(loss), max_points))
+        else:
+            nll = np.asarray(history.get("nll", np.zeros(0)), dtype=np.float64)
+            names.append(f"nll:{i}")
+            series.append(decimate(it, nll, max_points))
+            if len(test[0]):
+                names.append(f"test:{i}")
+                series.append(test)
+        nfe = history.get("nfe")
+        if nfe is not None and len(nfe) == len(it) and len(nfe):
+            names.append(f"nfe:{i}")
+            series.append(decimate(it, nfe_per_iteration(nfe), max_points))
+    return tuple(names), series
+
+
+def compare_loss_spec(
+    curves: Sequence[tuple[str, Mapping[str, np.ndarray]]], *, height: int = LOSS_CHART_HEIGHT
+) -> str:
+    """The loss chart's live-chart spec: every run's curves (:func:`~cnfviz.figures.compare.loss_curves_figure`)."""
+    return chart_spec(loss_curves_figure(list(curves), height=height))
+
+
+def progress_payload(runs: Sequence[tuple[int, str, Snapshot | None, str]]) -> dict[str, Any]:
+    """The progress rows as the live status component draws them, from ``(index, label, snapshot or None,
+    error)`` per run: ``{"rows": [{"label", "color", "text", "value", "kind"}]}`` (``kind`` ``"error"``: a run
+    that could not start or failed, whose text says why)."""
+    rows = []
+    for i, label, snap, error in runs:
+        # The component writes text nodes, never HTML or markdown: user text needs no escaping, only its
+        # invisible characters marked and its length cut (as the page's own rows show it).
+        shown = printable(" ".join(str(label).splitlines()), MAX_LABEL_CHARS)
+        row: dict[str, Any] = {"label": shown, "color": run_color(i), "kind": "progress"}
+        if snap is None:
+            row.update(kind="error", text=f"Could not start: {printable(error)}", value=0.0)
+        elif snap.state == "failed":
+            row.update(kind="error", text=f"Failed: {printable(snap.reason)}. The others carry on.", value=0.0)
+        else:
+            row.update(text=run_status_text(snap), value=round(float(_fraction(snap)), 4))
+        rows.append(row)
+    return {"rows": rows}
+
+
+def _density_figures(
+    labels: Sequence[str], views: Mapping[int, Any], *, only: Collection[int] | None = None
+) -> dict[str, go.Figure]:
+    """Each run's density figure on the comparison's shared scale (and the target's, in 2D), for the runs in
+    ``only`` (all by default): ``{"target": ..., "0": ..., ...}``."""
+    figures: dict[str, go.Figure] = {}
+    if not views:
+        return figures
+    first = next(iter(views.values()))
+    true_max = float(first.true.max()) if first.true is not None else None
+    learned_max = max(float(v.learned.max()) for v in views.values())
+    one_d = len(first.axes) == 1
+    y_max = min(learned_max, 3 * true_max) if true_max else learned_max
+    if one_d and true_max:
+        y_max = max(y_max, true_max)
+    z_max = true_max if true_max else None
+    height = _heatmap_height(_per_row(len(views) + 1, one_d=False))
+    if not one_d and only is None:
+        figures["target"] = target_density_figure(first, z_max=z_max, height=height)
+    for i, view in views.items():
+        if only is not None and i not in only:
+            continue
+        figures[str(i)] = run_density_figure(
+            view,
+            label=labels[i],
+            color=run_color(i),
+            y_max=y_max if one_d else None,
+            z_max=None if one_d else z_max,
+            height=None if one_d else height,
+        )
+    return figures
+
+
+def _small(fig: go.Figure, iteration: int) -> go.Figure:
+    # The live densities sit in one row under the loss chart; the title says how old each is.
+    title = fig.layout.title.text or ""
+    fig.update_layout(height=LIVE_DENSITY_HEIGHT, title={"text": f"{title} · it {iteration:,}", "font": {"size": 13}})
+    return fig
+
+
+def live_density_specs(
+    runs: Sequence[tuple[int, str, Snapshot | None, str]], changed: Collection[int]
+) -> dict[int, str]:
+    """The live density charts' specs of the runs in ``changed``, from ``(index, label, snapshot or None,
+    error)`` per run: each on the scale the runs' current pictures share."""
+    labels = [label for _, label, _, _ in runs]
+    views = {i: snap.visuals.density for i, _, snap, _ in runs if snap is not None and snap.visuals is not None}
+    figures = _density_figures(labels, views, only=set(changed))
+    out = {}
+    for i, _, snap, _ in runs:
+        if str(i) in figures and snap is not None and snap.visuals is not None:
+            out[i] = chart_spec(_small(figures[str(i)], snap.visuals.iteration))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -631,6 +839,37 @@ def _live_densities(started: _Started, entries: list[_Entry]) -> None:
         col.caption(f"at iteration {iteration:,}")
 
 
+def _waiting_spec(label: str, i: int) -> str:
+    fig = go.Figure(layout={"height": LIVE_DENSITY_HEIGHT})
+    fig.update_layout(
+        title={
+            "text": f"<span style='color:{run_color(i)}'>■</span> {figure_text(label)}: on its way",
+            "font": {"size": 13},
+        }
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return chart_spec(fig)
+
+
+def _streamed_densities(started: _Started, entries: list[_Entry], token: str | None) -> None:
+    """While the runs train, on the live channel: one live chart per run, which takes that run's new densities
+    from the page's stream (the loss chart hands them over)."""
+    runs = [(e.index, e.run.label, e.snap, e.error) for e in entries]
+    specs = live_density_specs(runs, [e.index for e in entries])
+    columns = st.columns(max(len(entries), 3))
+    for col, e in zip(columns, entries, strict=False):
+        if e.snap is None:
+            continue
+        with col:
+            live_chart(
+                specs.get(e.index) or _waiting_spec(e.run.label, e.index),
+                key=_k(f"live_density_{e.index}"),
+                height=LIVE_DENSITY_HEIGHT,
+                stream={"channel": token, "role": "density", "index": e.index} if token else None,
+            )
+
+
 def _per_row(cells: int, one_d: bool) -> int:
     """Figures per row of the density grid: all in one row up to 3 (1D) or 4 (2D), else two rows."""
     return cells if cells <= (3 if one_d else 4) else math.ceil(cells / 2)
@@ -648,28 +887,7 @@ def _figures(started: _Started, entries: list[_Entry]) -> dict[str, go.Figure]:
     if cache and cache["stamp"] == stamp:
         return cache["figures"]
     views = {e.index: e.snap.visuals.density for e in entries if e.snap is not None and e.snap.visuals is not None}
-    figures: dict[str, go.Figure] = {}
-    if views:
-        first = next(iter(views.values()))
-        true_max = float(first.true.max()) if first.true is not None else None
-        learned_max = max(float(v.learned.max()) for v in views.values())
-        one_d = len(first.axes) == 1
-        y_max = min(learned_max, 3 * true_max) if true_max else learned_max
-        if one_d and true_max:
-            y_max = max(y_max, true_max)
-        z_max = true_max if true_max else None
-        if not one_d:
-            height = _heatmap_height(_per_row(len(views) + 1, one_d=False))
-            figures["target"] = target_density_figure(first, z_max=z_max, height=height)
-        for i, view in views.items():
-            figures[str(i)] = run_density_figure(
-                view,
-                label=started.runs[i].label,
-                color=run_color(i),
-                y_max=y_max if one_d else None,
-                z_max=None if one_d else z_max,
-                height=None if one_d else height,
-            )
+    figures = _density_figures([r.label for r in started.runs], views)
     st.session_state[_FIGURES] = {"stamp": stamp, "figures": figures}
     return figures
 

@@ -1,8 +1,19 @@
-"""The status bar of a run: progress, stage, speed and ETA, the current loss and NFE, and how the run ended."""
+"""The status bar of a run: progress, stage, speed and ETA, the current loss and NFE, and how the run ended.
+
+Where the live channel is mounted (:mod:`cnfviz.ui.stream`), the progress line and the figures under it are
+:func:`live_status`: a small component of its own, text in the page's DOM (no iframe, no canvas), which follows
+the run's status stream between script runs, so it depends on no chart's frame. The same component draws the
+Compare page's progress rows.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import threading
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -10,7 +21,22 @@ from ..runtime.job import Snapshot
 from ..training.trainer import lbfgs_max_evaluations
 from .text import plain
 
-__all__ = ["STATUS_NOTE_HEIGHT", "format_duration", "progress_text", "progress_value", "render_status", "run_total"]
+__all__ = [
+    "STATUS_COMPONENT",
+    "STATUS_NOTE_HEIGHT",
+    "format_duration",
+    "live_status",
+    "progress_text",
+    "progress_value",
+    "render_status",
+    "run_total",
+]
+
+STATUS_COMPONENT = "cnfviz_live_status"
+"""The status component's name (a Streamlit v2 component: HTML, CSS and JS mounted in the page itself)."""
+_STATIC = Path(__file__).with_name("live_chart_static")
+_component_lock = threading.Lock()
+_component: list[Any] = []
 
 STATUS_NOTE_HEIGHT = 76
 """Pixels kept for the end of a run and the solver's notes, so that nothing moves when they appear."""
@@ -88,13 +114,56 @@ def _figures(snap: Snapshot) -> str:
     return " · ".join(parts)
 
 
-def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: int | None = None) -> None:
+def _status_component() -> Any:
+    # Registered once per process; Streamlit puts the definition on each runtime that mounts it (AppTest's too).
+    with _component_lock:
+        if not _component:
+            _component.append(
+                st.components.v2.component(
+                    STATUS_COMPONENT,
+                    css=(_STATIC / "live_status.css").read_text(),
+                    js=(_STATIC / "live_status.js").read_text(),
+                    isolate_styles=False,  # the page's presentation-mode type sizes reach it
+                )
+            )
+        return _component[0]
+
+
+def live_status(payload: dict[str, Any], *, key: str, url: str | None = None, present: bool = False) -> None:
+    """The status row as text in the page, following ``url`` (a stream of :mod:`cnfviz.ui.stream`) between
+    script runs.
+
+    Arguments:
+        payload: what to show now: a run's status (``text``, ``value`` in [0, 1], ``figures`` as
+            ``[words, bold]`` parts, ``notes``), or ``{"rows": [{"label", "color", "text", "value", "kind"}]}``
+            (``kind`` ``"error"``: a run that failed, shown as an alert instead of a bar).
+        key: the element's key (also the browser's handle on it: ``window.cnfvizStatus[key]``).
+        url: the stream, or None while nothing changes (a run that ended).
+        present: presentation mode's type (at least 20 px).
+    """
+    text = json.dumps(payload, sort_keys=True)
+    rev = hashlib.blake2b(f"{text}|{url}|{present}".encode(), digest_size=8).hexdigest()
+    data = {"key": key, "rev": rev, "payload": payload, "url": url, "present": bool(present)}
+    _status_component()(key=key, data=data, height="content")
+
+
+def render_status(
+    snap: Snapshot | None,
+    *,
+    stopping: bool = False,
+    capacity: int | None = None,
+    live: dict[str, Any] | None = None,
+    present: bool = False,
+) -> None:
     """Draw the status of a run (or a hint when there is none).
 
     Arguments:
         snap: the job's snapshot, or None before the first run.
         stopping: the user pressed Stop and the job is winding down.
         capacity: the server's cap on concurrent runs, shown to queued users.
+        live: where the live channel is mounted: ``{"key": the status component's key, "url": the run's
+            stream or None}``; the progress line, the figures and the notes are then :func:`live_status`.
+        present: presentation mode (the live status's bigger type).
     """
     if snap is None:
         st.info("Pick a target in the sidebar and press **Train**: the plots below come alive within a second.")
@@ -109,6 +178,13 @@ def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: in
         why = f" Waiting because {snap.reason}." if snap.reason else ""
         st.info(f"Waiting for a free training slot: you are {where}{cap}.{why} Training starts by itself.")
     left, right = st.columns([1.5, 1], vertical_alignment="top")
+    if live is not None:
+        from .stream import status_payload
+
+        with left:
+            live_status(status_payload(snap, stopping=stopping), key=live["key"], url=live["url"], present=present)
+        _ending(snap, right, notes=False)
+        return
     left.progress(progress_value(snap), text=progress_text(snap, stopping=stopping))
     left.markdown(
         _figures(snap),
@@ -116,8 +192,12 @@ def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: in
         "backpropagation differentiates through those solves and needs none of its own; with the adjoint "
         "method the backward pass solves an ODE too, and its evaluations are shown after the +.",
     )
+    _ending(snap, right, notes=True)
+
+
+def _ending(snap: Snapshot, column: Any, *, notes: bool) -> None:
     # A fixed height: the end of a run and the notes appear without moving the charts below.
-    with right.container(height=STATUS_NOTE_HEIGHT, border=False):
+    with column.container(height=STATUS_NOTE_HEIGHT, border=False):
         if snap.state == "done":
             st.success(f"**Done**: {plain(snap.reason)}.", icon=":material/check_circle:")
         elif snap.state == "stopped":
@@ -127,5 +207,5 @@ def render_status(snap: Snapshot | None, *, stopping: bool = False, capacity: in
                 f"**Failed**: {plain(snap.reason)}. The plots and downloads below show the last good model.",
                 icon=":material/error:",
             )
-        for note in snap.notes:
+        for note in snap.notes if notes else ():
             st.caption(f":material/info: {plain(note)}")

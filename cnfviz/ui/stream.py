@@ -38,11 +38,14 @@ import numpy as np
 
 __all__ = [
     "ASSET_PREFIX",
+    "PARTS",
     "STREAM_PREFIX",
     "TICK_SECONDS",
+    "CompareBinding",
     "StreamBinding",
     "asset_names",
     "binding",
+    "compare_token",
     "enabled",
     "routes",
     "stream_token",
@@ -58,6 +61,10 @@ KEEPALIVE_SECONDS = 10.0
 """A comment line at least this often, so proxies keep an idle (paused) stream open."""
 MAX_TOKENS = 4096
 """The registry's bound: beyond it the oldest bindings go (a class of 100 holds a few hundred)."""
+PARTS = frozenset({"loss", "status", "visuals"})
+"""What a stream may carry; a client names the parts it follows (``?parts=status``: the status row's own
+stream), else it gets all of them. A run's page opens two: its loss chart's (loss and pictures) and its status
+row's, so neither depends on the other's frame."""
 
 _enabled = threading.Event()
 
@@ -82,9 +89,40 @@ class StreamBinding:
         return job if job is not None and job.job_id == self.job_id else None
 
 
+@dataclass
+class CompareBinding:
+    """What a Compare token grants: the runs ``runs`` (``(index, name, job id)`` each: the run's place on the
+    page, its name in the holder, its job) of one session's ``holder`` (held weakly), drawn with ``options``.
+    ``drawn`` is each run's ``(state, finishing)`` as the page last drew them: when one differs, it reruns."""
+
+    holder: weakref.ReferenceType[Any]
+    runs: tuple[tuple[int, str, str], ...]
+    options: dict[str, Any]
+    drawn: tuple[tuple[str, bool], ...]
+    created: float = field(default_factory=time.monotonic)
+
+    def jobs(self) -> list[Any] | None:
+        """The bound jobs in order, or None once any of them was discarded or replaced or the holder is gone."""
+        holder = self.holder()
+        if holder is None:
+            return None
+        jobs = []
+        for _, name, job_id in self.runs:
+            job = holder.get(name)
+            if job is None or job.job_id != job_id:
+                return None
+            jobs.append(job)
+        return jobs
+
+    def job(self) -> Any | None:
+        """The first bound job while all of them live (what :func:`binding` checks), else None."""
+        jobs = self.jobs()
+        return jobs[0] if jobs else None
+
+
 _lock = threading.Lock()
-_tokens: dict[str, StreamBinding] = {}
-_by_run: dict[tuple[int, str, str], str] = {}
+_tokens: dict[str, StreamBinding | CompareBinding] = {}
+_by_run: dict[tuple[Any, ...], str] = {}
 
 
 def enabled() -> bool:
@@ -119,7 +157,35 @@ def stream_token(holder: Any, name: str, snap: Any, **options: Any) -> str:
         return token
 
 
-def binding(token: str) -> StreamBinding | None:
+def compare_drawn(snaps: list[Any]) -> tuple[tuple[str, bool], ...]:
+    """Each run's ``(state, finishing)``: what a Compare page draws differently (a row that ended or failed,
+    the results once all have ended). A run's points, progress and pictures change without a rerun."""
+    return tuple((str(s.state), bool(getattr(s, "finishing", False))) for s in snaps)
+
+
+def compare_token(holder: Any, runs: list[tuple[int, str, Any]], **options: Any) -> str:
+    """The token of a Compare page's runs ``(index, name, snapshot)`` in ``holder``, drawn with ``options``
+    (``labels``: every run's label in page order, those that never started too; ``errors``: why those did not
+    start, by index; ``height``: the loss chart's): the same token on every script run of one comparison, a new
+    one per comparison (new job ids). Each call records the runs' states as this script run drew them."""
+    bound_runs = tuple((int(i), str(name), str(snap.job_id)) for i, name, snap in runs)
+    drawn = compare_drawn([snap for _, _, snap in runs])
+    key = (id(holder), "compare", bound_runs)
+    with _lock:
+        token = _by_run.get(key)
+        bound = _tokens.get(token) if token else None
+        if bound is None or bound.holder() is not holder:
+            token = secrets.token_urlsafe(24)
+            _tokens[token] = CompareBinding(weakref.ref(holder), bound_runs, dict(options), drawn)
+            _by_run[key] = token
+            _prune()
+        else:
+            bound.options = dict(options)
+            bound.drawn = drawn  # type: ignore[assignment]
+        return token
+
+
+def binding(token: str) -> StreamBinding | CompareBinding | None:
     """The live binding of ``token``, or None (unknown, or its run is gone: then it is forgotten)."""
     with _lock:
         bound = _tokens.get(token)
@@ -197,11 +263,12 @@ class LossCursor:
         return out if changed else None
 
 
-def status_payload(snap: Any) -> dict[str, Any]:
-    """The status line a page shows while a run is active: the same words as its server-drawn status row."""
+def status_payload(snap: Any, *, stopping: bool | None = None) -> dict[str, Any]:
+    """The status line a page shows while a run is active: the same words as its server-drawn status row
+    (``stopping``: as the page says it; by default the snapshot's own)."""
     from .status import _figures, progress_text, progress_value, run_total
 
-    stopping = snap.stopping
+    stopping = bool(snap.stopping) if stopping is None else stopping
     eta = snap.eta_seconds
     return {
         "state": snap.state,
@@ -233,10 +300,12 @@ async def events(
     disconnected: Callable[[], Any] | None = None,
     tick: float = TICK_SECONDS,
     snapshot_in_thread: bool = True,
+    parts: frozenset[str] = PARTS,
 ) -> AsyncIterator[bytes]:
     """The stream of one binding: ``loss``, ``lossfigure`` (a curve appeared), ``status``, ``visuals``, then
     ``rerun`` (the page must redraw) or ``end`` (the run was discarded). ``lengths``: the points of each loss
-    curve the client already drew; ``visuals_version``: the pictures it already shows."""
+    curve the client already drew; ``visuals_version``: the pictures it already shows; ``parts``: which of
+    loss (with lossfigure), status and visuals to send."""
     from .views import live_specs, loss_chart_spec, loss_curves
 
     cursor = LossCursor(lengths)
@@ -252,7 +321,7 @@ async def events(
             yield _sse("end", '{"reason": "discarded"}')
             return
         snap = await asyncio.to_thread(job.snapshot) if snapshot_in_thread else job.snapshot()
-        names, curves = loss_curves(snap)
+        names, curves = loss_curves(snap) if "loss" in parts else ((), [])
         if cursor.names is not None and names != cursor.names:
             # A curve appeared (test NLL, LBFGS): a new figure, drawn whole; then points again.
             figure = await asyncio.to_thread(loss_chart_spec, snap, **bound.options)
@@ -266,12 +335,12 @@ async def events(
         if delta is not None:
             yield _sse("loss", json.dumps({"curves": delta, "iteration": int(snap.iteration)}))
             last_sent = time.monotonic()
-        status = json.dumps(status_payload(snap))
+        status = json.dumps(status_payload(snap)) if "status" in parts else None
         if status != last_status:
             last_status = status
             yield _sse("status", status)
             last_sent = time.monotonic()
-        if snap.visuals is not None and snap.visuals_version != sent_version:
+        if "visuals" in parts and snap.visuals is not None and snap.visuals_version != sent_version:
             sent_version = snap.visuals_version
             density, flow = await asyncio.to_thread(live_specs, snap, **bound.options)
             immediate = "true" if snap.state != "running" else "false"
@@ -283,6 +352,102 @@ async def events(
             last_sent = time.monotonic()
         if drawn_mode(snap) != bound.drawn:
             yield _sse("rerun", json.dumps({"reason": snap.state}))
+            return
+        if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+            yield b": keepalive\n\n"
+            last_sent = time.monotonic()
+        await asyncio.sleep(tick)
+
+
+async def compare_events(
+    bound: CompareBinding,
+    *,
+    lengths: list[int],
+    versions: list[int],
+    disconnected: Callable[[], Any] | None = None,
+    tick: float = TICK_SECONDS,
+    snapshot_in_thread: bool = True,
+    parts: frozenset[str] = PARTS,
+) -> AsyncIterator[bytes]:
+    """The stream of a Compare page: every run's new points as one ``loss`` event on the chart's trace indices
+    (the whole figure as ``lossfigure`` when a trace appears: a run's first test NLL), the progress rows as one
+    ``status`` event (``{"rows": [...]}``), ``visuals`` per run whose pictures changed (``{"index", "version",
+    "iteration", "density"}``), then ``rerun`` when a run changes state or ``end`` when the runs were discarded.
+    ``lengths``: the points of each trace the client drew; ``versions``: each run's pictures it shows (-1:
+    none), in the binding's order."""
+    from .compare import compare_loss_spec, compare_series, live_density_specs, progress_payload
+
+    labels: list[str] = list(bound.options.get("labels", ()))
+    errors: dict[str, str] = dict(bound.options.get("errors", {}))
+    height = int(bound.options.get("height", 380))
+    indices = [i for i, _, _ in bound.runs]
+    cursor = LossCursor(lengths)
+    sent = dict(zip(indices, versions, strict=False))
+    last_status: str | None = None
+    last_sent = time.monotonic()
+    yield b"retry: 2000\n\n"
+    while True:
+        if disconnected is not None and await disconnected():
+            return
+        jobs = bound.jobs()
+        if jobs is None:
+            yield _sse("end", '{"reason": "discarded"}')
+            return
+
+        def read(jobs: list[Any] = jobs) -> list[Any]:
+            return [job.snapshot() for job in jobs]
+
+        snaps = await asyncio.to_thread(read) if snapshot_in_thread else read()
+        by_index = dict(zip(indices, snaps, strict=True))
+        # Every run of the page in its order, those that never started too: the chart's traces and colours
+        # count them.
+        runs = [(i, label, by_index.get(i), errors.get(str(i), "")) for i, label in enumerate(labels)]
+        if "loss" in parts:
+            curves = [(label, snap.history if snap is not None else {}) for _, label, snap, _ in runs]
+            names, series = compare_series(curves)
+            # A trace the page did not draw (it appeared between the page's snapshot and this one): the whole
+            # figure, then points again.
+            drawn_other = cursor.names is None and len(series) != len(cursor.lengths)
+            if drawn_other or (cursor.names is not None and names != cursor.names):
+                figure = await asyncio.to_thread(compare_loss_spec, curves, height=height)
+                cursor = LossCursor([len(x) for x, _ in series])
+                cursor.last_x = [float(x[-1]) if len(x) else None for x, _ in series]
+                yield _sse("lossfigure", figure)
+                last_sent = time.monotonic()
+            cursor.names = names
+            delta = cursor.delta(series)
+            if delta is not None:
+                iterations = [int(snap.iteration) for snap in snaps]
+                yield _sse("loss", json.dumps({"curves": delta, "iterations": iterations}))
+                last_sent = time.monotonic()
+        if "status" in parts:
+            status = json.dumps(progress_payload(runs))
+            if status != last_status:
+                last_status = status
+                yield _sse("status", status)
+                last_sent = time.monotonic()
+        if "visuals" in parts:
+            changed = [
+                i
+                for i, snap in by_index.items()
+                if snap.visuals is not None and snap.visuals_version != sent.get(i, -1)
+            ]
+            if changed:
+                specs = await asyncio.to_thread(live_density_specs, runs, changed)
+                for i in changed:
+                    snap = by_index[i]
+                    sent[i] = snap.visuals_version
+                    if i in specs:
+                        yield _sse(
+                            "visuals",
+                            f'{{"index": {i}, "version": {snap.visuals_version}, '
+                            f'"iteration": {snap.visuals.iteration}, "density": {specs[i]}}}',
+                        )
+                last_sent = time.monotonic()
+        now = compare_drawn(snaps)
+        if now != bound.drawn:
+            reason = next((mode[0] for mode, was in zip(now, bound.drawn, strict=False) if mode != was), "changed")
+            yield _sse("rerun", json.dumps({"reason": reason}))
             return
         if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
             yield b": keepalive\n\n"
@@ -326,12 +491,26 @@ def routes() -> list[Any]:
         bound = binding(request.path_params["token"])
         if bound is None:
             return Response("no such stream", status_code=404, media_type="text/plain")
+        query = request.query_params
+        parts = frozenset(p for p in query.get("parts", ",".join(PARTS)).split(",") if p)
         try:
-            lengths = [int(v) for v in request.query_params.get("n", "").split(",") if v != ""]
-            version = int(request.query_params.get("v", "-1"))
+            lengths = [int(v) for v in query.get("n", "").split(",") if v != ""]
+            versions = [int(v) for v in query.get("v", "-1").split(",") if v != ""]
         except ValueError:
             return Response("bad cursor", status_code=400, media_type="text/plain")
-        body = events(bound, lengths=lengths, visuals_version=version, disconnected=request.is_disconnected)
+        if not parts or not parts <= PARTS or len(lengths) > 1000 or len(versions) > 1000:
+            return Response("bad parts", status_code=400, media_type="text/plain")
+        body: AsyncIterator[bytes]
+        if isinstance(bound, CompareBinding):
+            body = compare_events(
+                bound, lengths=lengths, versions=versions, disconnected=request.is_disconnected, parts=parts
+            )
+        elif len(versions) != 1:
+            return Response("bad cursor", status_code=400, media_type="text/plain")
+        else:
+            body = events(
+                bound, lengths=lengths, visuals_version=versions[0], disconnected=request.is_disconnected, parts=parts
+            )
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 

@@ -106,13 +106,26 @@ def live_views(prefix: str, holder: JobHolder, *, present: bool = False) -> None
     _, active, fast, queued, _ = mode
     height = PRESENT_CHART_HEIGHT if present else CHART_HEIGHT
     live = None
+    status_live = None
+    if stream.enabled():
+        # The status row is its own component on its own stream (only the status part of the run's stream).
+        status_live = {"key": _k(prefix, "live_status"), "url": None, "present": present}
     if snap is not None and active and stream.enabled():
         overlay = bool(st.session_state.get(_k(prefix, "field_overlay"), False))
         token = stream.stream_token(holder, prefix, snap, height=height, present=present, overlay=overlay)
-        live = {"url": f"../..{stream.STREAM_PREFIX}/{token}", "channel": token, "status": _k(prefix, "status")}
+        live = {
+            "url": f"../..{stream.STREAM_PREFIX}/{token}",
+            "channel": token,
+            "status": _k(prefix, "status"),
+            # As drawn: a rerun the stream asked for changes it, so the frame reopens its stream even when no
+            # point or picture changed.
+            "drawn": list(stream.drawn_mode(snap)),
+        }
+        # The status component lives in the page itself (no iframe): its URL is the page's, not a frame's.
+        status_live = {**(status_live or {}), "url": f"{stream.STREAM_PREFIX}/{token}"}
     poll = (POLL_SECONDS if fast else STEADY_POLL_SECONDS) if active and live is None else None
     with st.container(key=_k(prefix, "status")):
-        st.fragment(_status, run_every=poll)(prefix, holder)
+        st.fragment(_status, run_every=poll)(prefix, holder, status_live)
     if snap is None:
         return
     c_loss, c_views = st.columns([0.8, 2.7], gap="small")
@@ -133,7 +146,7 @@ def _poll_mode(snap: Snapshot | None) -> tuple[str | None, bool, bool, bool, boo
     return (snap.job_id if snap else None, active, fast, queued, bool(snap is not None and snap.active))
 
 
-def _status(prefix: str, holder: JobHolder) -> None:
+def _status(prefix: str, holder: JobHolder, live: dict[str, Any] | None = None) -> None:
     _, snap = _snapshot(holder, prefix)
     drawn = st.session_state.get(f"{prefix}__drawn")
     if drawn is not None and drawn[1] and _poll_mode(snap) != drawn:
@@ -144,6 +157,8 @@ def _status(prefix: str, holder: JobHolder) -> None:
         snap,
         stopping=bool(snap is not None and snap.active and snap.stopping),
         capacity=job_slots().capacity,
+        live=live,
+        present=bool(live and live.get("present")),
     )
 
 

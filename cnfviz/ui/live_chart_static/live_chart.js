@@ -3,10 +3,11 @@
 // protocol (apiVersion 1) by postMessage; no build step.
 //
 // Live channel (cnfviz.ui.stream): with a `stream` argument the chart follows its run between script runs.
-// The "loss" chart opens the page's one EventSource (one connection per tab: a browser allows six per host),
-// extends its curves in place, writes the status row's progress, and hands new pictures to the "density" and
-// "flow" charts of the same page over a BroadcastChannel named after the stream's token. When the run changes
-// state it sets the component's value once, which reruns the page.
+// The "loss" chart opens the page's stream of loss points and pictures (the status row follows a stream of its
+// own: cnfviz.ui.status), extends its curves in place, and hands new pictures to the "density" and "flow"
+// charts of the same page over a BroadcastChannel named after the stream's token (a Compare page: each run's
+// density to the chart of its `index`). When a run changes state it sets the component's value once, which
+// reruns the page.
 "use strict";
 (function () {
   const div = document.getElementById("chart");
@@ -85,7 +86,7 @@
 
   // ------------------------------------------------------------------ the live channel
   const live = { source: null, key: null, channel: null, bus: null, events: 0, points: 0, pictures: 0, updates: 0,
-                 lastVisuals: null, asked: false, status: null, errors: 0 };
+                 lastVisuals: null, byIndex: {}, asked: false, errors: 0 };
   state.live = live;
 
   function busFor(channel) {
@@ -99,11 +100,16 @@
 
   function onBus(msg) {
     if (!msg) return;
-    if (msg.kind === "hello" && state.role === "loss" && live.lastVisuals) live.bus.postMessage(live.lastVisuals);
+    if (msg.kind === "hello" && state.role === "loss") {
+      if (live.lastVisuals) live.bus.postMessage(live.lastVisuals);
+      for (const i of Object.keys(live.byIndex)) live.bus.postMessage(live.byIndex[i]);
+    }
     if (msg.kind === "visuals" && (state.role === "density" || state.role === "flow")) applyPicture(msg);
   }
 
   function applyPicture(msg) {
+    // A Compare page's pictures name their run; each density chart takes its own run's.
+    if ((msg.index ?? null) !== (state.index ?? null)) return;
     const spec = msg[state.role];
     if (!spec || msg.version === state.version) return;
     state.version = msg.version;
@@ -140,57 +146,37 @@
         Plotly.relayout(div, { annotations: notes.filter(function (a) { return !/no iterations/.test(a.text || ""); }) });
       }
     }
-    live.iteration = data.iteration;
+    live.iteration = data.iteration ?? data.iterations;
     live.updates += 1;  // an in-place update of the drawn figure (extendTraces/restyle, no Plotly.react)
     document.body.dataset.points = String(live.points);
   }
 
-  // The page's status row is drawn by the server at each script run; between them its progress bar and text
-  // follow the stream (same origin: the component's page may reach its parent's document).
-  function applyStatus(data) {
-    live.status = data;
-    let box = null;
-    try { box = window.parent.document.querySelector(".st-key-" + state.statusKey + " [data-testid='stProgress']"); }
-    catch (err) { return; }
-    if (!box) return;
-    const bar = box.querySelector("[role='progressbar']");
-    if (bar) {
-      bar.setAttribute("aria-valuenow", String(Math.round(data.value * 100)));
-      const fill = bar.querySelector("div > div") || bar.firstElementChild;
-      if (fill && fill.style) fill.style.width = (data.value * 100).toFixed(1) + "%";
-    }
-    const text = box.querySelector("[data-testid='stMarkdownContainer'] p") || box.querySelector("p");
-    if (text) text.textContent = data.text;
-    // The figures line below the bar: rebuilt from words and bold parts (text nodes only, never HTML).
-    const root = window.parent.document.querySelector(".st-key-" + state.statusKey);
-    const lines = root ? root.querySelectorAll("[data-testid='stMarkdownContainer'] p") : [];
-    for (const line of lines) {
-      if (!/^Loss\b/.test(line.textContent) || !data.figures) continue;
-      const doc = line.ownerDocument;
-      line.replaceChildren(...data.figures.map(function (part) {
-        if (!part[1]) return doc.createTextNode(part[0]);
-        const b = doc.createElement("strong");
-        b.textContent = part[0];
-        return b;
-      }));
-    }
-  }
+  // How long a chart that asked for a rerun waits for new arguments before it follows its stream again: a
+  // script run that draws the very arguments it drew before sends the frame nothing.
+  const REFOLLOW_MS = 4000;
 
   function askRerun(reason) {
     if (live.asked) return;
     live.asked = true;
     send("streamlit:setComponentValue", { value: Date.now() + ":" + reason, dataType: "json" });
+    const asked = state.renders;
+    setTimeout(function () {
+      if (live.source || state.renders !== asked || !state.lastStream) return;
+      live.refollows = (live.refollows || 0) + 1;
+      follow(state.lastStream);
+    }, REFOLLOW_MS);
   }
 
   function follow(stream) {
     state.role = stream.role;
-    state.statusKey = stream.status;
+    state.index = stream.index;
     const bus = busFor(stream.channel);
     if (stream.role !== "loss") {
       if (bus) bus.postMessage({ kind: "hello" });
       return;
     }
-    const url = stream.url + "?n=" + (stream.n || []).join(",") + "&v=" + stream.v;
+    const v = Array.isArray(stream.v) ? stream.v.join(",") : stream.v;
+    const url = stream.url + "?n=" + (stream.n || []).join(",") + "&v=" + v + "&parts=loss,visuals";
     if (live.source && live.key === url) return;
     if (live.source) live.source.close();
     live.key = url;
@@ -204,11 +190,10 @@
       for (const trace of spec.figure.data || []) { trace.x = plainArray(trace.x); trace.y = plainArray(trace.y); }
       draw(spec.figure, null);
     });
-    source.addEventListener("status", function (e) { live.events += 1; applyStatus(JSON.parse(e.data)); });
     source.addEventListener("visuals", function (e) {
       live.events += 1;
       const msg = Object.assign({ kind: "visuals" }, JSON.parse(e.data));
-      live.lastVisuals = msg;
+      if (msg.index === undefined) live.lastVisuals = msg; else live.byIndex[msg.index] = msg;
       if (bus) bus.postMessage(msg);
     });
     // A stream that ended is forgotten, so that the next script run's arguments open a new one even when they
@@ -228,6 +213,7 @@
 
   function render(args) {
     state.renders += 1;
+    state.lastStream = args.stream && args.stream.role === "loss" ? args.stream : null;
     if (args.height !== state.height) {
       state.height = args.height;
       div.style.height = args.height + "px";
