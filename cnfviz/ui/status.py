@@ -203,9 +203,8 @@ def _ending(snap: Snapshot, column: Any, *, notes: bool) -> None:
         elif snap.state == "stopped":
             st.info(f"**Stopped**: {plain(snap.reason)}.", icon=":material/stop_circle:")
         elif snap.state == "failed":
-            st.error(
-                f"**Failed**: {plain(snap.reason)}. The plots and downloads below show the last good model.",
-                icon=":material/error:",
-            )
+            # A run that failed before any good iteration has no pictures and says so in its reason.
+            kept = " The plots and downloads below show the last good model." if snap.visuals is not None else ""
+            st.error(f"**Failed**: {plain(snap.reason)}.{kept}", icon=":material/error:")
         for note in snap.notes if notes else ():
             st.caption(f":material/info: {plain(note)}")

@@ -515,7 +515,7 @@ def routes() -> list[Any]:
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
     async def asset(request: Request) -> Response:
-        found = _asset(request.path_params["name"])
+        found = await asyncio.to_thread(_asset, request.path_params["name"])  # (built at start-up: a dict read)
         if found is None:
             return Response("not found", status_code=404, media_type="text/plain")
         body, zipped, media = found
@@ -526,6 +526,9 @@ def routes() -> list[Any]:
         return Response(body, media_type=media, headers=headers)
 
     _enabled.set()
+    # Read and gzip the scripts now, beside the server's start-up: built by the first student's request they
+    # held the event loop (every session's messages) for the 4.8 MB plotly's compression.
+    threading.Thread(target=_asset, args=("",), name="cnfviz-assets", daemon=True).start()
     return [
         Route(STREAM_PREFIX + "/{token}", stream, methods=["GET"]),
         Route(ASSET_PREFIX + "/{name}", asset, methods=["GET"]),

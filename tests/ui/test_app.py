@@ -313,22 +313,33 @@ def test_apply_config_round_trips_through_the_controls(hidden):
         assert {"demo_width", "demo_rtol", "demo_param_mixture_weights"} <= drawn
 
 
-def _failed_status_app() -> None:
+def _failed_status_app(trained: bool) -> None:
     import dataclasses
 
     from cnfviz import TrainConfig, TrainingJob
     from cnfviz.ui import render_status
 
-    snap = TrainingJob(TrainConfig(target="normal", adam_iters=5, eval_every=0)).snapshot()
+    job = TrainingJob(TrainConfig(target="normal", adam_iters=2, eval_every=0, n_test=50))
+    if trained:
+        job.start().join(60)
+    snap = job.snapshot()
     reason = "the loss became nan at iteration 3 - kept the last good model"
     render_status(dataclasses.replace(snap, state="failed", reason=reason, iteration=2))
 
 
 def test_a_failed_run_says_why_and_points_at_the_last_good_model():
-    at = AppTest.from_function(_failed_status_app, default_timeout=60).run()
+    at = AppTest.from_function(_failed_status_app, args=(True,), default_timeout=60).run()
     assert not at.exception, at.exception
     (error,) = at.error
     assert "Failed" in error.value and "nan at iteration 3" in error.value and "last good model" in error.value
+    assert "The plots and downloads below show the last good model" in error.value
+
+
+def test_a_run_that_failed_with_no_pictures_points_at_none():
+    at = AppTest.from_function(_failed_status_app, args=(False,), default_timeout=60).run()
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "nan at iteration 3" in error.value and "The plots and downloads below" not in error.value
 
 
 def test_the_objective_select_box_round_trips_and_explains_what_cannot_work():
