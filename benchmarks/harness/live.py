@@ -219,7 +219,14 @@ class EventStream:
         self.closed = True
         for resp in list(self.open.values()):  # readers drop their own entries as they end
             if resp is not None:
-                try:
-                    resp.close()
-                except Exception:
-                    pass
+                # Not here: closing a response waits for its reader thread's readline() (the next event or
+                # keep-alive, up to 15 s), and this runs on the class's one event loop: every other student's
+                # updates (and the sampler) stalled with it, 5-10 s at each burst of closing tabs.
+                threading.Thread(target=_close_quietly, args=(resp,), daemon=True, name="sse-close").start()
+
+
+def _close_quietly(resp: Any) -> None:
+    try:
+        resp.close()
+    except Exception:
+        pass
