@@ -53,8 +53,8 @@ with title:
 show_lesson(PREFIX, lesson)
 lesson_style(PREFIX, lesson.hidden)  # a student sees no Share, Code, Load or Present
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
-drawing_panel(PREFIX)
 holder = job_holder()
+drawing_panel(PREFIX, folded=holder.get(PREFIX) is not None)  # while a drawing trains, the charts come first
 cluster_notice()
 with st.container(key=f"{PREFIX}_toolbar"):
     run_buttons(

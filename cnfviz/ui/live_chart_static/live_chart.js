@@ -53,15 +53,39 @@
     }
   }
 
+  // Layout of the page around the frame (same origin as Streamlit's page; a foreign host keeps the defaults).
+  const NARROW_PX = 640, FILL_GAP_PX = 36;
+  function screenWidth() {
+    try { return window.parent.innerWidth; } catch (e) { return window.innerWidth; }
+  }
+  // Presentation mode (layout.meta.fill, from cnfviz.ui.layout.back_row): the chart grows to the bottom of the
+  // screen, never below its given height.
+  function fitHeight(layout) {
+    let height = state.height;
+    if (layout.meta && layout.meta.fill) {
+      try {
+        const top = window.frameElement.getBoundingClientRect().top + window.parent.scrollY;
+        height = Math.max(height, Math.floor(window.parent.innerHeight - top - FILL_GAP_PX));
+      } catch (e) { /* keep the given height */ }
+    }
+    if (height !== state.drawnHeight) {
+      state.drawnHeight = height;
+      div.style.height = height + "px";
+      send("streamlit:setFrameHeight", { height: height });
+    }
+    return height;
+  }
+
   function draw(fig, anim) {
     const layout = fig.layout || {};
     if (layout.uirevision === undefined) layout.uirevision = "keep";
     for (const axis of Object.keys(userRanges)) {
       layout[axis] = Object.assign({}, layout[axis] || {}, { range: userRanges[axis].slice(), autorange: false });
     }
-    layout.height = state.height;
+    layout.height = fitHeight(layout);
     layout.autosize = true;
     const config = Object.assign({ displaylogo: false, responsive: true }, fig.config || {});
+    if (screenWidth() < NARROW_PX) config.displayModeBar = false; // a phone: the toolbar would cover the title
     state.anim = anim;
     state.fieldIndex = -1;
     playButton.style.display = anim ? "block" : "none";
@@ -232,6 +256,7 @@
       state.height = args.height;
       div.style.height = args.height + "px";
       send("streamlit:setFrameHeight", { height: args.height });
+      state.drawnHeight = args.height;
       if (div.layout) Plotly.relayout(div, { height: args.height });
     }
     if (args.rev === state.rev) { if (args.stream) follow(args.stream); return; } // nothing remounts
