@@ -60,4 +60,9 @@ def test_a_phone_gets_no_plotly_toolbar_and_a_laptop_keeps_it():
     from pathlib import Path
 
     js = (Path(__file__).resolve().parents[2] / "cnfviz/ui/live_chart_static/live_chart.js").read_text()
-    assert "NARROW_PX = 640" in js and "config.displayModeBar = false" in js, "the live charts at the same width"
+    assert (
+        "NARROW_PX = 640" in js
+        and "NARROW_CHART_PX = 720" in js
+        and 'orientation: "v"' in js
+        and "config.displayModeBar = false" in js
+    ), "the live charts at the same width"

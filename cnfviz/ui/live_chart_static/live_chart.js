@@ -54,7 +54,7 @@
   }
 
   // Layout of the page around the frame (same origin as Streamlit's page; a foreign host keeps the defaults).
-  const NARROW_PX = 640, FILL_GAP_PX = 36;
+  const NARROW_PX = 640, NARROW_CHART_PX = 720, FILL_GAP_PX = 36;
   function screenWidth() {
     try { return window.parent.innerWidth; } catch (e) { return window.innerWidth; }
   }
@@ -85,7 +85,10 @@
     layout.height = fitHeight(layout);
     layout.autosize = true;
     const config = Object.assign({ displaylogo: false, responsive: true }, fig.config || {});
-    if (screenWidth() < NARROW_PX) config.displayModeBar = false; // a phone: the toolbar would cover the title
+    // Plotly's toolbar, over the title of a chart too narrow for both side by side, stands at the right edge
+    // instead; a phone gets none (a tap would show it; drag to zoom and double-click to reset still work).
+    if (window.innerWidth < NARROW_CHART_PX) layout.modebar = Object.assign({}, layout.modebar, { orientation: "v" });
+    if (screenWidth() < NARROW_PX) config.displayModeBar = false;
     state.anim = anim;
     state.fieldIndex = -1;
     playButton.style.display = anim ? "block" : "none";
