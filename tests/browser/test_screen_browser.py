@@ -199,6 +199,8 @@ def test_a_density_picture_newer_than_two_seconds_while_training(tab, request):
     boxes = [s.bounding_box() for s in subtitles]
     assert not overlap(*boxes), boxes
     app.key("train_density_chart").scroll_into_view_if_needed()
+    page.evaluate("() => window.scrollBy(0, -120)")  # the density's title, clear of Streamlit's header
+    page.mouse.move(5, page.viewport_size["height"] - 5)
     shot(app, f"training-{request.node.callspec.id}")
     app.click_button("train_stop_button")
     assert not app.errors()
