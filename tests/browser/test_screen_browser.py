@@ -159,11 +159,16 @@ def test_a_density_picture_newer_than_two_seconds_while_training(tab, request):
     app.until(app.iteration, lambda i: i >= 1, 90, "the first iteration")
     density = chart_frame(app, "train_density_chart")
     app.until(lambda: density.evaluate(DENSITY_TITLE), lambda t: "iteration" in t, 60, "the first density picture")
-    # Once the run is warm: over 8 s, each new picture (its title names its iteration) comes within 2 s.
+    # Once the run is warm: over 8 s, each new picture (its title names its iteration) comes within 2.5 s. The
+    # job plans one every 1.5 s from the last one's start; the iteration in progress and the stream's 0.4 s
+    # tick come on top. A machine running more than twice the work it has cores for stretches every step
+    # alike, so the window and the bound stretch with it (2 cores: at load 9 the longest gap measured 2.3 s,
+    # at load 13-15 3.5-4.4 s).
     page.wait_for_timeout(2_000)
+    stretch = min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1) / 2))
     start = last_change = time.monotonic()
     title, titles, gaps = density.evaluate(DENSITY_TITLE), [], []
-    while time.monotonic() - start < 8.0:
+    while time.monotonic() - start < 8.0 * stretch:
         page.wait_for_timeout(100)
         now, current = time.monotonic(), density.evaluate(DENSITY_TITLE)
         if current != title:
@@ -171,13 +176,8 @@ def test_a_density_picture_newer_than_two_seconds_while_training(tab, request):
             title, last_change = current, now
             titles.append(current)
     gaps.append(time.monotonic() - last_change)
-    # A new picture every 2 s, none more than 2.5 s apart: the job plans one every 1.5 s from the last one's
-    # start; the iteration in progress and the stream's 0.4 s tick come on top. A machine running more than
-    # twice the work it has cores for stretches every step alike, so the bound stretches with it (on 2 cores
-    # at load 9 the longest gap measured 2.3 s; at load 15, 3.5 s).
-    stretch = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1) / 2)
     measured = (titles, [round(g, 2) for g in gaps], f"load stretch {stretch:.1f}")
-    assert max(gaps) <= 2.5 * stretch and len(titles) >= max(2, int(8 / (2 * stretch))), measured
+    assert max(gaps) <= 2.5 * stretch and len(titles) >= 3, measured
     numbers = [int(t.rsplit(" ", 1)[-1].replace(",", "")) for t in titles]
     assert numbers == sorted(numbers) and numbers[-1] > numbers[0], "newer iterations each time"
     # No Plotly toolbar over a chart's title, and the density's two panel titles side by side, apart: on a
