@@ -77,6 +77,7 @@ def preview_flow_spec(preview: Preview, *, height: int, present: bool = False) -
     flow.figure.update_layout(title={"text": "After training: the flow"}, margin={"t": 70, "l": 40})
     if present:
         back_row(flow.figure)
+        flow.figure.layout.meta = None  # as tall as the density beside it (a plain chart, which cannot grow)
     animation = Animation(trace=flow.moving, paths=flow.paths, t0=flow.t0, t1=flow.t1, label=flow.label)
     return chart_spec(flow.figure, animation)
 

@@ -39,7 +39,8 @@ def test_the_preview_flow_animates_every_shipped_trajectory_frame(kind, name):
 def test_presentation_preview_flow_is_sized_for_the_back_row():
     spec = json.loads(preview_flow_spec(load_preview("target", "moons"), height=520, present=True))
     layout = spec["figure"]["layout"]
-    assert layout["xaxis"]["tickfont"]["size"] == 20 and layout["meta"]["fill"] is True
+    assert layout["xaxis"]["tickfont"]["size"] == 20 and "scaleanchor" not in layout["yaxis"]
+    assert "meta" not in layout, "as tall as the density beside it, not grown to the screen's foot"
 
 
 def test_the_page_draws_the_preview_flow_as_a_live_chart():
