@@ -53,8 +53,11 @@ with title:
 show_lesson(PREFIX, lesson)
 lesson_style(PREFIX, lesson.hidden)  # a student sees no Share, Code, Load or Present
 controls = config_controls(PREFIX, hidden=lesson.controls_hidden)
-drawing_panel(PREFIX)
 holder = job_holder()
+# While a drawing trains the charts come first: the canvas folds from the run where Train was pressed (the
+# button's request is carried out below) until Reset.
+request = st.session_state.get(f"{PREFIX}__request")
+drawing_panel(PREFIX, folded=request in ("train", "restart") or (holder.get(PREFIX) is not None and request != "reset"))
 cluster_notice()
 with st.container(key=f"{PREFIX}_toolbar"):
     run_buttons(

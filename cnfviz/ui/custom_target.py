@@ -11,7 +11,8 @@ up over strokes, and :func:`drawing_samples` turns it into samples spread evenly
 
 Widget keys (prefix ``p``): ``p_csv_upload`` (file uploader), ``p_image_upload`` (file uploader),
 ``p_image_invert`` (checkbox "Dark pixels are likely"), ``p_draw_canvas`` (the plotly canvas),
-``p_draw_mode`` (radio: fill or pen), ``p_draw_undo``, ``p_draw_clear`` (buttons), ``p_custom_preview``
+``p_draw_mode`` (radio: fill or pen), ``p_draw_undo``, ``p_draw_clear`` (buttons), ``p_draw_panel`` (the
+canvas's box) or, while the page has a run, ``p_draw_folded`` (the expander it folds into), ``p_custom_preview``
 (the sidebar preview chart), ``p_custom_download`` (the data, next to "Show code"). Session keys:
 ``p__drawing`` (the strokes, a list of lists of ``[x, y]`` grid points) and ``p__custom_<source>`` (the
 parsed upload or drawing, rebuilt only when it changes).
@@ -506,14 +507,26 @@ def _clear(prefix: str) -> None:
     st.session_state[f"{prefix}__drawing"] = []
 
 
-def drawing_panel(prefix: str) -> None:
-    """The drawing canvas with its mode, Undo and Clear; draws nothing unless the picker says "drawing"."""
+def drawing_panel(prefix: str, *, folded: bool = False) -> None:
+    """The drawing canvas with its mode, Undo and Clear; draws nothing unless the picker says "drawing".
+
+    ``folded`` (the page has a run): the canvas folds into a closed expander, one line above the charts. Open,
+    it is 500 px tall and pushed the loss, the density and the flow below the fold at 1366×768 while the
+    drawing trained; opening the expander brings it back to draw anew.
+    """
     state = st.session_state
     if state.get(f"{prefix}_target") != "drawing":
         return
     strokes = state.get(f"{prefix}__drawing") or []
-    with st.container(border=True, key=f"{prefix}_draw_panel"):
-        st.markdown("**Draw your target**")
+    if folded:
+        panel = st.expander(
+            "Your drawing: open to change it", expanded=False, icon=":material/draw:", key=f"{prefix}_draw_folded"
+        )
+    else:
+        panel = st.container(border=True, key=f"{prefix}_draw_panel")
+    with panel:
+        if not folded:
+            st.markdown("**Draw your target**")
         left, right = st.columns([3, 2])
         with left:
             st.plotly_chart(

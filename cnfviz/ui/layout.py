@@ -24,6 +24,7 @@ __all__ = [
     "PRESENT_KEY",
     "back_row",
     "console_script",
+    "fill_height",
     "lesson_style",
     "page_style",
     "presentation_button",
@@ -44,6 +45,9 @@ _COMPACT = """
    184 px down, and back up once answered. */
 .st-key-train_discard_prompt { position: fixed; right: 1.2rem; bottom: 1.2rem; z-index: 1000; max-width: 34rem;
   background: var(--background-color, #fff); box-shadow: 0 4px 18px rgba(0, 0, 0, 0.25); }
+/* A phone: Plotly's toolbar would sit over every chart's title (a tap shows it), and a finger cannot use its
+   tools anyway. The live charts, in their own frames, drop it in live_chart.js at the same width. */
+@media (max-width: 640px) { .stMainBlockContainer .modebar-container { display: none !important; } }
 </style>
 """
 _STUDENT = """
@@ -125,12 +129,38 @@ row of a classroom can read."""
 
 
 def back_row(fig: Any) -> Any:
-    """``fig`` (a plotly figure) with every text at least :data:`BACK_ROW_PX`: the figures set their tick and
-    annotation fonts themselves, so the layout's font alone leaves them at 11-13 px."""
-    fig.update_layout(font={"size": BACK_ROW_PX}, title_font={"size": BACK_ROW_PX + 4}, legend_font_size=BACK_ROW_PX)
+    """``fig`` (a plotly figure) as a projector shows it: every text at least :data:`BACK_ROW_PX`, and plots
+    that fill their chart's height.
+
+    The figures set their tick and annotation fonts themselves, so the layout's font alone leaves them at
+    11-13 px. The density and flow keep x and y at one scale (``scaleanchor``), which in a chart narrower
+    than it is tall leaves a small square with empty bands above and below: here the axes are freed, so the
+    picture takes the whole plot area, and ``layout.meta.fill`` asks the live chart to grow to the bottom of
+    the screen (a 1440×900 projector has room below the 480 px chart).
+    """
+    fig.update_layout(
+        font={"size": BACK_ROW_PX},
+        title_font={"size": BACK_ROW_PX + 4},
+        legend_font_size=BACK_ROW_PX,
+        meta={**(fig.layout.meta or {}), "fill": True},
+    )
     fig.update_xaxes(tickfont_size=BACK_ROW_PX, title_font_size=BACK_ROW_PX)
     fig.update_yaxes(tickfont_size=BACK_ROW_PX, title_font_size=BACK_ROW_PX)
     fig.update_annotations(font_size=BACK_ROW_PX)
+    fill_height(fig)
+    return fig
+
+
+def fill_height(fig: Any) -> Any:
+    """``fig`` with no axis tied to another's scale: each plot stretches to its whole domain (a 2D density
+    drawn taller than wide, rather than a square with empty space above and below). The margins grow to
+    hold the tick labels, which a square plot left room for below it and a full-height one does not."""
+    for name in list(fig.layout):
+        if name.startswith(("xaxis", "yaxis")):
+            axis = fig.layout[name]
+            axis.scaleanchor = None
+            axis.constrain = None
+            axis.automargin = True
     return fig
 
 

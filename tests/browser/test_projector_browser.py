@@ -1,6 +1,7 @@
 """The Train page as a projector shows it, in a real Chromium at 1366×768 with the sidebar open: the loss,
 the density and the flow all on screen while training; a zoom into the loss curve that survives six seconds
-of live updates; points that keep flowing; presentation mode; and Continue after Stop.
+of live updates; points that keep flowing; presentation mode, whose heatmaps fill the height of the screen
+(1366×768 and 1440×900) with ticks and readouts the back row can read; and Continue after Stop.
 
 Screenshots land in the artifacts folder (``projector-*.png``).
 """
@@ -36,12 +37,19 @@ def projector(browser, app_url, artifacts_dir, request):
     context.close()
 
 
-def chart_frame(app: StreamlitApp, key: str) -> object:
-    """The frame of the live chart ``key`` once its plot is drawn."""
-    handle = app.key(key).locator("iframe").first.element_handle(timeout=60_000)
-    frame = handle.content_frame()
-    frame.wait_for_function("() => window.liveChart && window.liveChart.reacts > 0", timeout=60_000)
-    return frame
+def chart_frame(app: StreamlitApp, key: str, ready: str = "true") -> object:
+    """The frame of the live chart ``key`` once its plot is drawn (and the JS condition ``ready`` holds), looked
+    up afresh each try: a rerun may replace the element, and a frame found before would be detached."""
+
+    def drawn() -> object | None:
+        try:
+            frame = app.key(key).locator("iframe").last.element_handle(timeout=5_000).content_frame()
+            ok = frame.evaluate(f"() => Boolean(window.liveChart && window.liveChart.reacts > 0 && ({ready}))")
+            return frame if ok else None
+        except Exception:  # not there yet, or detached while we looked
+            return None
+
+    return app.until(drawn, lambda f: f is not None, 90, f"the chart {key} to be drawn")
 
 
 def chart_state(frame: object) -> dict:
@@ -186,3 +194,43 @@ def test_continue_after_stop_trains_on_from_the_same_run(projector):
     app.click_button("train_stop_button")
     app.until(lambda: page.get_by_text("Stopped", exact=False).count(), lambda n: n > 0, 90, "the run to stop again")
     assert app.errors() == []
+
+
+PLOT_GEOMETRY = """() => {
+  const L = window.liveChart.div._fullLayout;
+  const sizes = (sel) => [...document.querySelectorAll(sel)].map((e) => parseFloat(getComputedStyle(e).fontSize));
+  const plots = Object.keys(L).filter((k) => /^yaxis\\d*$/.test(k)).map((k) => ({top: L[k]._offset, h: L[k]._length}));
+  return {plots, ticks: Math.min(...sizes(".xtick text, .ytick text")), notes: Math.min(...sizes(".annotation-text"))};
+}"""
+"""Each plot area's top and height in the chart (px), and the smallest tick and annotation (t readout) type."""
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1440, 900)], ids=["1366x768", "1440x900"])
+def test_presentation_heatmaps_fill_the_height_of_the_screen(browser, app_url, artifacts_dir, request, size):
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    app = StreamlitApp(page, app_url, artifacts_dir)
+    try:
+        start_moons(app, "target=moons&adam=100000&present=1&autostart=1")
+        ready = {
+            "train_density_chart": "/iteration/.test(window.liveChart.div.layout.title.text)",
+            "train_flow_chart": "window.liveChart.anim !== null",
+        }
+        for key, when in ready.items():
+            frame = chart_frame(app, key, when)
+            box = app.key(key).bounding_box()
+            geometry = frame.evaluate(PLOT_GEOMETRY)
+            # Not a small square between empty bands: the plot area takes most of the chart, the chart reaches
+            # the foot of the screen (the console's key hint below it), and nothing leaves the screen.
+            assert min(p["h"] for p in geometry["plots"]) >= 0.65 * box["height"], (key, box, geometry)
+            assert box["y"] >= 0 and box["y"] + box["height"] <= height + 0.5, (key, box)
+            assert box["y"] + box["height"] >= height - 80, (key, box, "the chart fills the height available")
+            assert geometry["ticks"] >= 20 and geometry["notes"] >= 20, (key, geometry)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir / f"projector-present-fill-{request.node.callspec.id}.png"))
+        assert app.errors() == []
+        app.click_button("train_stop_button")
+    finally:
+        context.close()

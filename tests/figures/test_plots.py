@@ -8,6 +8,7 @@ import pytest
 
 from cnfviz import FFJORD, ModelConfig, SolverConfig, make_target
 from cnfviz.figures.plots import (
+    COMPACT_SUBTITLE_PX,
     MAX_LINE_POINTS,
     decimate,
     density_figure,
@@ -122,6 +123,11 @@ def test_density_figure(case):
         assert len(samples[0].x) == len(vis.density.samples) and samples[0].xaxis == "x2"
         # moons has no closed-form density: the figure says the left one is an estimate.
         assert "estimate" in fig.layout.annotations[0].text
+        # A narrow live chart (a phone: two 120 px panels) gets short panel titles small enough not to overlap.
+        compact = density_figure(vis.density, compact=True)
+        titles = compact.layout.annotations[:2]
+        assert [a.text for a in titles] == ["True (estimated)", "Learned + samples"]
+        assert len(titles) == 2 and {a.font.size for a in titles} == {COMPACT_SUBTITLE_PX} and COMPACT_SUBTITLE_PX <= 13
 
 
 @pytest.mark.parametrize("animate", [True, False])

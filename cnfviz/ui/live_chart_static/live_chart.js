@@ -54,15 +54,42 @@
     }
   }
 
+  // Layout of the page around the frame (same origin as Streamlit's page; a foreign host keeps the defaults).
+  const NARROW_PX = 640, NARROW_CHART_PX = 720, FILL_GAP_PX = 36;
+  function screenWidth() {
+    try { return window.parent.innerWidth; } catch (e) { return window.innerWidth; }
+  }
+  // Presentation mode (layout.meta.fill, from cnfviz.ui.layout.back_row): the chart grows to the bottom of the
+  // screen, never below its given height.
+  function fitHeight(layout) {
+    let height = state.height;
+    if (layout.meta && layout.meta.fill) {
+      try {
+        const top = window.frameElement.getBoundingClientRect().top + window.parent.scrollY;
+        height = Math.max(height, Math.floor(window.parent.innerHeight - top - FILL_GAP_PX));
+      } catch (e) { /* keep the given height */ }
+    }
+    if (height !== state.drawnHeight) {
+      state.drawnHeight = height;
+      div.style.height = height + "px";
+      send("streamlit:setFrameHeight", { height: height });
+    }
+    return height;
+  }
+
   function draw(fig, anim) {
     const layout = fig.layout || {};
     if (layout.uirevision === undefined) layout.uirevision = "keep";
     for (const axis of Object.keys(userRanges)) {
       layout[axis] = Object.assign({}, layout[axis] || {}, { range: userRanges[axis].slice(), autorange: false });
     }
-    layout.height = state.height;
+    layout.height = fitHeight(layout);
     layout.autosize = true;
     const config = Object.assign({ displaylogo: false, responsive: true }, fig.config || {});
+    // Plotly's toolbar, over the title of a chart too narrow for both side by side, stands at the right edge
+    // instead; a phone gets none (a tap would show it; drag to zoom and double-click to reset still work).
+    if (window.innerWidth < NARROW_CHART_PX) layout.modebar = Object.assign({}, layout.modebar, { orientation: "v" });
+    if (screenWidth() < NARROW_PX) config.displayModeBar = false;
     state.anim = anim;
     state.fieldIndex = -1;
     playButton.style.display = anim ? "block" : "none";
@@ -218,6 +245,7 @@
       state.height = args.height;
       div.style.height = args.height + "px";
       send("streamlit:setFrameHeight", { height: args.height });
+      state.drawnHeight = args.height;
       if (div.layout) Plotly.relayout(div, { height: args.height });
     }
     if (args.rev === state.rev) { if (args.stream) follow(args.stream); return; } // nothing remounts
