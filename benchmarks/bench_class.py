@@ -363,7 +363,7 @@ def print_report(rep: dict[str, Any]) -> None:
     ]
     print(
         f"\n{n} protocol-level students, ramp {st['ramp_s']:g} s, stay ≤ {st['stay_s']:g} s"
-        f"{', then Reset+Train' if st['second_run'] else ''}, CNFVIZ_RECONNECT_GRACE={st['grace_s']:g}, "
+        f"{', then Reset+Train' if st['second_run'] else ''}, CNFVIZ_RECONNECT_GRACE={st['grace_s']:g}"
         f"{''.join(', ' + kv for kv in st.get('server_env', []))}, "
         f"server from {st['root']}; the class lasted {rep['class_s']:.0f} s"
     )
