@@ -62,7 +62,15 @@ function draw(root, payload, present) {
       "with the adjoint method the backward pass solves an ODE too, and its evaluations are shown after the +.";
     out.push(figures);
   }
-  for (const note of payload.notes || []) out.push(el(doc, "p", "cnfviz-status-note", "ⓘ " + note));
+  if (!payload.rows) {
+    // A run's notes (the solver guard's "now finer", a time budget) arrive mid-run over the stream: they get a
+    // slot of two lines from the start, the newest note in it and every note in its tooltip, so that a note
+    // never pushes the charts below down while someone is zoomed into one.
+    const notes = payload.notes || [];
+    const slot = el(doc, "p", "cnfviz-status-note", notes.length ? notes[notes.length - 1] : "");
+    if (notes.length) slot.title = notes.join("\n");
+    out.push(slot);
+  }
   root.classList.toggle("cnfviz-present", Boolean(present));
   root.replaceChildren(...out);
 }
